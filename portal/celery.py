@@ -1,0 +1,20 @@
+"""The one Celery app. Tasks live in each app's tasks.py; the beat schedule lives here, in code."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Later issues add their jobs here: the nightly usage pull, threshold checks, invoices, sync.
+app.conf.beat_schedule = {
+    "portal-heartbeat": {
+        "task": "portal.tasks.heartbeat",
+        "schedule": crontab(minute="*/5"),
+    },
+}

@@ -1,0 +1,56 @@
+"""Create the demo data for `make run`, idempotently: run it any number of times."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from customers.models import Customer
+from portal.models import User
+
+DEMO_STAFF_EMAIL = "staff@example.com"
+DEMO_CUSTOMER_EMAIL = "customer@example.com"
+DEMO_CUSTOMERS = [
+    ("Acme Analytics", "billing@acme.example"),
+    ("Globex Research", "ops@globex.example"),
+    ("Initech Support", "it@initech.example"),
+    ("Umbrella Health", "ai@umbrella.example"),
+    ("Hooli Search", "platform@hooli.example"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo staff and customer logins and a handful of demo customers (idempotent)."
+
+    def handle(self, *args, **options):
+        staff_password = settings.DEMO_STAFF_PASSWORD
+        customer_password = settings.DEMO_CUSTOMER_PASSWORD
+        if not staff_password or not customer_password:
+            raise CommandError(
+                "Set DEMO_STAFF_PASSWORD and DEMO_CUSTOMER_PASSWORD (make run writes them to .env)."
+            )
+        with transaction.atomic():
+            customers = [
+                Customer.objects.get_or_create(name=name, defaults={"contact_email": email})[0]
+                for name, email in DEMO_CUSTOMERS
+            ]
+            staff = self._user(DEMO_STAFF_EMAIL, staff_password, is_staff=True, is_superuser=True)
+            staff.full_name = staff.full_name or "Demo Staff"
+            staff.save()
+            customer_user = self._user(
+                DEMO_CUSTOMER_EMAIL, customer_password, customer=customers[0]
+            )
+            customer_user.full_name = customer_user.full_name or "Demo Customer"
+            customer_user.save()
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo data ready: {len(customers)} customers, 2 demo logins.")
+        )
+
+    @staticmethod
+    def _user(email, password, **fields):
+        user = User.objects.filter(email=email).first() or User(email=email)
+        for name, value in fields.items():
+            setattr(user, name, value)
+        user.is_active = True
+        user.set_password(password)
+        user.save()
+        return user

@@ -1,0 +1,18 @@
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_CACHE_KEY = "portal:celery-heartbeat"
+
+
+@shared_task
+def heartbeat() -> str:
+    """Record that the worker ran a scheduled task, so staff can see beat and worker are alive."""
+    now = timezone.now().isoformat()
+    cache.set(HEARTBEAT_CACHE_KEY, now, timeout=None)
+    logger.info("celery heartbeat at %s", now)
+    return now

@@ -1,0 +1,39 @@
+from django.db.models import Count
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from customers.models import Customer
+
+from .access import customer_required, is_customer_user, is_staff_user, staff_required
+from .health import run_checks
+
+
+def home(request):
+    """Send each role to its own home page."""
+    if is_staff_user(request.user):
+        return redirect("staff:home")
+    if is_customer_user(request.user):
+        return redirect("customer:home")
+    return redirect("login")
+
+
+@staff_required
+def staff_home(request):
+    counts = {status: 0 for status in Customer.Status.values}
+    for row in Customer.objects.values("status").order_by().annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return render(request, "staff/home.html", {"customer_counts": counts})
+
+
+@customer_required
+def customer_home(request):
+    return render(request, "customer/home.html", {"customer": request.customer})
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    report = run_checks()
+    return JsonResponse(report, status=200 if report["ok"] else 503)

@@ -1,0 +1,60 @@
+"""Shared fixtures: users of each role, a customer account, and AWS through moto."""
+
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from customers.models import Customer
+from portal.models import User
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def customer(db):
+    return Customer.objects.create(name="Acme Analytics", contact_email="billing@acme.example")
+
+
+@pytest.fixture
+def other_customer(db):
+    return Customer.objects.create(name="Globex Research", contact_email="ops@globex.example")
+
+
+@pytest.fixture
+def staff_user(db):
+    return User.objects.create_user(
+        "staff@example.com", TEST_PASSWORD, is_staff=True, full_name="Sam Staff"
+    )
+
+
+@pytest.fixture
+def customer_user(db, customer):
+    return User.objects.create_user(
+        "user@acme.example", TEST_PASSWORD, customer=customer, full_name="Casey Customer"
+    )
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def customer_client(client, customer_user):
+    client.force_login(customer_user)
+    return client
+
+
+@pytest.fixture
+def aws(settings):
+    """moto in-process for every AWS service, with the tables and bucket the code expects."""
+    from django.core.management import call_command
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.AWS_REGION)
+    with mock_aws():
+        settings.AWS_ENDPOINT_URL = None
+        call_command("create_aws_resources", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        yield boto3.session.Session(region_name=settings.AWS_REGION)
