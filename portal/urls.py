@@ -2,12 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from billing import urls as billing_urls
+from customers import urls as customers_urls
+from usage import urls as usage_urls
+
 from . import views
 from .forms import EmailAuthenticationForm
 
 staff_patterns = (
     [
         path("", views.staff_home, name="home"),
+        *customers_urls.staff_urlpatterns,
+        *usage_urls.staff_urlpatterns,
+        *billing_urls.staff_urlpatterns,
     ],
     "staff",
 )
@@ -15,6 +22,9 @@ staff_patterns = (
 customer_patterns = (
     [
         path("", views.customer_home, name="home"),
+        *customers_urls.customer_urlpatterns,
+        *usage_urls.customer_urlpatterns,
+        *billing_urls.customer_urlpatterns,
     ],
     "customer",
 )
