@@ -58,3 +58,24 @@ def aws(settings):
         settings.AWS_ENDPOINT_URL = None
         call_command("create_aws_resources", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         yield boto3.session.Session(region_name=settings.AWS_REGION)
+
+
+@pytest.fixture
+def celery_worker_on_broker(settings):
+    """A real Celery worker thread consuming from the configured broker (Redis in CI).
+
+    Tasks are sent over the broker, not run eagerly, so this is the path production takes.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
+    broker = settings.REDIS_URL or "memory://"
+    previous = (app.conf.task_always_eager, app.conf.broker_url)
+    app.conf.task_always_eager = False
+    app.conf.broker_url = broker
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield app
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url = previous

@@ -1,0 +1,37 @@
+# One production image: `web` (gunicorn, the default), `worker` or `beat`, chosen by the command.
+#   docker build -t bedrock-usage-portal .
+#   docker run --env-file prod.env -p 8000:8000 bedrock-usage-portal            # web
+#   docker run --env-file prod.env bedrock-usage-portal worker
+#   docker run --env-file prod.env bedrock-usage-portal beat
+#   docker run --env-file prod.env bedrock-usage-portal manage migrate
+FROM python:3.11-slim AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORTAL_READ_DOT_ENV=false
+
+WORKDIR /app
+
+# Dependencies first, so code changes don't reinstall them.
+COPY pyproject.toml README.md ./
+RUN mkdir -p portal customers billing usage proxy \
+    && pip install --upgrade pip \
+    && pip install . \
+    && pip uninstall -y bedrock-usage-portal
+
+COPY . .
+
+# Static files are collected at build time and served by WhiteNoise. collectstatic needs
+# settings, not secrets: throwaway values that exist only in this build step.
+RUN SECRET_KEY=build-only DATABASE_URL=sqlite:////tmp/build.sqlite3 ALLOWED_HOSTS=localhost \
+    REDIS_URL=redis://localhost:6379/0 python manage.py collectstatic --no-input -v 0
+
+RUN useradd --system --uid 10001 --home /app portal \
+    && mkdir -p /app/var && chown -R portal /app/var
+USER portal
+
+EXPOSE 8000
+ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
+CMD ["web"]
