@@ -49,6 +49,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         related_name="users",
         help_text="The customer account a customer user belongs to; empty for staff.",
     )
+    is_service_account = models.BooleanField(
+        default=False, help_text="A staff account used by automation through API keys; no login."
+    )
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -80,3 +83,61 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self):
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class ApiKey(models.Model):
+    """A key for automation: belongs to a staff service account, stored only as a SHA-256 hash."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        READ_WRITE = "read_write", "Read and write"
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. 'crm-sync'.")
+    owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_keys")
+    key_hash = models.CharField(max_length=64, unique=True)
+    display_prefix = models.CharField(max_length=16)
+    last4 = models.CharField(max_length=4)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ)
+    rate_limit_per_minute = models.PositiveIntegerField(default=600)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.display_prefix}…{self.last4})"
+
+    def is_usable(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.READ_WRITE
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer to a creating POST sent with an `Idempotency-Key` header (24 h)."""
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_per_owner")
+        ]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self):
+        return f"{self.method} {self.path} [{self.key}]"

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "axes",
     "portal",
@@ -65,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.api.errors.ApiJsonErrorsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns lockouts raised by authentication into responses.
     "axes.middleware.AxesMiddleware",
@@ -154,6 +158,13 @@ STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 PROXY_BASE_URL = env("PROXY_BASE_URL", default="http://127.0.0.1:8001")
 
+# Tokens and their sync to DynamoDB (customers app). A lifetime of 0 days means no expiry.
+TOKEN_DEFAULT_LIFETIME_DAYS = env.int("TOKEN_DEFAULT_LIFETIME_DAYS", default=365)
+TOKEN_ROTATION_GRACE_HOURS = env.float("TOKEN_ROTATION_GRACE_HOURS", default=24)
+TOKEN_EXPIRY_WARNING_DAYS = env.int("TOKEN_EXPIRY_WARNING_DAYS", default=14)
+SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=5)
+SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600)
+
 # Celery: Redis in production; the filesystem transport (no server) under `make run`.
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL
@@ -191,9 +202,56 @@ AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None)
 USAGE_BUCKET = env("USAGE_BUCKET", default="bedrock-usage-events")
 USAGE_EVENTS_DIR = env("USAGE_EVENTS_DIR", default=str(BASE_DIR / "var" / "usage-events"))
 
+# Usage pipeline (usage app): the SQL engine that aggregates the events, Athena in production
+# and DuckDB over USAGE_EVENTS_DIR on a laptop; same query text on both.
+USAGE_ENGINE = env("USAGE_ENGINE", default="duckdb" if DEBUG else "athena")
+ATHENA_DATABASE = env("ATHENA_DATABASE", default="bedrock_usage")
+ATHENA_TABLE = env("ATHENA_TABLE", default="usage_events")
+ATHENA_WORKGROUP = env("ATHENA_WORKGROUP", default="primary")
+ATHENA_OUTPUT_LOCATION = env(
+    "ATHENA_OUTPUT_LOCATION", default=f"s3://{USAGE_BUCKET}/athena-results/"
+)
+ATHENA_TIMEOUT_SECONDS = env.int("ATHENA_TIMEOUT_SECONDS", default=900)
+# Nightly ingest of yesterday (UTC), after seed 002's 01:00 export and 02:00 crawler.
+USAGE_INGEST_HOUR = env.int("USAGE_INGEST_HOUR", default=3)
+USAGE_INGEST_MINUTE = env.int("USAGE_INGEST_MINUTE", default=0)
+# How far back the nightly run looks for days that were never ingested.
+USAGE_CATCHUP_DAYS = env.int("USAGE_CATCHUP_DAYS", default=35)
+USAGE_ALERT_CHECK_MINUTES = env.int("USAGE_ALERT_CHECK_MINUTES", default=5)
+# Default for seed 003's rule (tokens per user, application and model in one hour); 0 = off.
+USAGE_HOURLY_TOKEN_THRESHOLD = env.int("USAGE_HOURLY_TOKEN_THRESHOLD", default=0)
+USAGE_WEBHOOK_TIMEOUT_SECONDS = env.int("USAGE_WEBHOOK_TIMEOUT_SECONDS", default=5)
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.auth.IsStaffWithKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.auth.PerKeyRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StableCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bedrock Usage Portal API",
+    "DESCRIPTION": (
+        "Automation for staff (API keys of service accounts: read or read-write scope) and "
+        "read-only access for customer users to their own data. Errors always have the shape "
+        '{"error": {"type", "code", "message", "request_id"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {
@@ -208,6 +266,16 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Billing: money is Decimal; every invoice line is rounded to cents with BILLING_ROUNDING
+# (a decimal module constant such as ROUND_HALF_UP or ROUND_HALF_EVEN).
+BILLING_CURRENCY = env("BILLING_CURRENCY", default="USD")
+BILLING_TAX_RATE = env("BILLING_TAX_RATE", default="0")
+BILLING_ROUNDING = env("BILLING_ROUNDING", default="ROUND_HALF_UP")
+BILLING_INVOICE_PREFIX = env("BILLING_INVOICE_PREFIX", default="INV")
+BILLING_DEFAULT_MARKUP_PERCENT = env("BILLING_DEFAULT_MARKUP_PERCENT", default="0")
+BILLING_LOW_BALANCE_THRESHOLD = env("BILLING_LOW_BALANCE_THRESHOLD", default="10.00")
+BILLING_SELLER_NAME = env("BILLING_SELLER_NAME", default="Bedrock Usage Portal")
 
 # Demo logins created by `manage.py seed_demo` (make run writes random ones to .env).
 DEMO_STAFF_PASSWORD = env("DEMO_STAFF_PASSWORD", default="")

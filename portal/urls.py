@@ -6,12 +6,14 @@ from billing import urls as billing_urls
 from customers import urls as customers_urls
 from usage import urls as usage_urls
 
-from . import views
+from . import api_key_views, views
 from .forms import EmailAuthenticationForm
 
 staff_patterns = (
     [
         path("", views.staff_home, name="home"),
+        path("api-keys/", api_key_views.api_key_list, name="api_keys"),
+        path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api_key_revoke"),
         *customers_urls.staff_urlpatterns,
         *usage_urls.staff_urlpatterns,
         *billing_urls.staff_urlpatterns,
@@ -76,5 +78,6 @@ urlpatterns = [
     path("accounts/", include(account_patterns)),
     path("staff/", include(staff_patterns)),
     path("app/", include(customer_patterns)),
+    path("api/", include("portal.api.urls")),
     path("django-admin/", admin.site.urls),
 ]

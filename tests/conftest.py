@@ -12,6 +12,16 @@ from portal.models import User
 TEST_PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and other cached state never leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def customer(db):
     return Customer.objects.create(name="Acme Analytics", contact_email="billing@acme.example")

@@ -1,0 +1,1 @@
+"""The REST API's shared parts: authentication, permissions, errors, pagination, idempotency."""

@@ -1,0 +1,61 @@
+"""API keys for staff service accounts: created once, shown once, stored as SHA-256 hashes."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from portal.models import ApiKey, User
+
+API_KEY_PREFIX = "bpk_"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    plaintext: str  # shown to the caller once, never stored
+
+
+def _service_account(name: str) -> User:
+    email = f"svc-{slugify(name) or 'automation'}@service-accounts.invalid"
+    user, created = User.objects.get_or_create(
+        email=email,
+        defaults={"is_staff": True, "is_service_account": True, "full_name": f"API: {name}"},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def api_key_create(
+    *, name: str, scope: str, created_by: User, expires_at: datetime | None = None
+) -> IssuedApiKey:
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        name=name,
+        owner=_service_account(name),
+        key_hash=hash_api_key(plaintext),
+        display_prefix=plaintext[:8],
+        last4=plaintext[-4:],
+        scope=scope,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return IssuedApiKey(api_key=api_key, plaintext=plaintext)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

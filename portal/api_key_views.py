@@ -1,0 +1,60 @@
+"""Staff pages for API keys: list, create (the key is shown once), revoke."""
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from .access import staff_required
+from .api.keys import api_key_create, api_key_revoke
+from .models import ApiKey
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What will use it, e.g. 'crm-sync'.")
+    scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.READ)
+    expires_at = forms.DateTimeField(
+        required=False,
+        help_text="Optional, UTC, e.g. 2027-01-31 00:00. Leave empty for no expiry.",
+    )
+
+    def clean_expires_at(self):
+        value = self.cleaned_data["expires_at"]
+        if value and value <= timezone.now():
+            raise forms.ValidationError("Choose a moment in the future.")
+        return value
+
+
+@staff_required
+@never_cache
+def api_key_list(request):
+    form = ApiKeyForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        issued = api_key_create(
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"],
+            expires_at=form.cleaned_data["expires_at"],
+            created_by=request.user,
+        )
+        messages.success(request, f"API key “{issued.api_key.name}” created. Copy it now.")
+        form = ApiKeyForm()
+    keys = ApiKey.objects.select_related("owner", "created_by").order_by("-created_at")
+    page = Paginator(keys, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "staff/api_keys.html",
+        {"form": form, "page": page, "issued": issued, "now": timezone.now()},
+    )
+
+
+@staff_required
+@require_POST
+def api_key_revoke_view(request, pk):
+    api_key = get_object_or_404(ApiKey, pk=pk)
+    api_key_revoke(api_key=api_key)
+    messages.success(request, f"API key “{api_key.name}” revoked. It stops working at once.")
+    return redirect("staff:api_keys")
