@@ -1,1 +1,317 @@
-# Models arrive with the billing issue.
+"""Billing data: price book, plans and their assignment history, credit wallet, invoices.
+
+Money columns are DecimalField: 2 places for amounts on invoices and in wallets, 9 places for
+unit prices (Bedrock lists prices such as $0.000035 per 1,000 tokens).
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+UNIT_PRICE = {"max_digits": 18, "decimal_places": 9}
+
+
+class InvoiceImmutable(Exception):
+    """Raised on any attempt to change an issued, paid or void invoice or its lines."""
+
+
+class ModelPrice(models.Model):
+    """The price of one Bedrock model from `effective_from` until the next row for that model."""
+
+    model_id = models.CharField(max_length=200)
+    effective_from = models.DateField()
+    input_per_1k = models.DecimalField(**UNIT_PRICE)
+    output_per_1k = models.DecimalField(**UNIT_PRICE)
+    cache_read_per_1k = models.DecimalField(**UNIT_PRICE, null=True, blank=True)
+    cache_write_per_1k = models.DecimalField(**UNIT_PRICE, null=True, blank=True)
+    per_request = models.DecimalField(**UNIT_PRICE, default=Decimal(0))
+    display_name = models.CharField(max_length=200, blank=True)
+    source_url = models.URLField(max_length=500, blank=True)
+    source_seen_on = models.DateField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["model_id", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_id", "effective_from"], name="model_price_unique_day"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.model_id} from {self.effective_from}"
+
+
+class PricingPlan(models.Model):
+    class Kind(models.TextChoices):
+        PER_TOKEN = "per_token", "Per token (price book + markup)"
+        PER_REQUEST = "per_request", "Pay per request"
+        TIERED = "tiered", "Tiered"
+        SUBSCRIPTION = "subscription", "Subscription with allowance + overage"
+        PACKAGE = "package", "Package"
+
+    class TierMode(models.TextChoices):
+        GRADUATED = "graduated", "Graduated"
+        VOLUME = "volume", "Volume"
+
+    class Metric(models.TextChoices):
+        REQUESTS = "requests", "Requests"
+        KILOTOKENS = "kilotokens", "Thousands of tokens"
+
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    metric = models.CharField(max_length=20, choices=Metric.choices, default=Metric.REQUESTS)
+    markup_percent = models.DecimalField(max_digits=7, decimal_places=3, default=Decimal(0))
+    per_request_price = models.DecimalField(**UNIT_PRICE, default=Decimal(0))
+    tier_mode = models.CharField(
+        max_length=20, choices=TierMode.choices, default=TierMode.GRADUATED, blank=True
+    )
+    tiers = models.JSONField(default=list, blank=True)
+    monthly_fee = models.DecimalField(**MONEY, default=Decimal(0))
+    included_units = models.BigIntegerField(default=0)
+    overage_unit_price = models.DecimalField(**UNIT_PRICE, default=Decimal(0))
+    package_size = models.BigIntegerField(default=0)
+    package_price = models.DecimalField(**MONEY, default=Decimal(0))
+    minimum_commitment = models.DecimalField(**MONEY, null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class CustomerPlan(models.Model):
+    """Which plan a customer is on, from `effective_from` up to (not including) `effective_to`."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="plan_assignments"
+    )
+    plan = models.ForeignKey(PricingPlan, on_delete=models.PROTECT, related_name="assignments")
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["customer", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "effective_from"], name="customer_plan_unique_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True)
+                | Q(effective_to__gt=models.F("effective_from")),
+                name="customer_plan_positive_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} on {self.plan_id} from {self.effective_from}"
+
+
+class BillingProfile(models.Model):
+    """Per-customer wallet settings: low-balance alert and optional suspension at zero."""
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, related_name="billing_profile"
+    )
+    low_balance_threshold = models.DecimalField(**MONEY, default=Decimal("10.00"))
+    suspend_at_zero = models.BooleanField(default=False)
+    low_balance_notified = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"Billing profile of {self.customer_id}"
+
+
+class CreditGrant(models.Model):
+    """One top-up of the prepaid wallet. `remaining` goes down as invoices consume it."""
+
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        PROMOTIONAL = "promotional", "Promotional grant"
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="credit_grants"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    remaining = models.DecimalField(**MONEY)
+    expires_on = models.DateField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_grant_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("amount")),
+                name="credit_grant_remaining_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} for {self.customer_id}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ISSUED = "issued", "Issued"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    # Fields that may still change once an invoice has left draft (the lifecycle itself).
+    LIFECYCLE_FIELDS = frozenset({"status", "paid_at", "voided_at", "void_reason"})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="invoices"
+    )
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="Last day of the period, inclusive.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    number = models.CharField(max_length=40, unique=True, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    plan_name = models.CharField(max_length=200, blank=True)
+    subtotal = models.DecimalField(**MONEY, default=Decimal(0))
+    credits_applied = models.DecimalField(**MONEY, default=Decimal(0))
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal(0))
+    tax = models.DecimalField(**MONEY, default=Decimal(0))
+    total = models.DecimalField(**MONEY, default=Decimal(0))
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "customer"]
+        constraints = [
+            # The monthly run's invoice: one per customer and period, whatever happens to it.
+            # Reissues (void + reissue) point at the invoice they replace, so they are exempt.
+            models.UniqueConstraint(
+                fields=["customer", "period_start"],
+                condition=Q(replaces__isnull=True),
+                name="invoice_one_per_customer_period",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "status", "-period_start"])]
+
+    def __str__(self):
+        return self.number or f"Draft {self.customer_id} {self.period_start:%Y-%m}"
+
+    def save(self, *args, **kwargs):
+        self._guard_immutable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if getattr(self, "_stored_status", self.status) != self.Status.DRAFT:
+            raise InvoiceImmutable("Only draft invoices can be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_status = instance.status if "status" in field_names else None
+        instance._stored = dict(zip(field_names, values, strict=True))
+        return instance
+
+    def _guard_immutable(self):
+        stored_status = getattr(self, "_stored_status", None)
+        if stored_status in (None, self.Status.DRAFT):
+            return
+        stored = self._stored
+        changed = {
+            f.attname
+            for f in self._meta.concrete_fields
+            if f.attname in stored and getattr(self, f.attname) != stored[f.attname]
+        }
+        illegal = changed - self.LIFECYCLE_FIELDS
+        if illegal:
+            fields = ", ".join(sorted(illegal))
+            raise InvoiceImmutable(
+                f"Invoice {self.number} is {stored_status}; cannot change {fields}."
+            )
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        USAGE = "usage", "Usage"
+        SUBSCRIPTION = "subscription", "Subscription fee"
+        OVERAGE = "overage", "Overage"
+        TIER = "tier", "Tiered usage"
+        PACKAGE = "package", "Package"
+        MINIMUM = "minimum", "Minimum commitment"
+        MANUAL = "manual", "Manual"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    model_id = models.CharField(max_length=200, blank=True)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=20, decimal_places=3, default=Decimal(0))
+    unit = models.CharField(max_length=30, blank=True)
+    unit_price = models.DecimalField(**UNIT_PRICE, null=True, blank=True)
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+
+    def __str__(self):
+        return self.description
+
+    def save(self, *args, **kwargs):
+        self._guard()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._guard()
+        return super().delete(*args, **kwargs)
+
+    def _guard(self):
+        status = Invoice.objects.filter(pk=self.invoice_id).values_list("status", flat=True).first()
+        if status and status != Invoice.Status.DRAFT:
+            raise InvoiceImmutable("Lines of an issued invoice cannot change.")
+
+
+class CreditApplication(models.Model):
+    """How much of which grant paid which invoice: the debit side of the wallet ledger."""
+
+    grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="applications")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="credit_applications"
+    )
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reversed = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"{self.amount} from grant {self.grant_id} to {self.invoice_id}"
+
+
+class InvoiceCounter(models.Model):
+    """The last number handed out. Locked with select_for_update inside the issue transaction,
+    so numbers are sequential and gapless: a rolled-back issue gives its number back."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}: {self.last_number}"

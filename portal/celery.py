@@ -17,4 +17,9 @@ app.conf.beat_schedule = {
         "task": "portal.tasks.heartbeat",
         "schedule": crontab(minute="*/5"),
     },
+    # Draft invoices for the previous calendar month, after the night's usage pull.
+    "billing-monthly-invoice-run": {
+        "task": "billing.tasks.invoice_run_monthly",
+        "schedule": crontab(minute=0, hour=6, day_of_month=1),
+    },
 }

@@ -1,0 +1,43 @@
+"""Billing emails: a subject / text / html template trio each, in templates/email/billing/."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from customers.models import Customer
+
+from .documents import invoice_pdf_bytes
+from .models import Invoice
+from .selectors import credit_balance
+
+
+def _message(name: str, context: dict, to: list[str]) -> EmailMultiAlternatives:
+    context = {**context, "portal_url": settings.PORTAL_BASE_URL}
+    subject = render_to_string(f"email/billing/{name}_subject.txt", context).strip()
+    text = render_to_string(f"email/billing/{name}.txt", context)
+    html = render_to_string(f"email/billing/{name}.html", context)
+    message = EmailMultiAlternatives(" ".join(subject.split()), text, to=to)
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def invoice_issued_email_send(*, invoice_id) -> None:
+    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    if invoice.status == Invoice.Status.DRAFT:
+        return
+    message = _message("invoice_issued", {"invoice": invoice}, [invoice.customer.contact_email])
+    message.attach(f"{invoice.number}.pdf", invoice_pdf_bytes(invoice), "application/pdf")
+    message.send()
+
+
+def low_balance_email_send(*, customer_id) -> None:
+    customer = Customer.objects.get(pk=customer_id)
+    from .wallet import billing_profile_get
+
+    context = {
+        "customer": customer,
+        "balance": credit_balance(customer.pk),
+        "threshold": billing_profile_get(customer_id=customer.pk).low_balance_threshold,
+        "currency": settings.BILLING_CURRENCY,
+    }
+    _message("low_balance", context, [customer.contact_email]).send()

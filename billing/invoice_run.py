@@ -1,0 +1,158 @@
+"""The monthly invoice run: a draft for every active customer for one calendar month.
+
+Set-based, so 10,000 customers take seconds, not an hour: one grouped usage query for the whole
+period (per customer, model and price period), one query for the plans in force, rating in
+memory, then bulk inserts of invoices and lines in chunks.
+
+Idempotent: customers that already have the period's invoice are skipped, and the partial unique
+constraint (customer, period_start) makes a concurrent second run fail its chunk instead of
+duplicating; running again then fills in whatever is missing.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from customers.models import Customer
+
+from .models import Invoice, InvoiceLine
+from .pricing import tax_amount, to_decimal
+from .rating import PlanTerms, rate_usage
+from .selectors import (
+    default_terms,
+    month_bounds,
+    plan_assignments_in_force,
+    price_book,
+    usage_rows,
+)
+
+logger = logging.getLogger(__name__)
+CHUNK = 1000
+
+
+@dataclass
+class RunResult:
+    period_start: date
+    created: int = 0
+    skipped: int = 0
+    chunks_retried: int = 0
+
+
+def _build(customer_id, rows, terms, period_start, period_end, tax_rate, prices, names):
+    lines = rate_usage(rows, terms=terms, prices=prices, names=names)
+    subtotal = sum((line.amount for line in lines), Decimal("0.00"))
+    tax = tax_amount(subtotal, tax_rate)
+    invoice = Invoice(
+        customer_id=customer_id,
+        period_start=period_start,
+        period_end=period_end,
+        currency=settings.BILLING_CURRENCY,
+        plan_name=terms.name,
+        subtotal=subtotal,
+        tax_rate=tax_rate,
+        tax=tax,
+        total=subtotal + tax,
+    )
+    return invoice, lines
+
+
+def _insert_chunk(drafts) -> int:
+    with transaction.atomic():
+        invoices = Invoice.objects.bulk_create([invoice for invoice, _ in drafts])
+        line_objects = [
+            InvoiceLine(
+                invoice_id=invoice.pk,
+                position=position,
+                kind=line.kind,
+                model_id=line.model_id,
+                description=line.description[:300],
+                quantity=line.quantity,
+                unit=line.unit,
+                unit_price=line.unit_price,
+                amount=line.amount,
+            )
+            for invoice, (_, lines) in zip(invoices, drafts, strict=True)
+            for position, line in enumerate(lines, start=1)
+        ]
+        InvoiceLine.objects.bulk_create(line_objects, batch_size=5000)
+    return len(invoices)
+
+
+def invoice_run(*, period_start: date) -> RunResult:
+    """Create the drafts for the month starting `period_start` (any day of it is accepted)."""
+    period_start, period_end = month_bounds(period_start)
+    result = RunResult(period_start=period_start)
+    tax_rate = to_decimal(settings.BILLING_TAX_RATE)
+    prices, dates, names = price_book()
+
+    active = Q(customer__status=Customer.Status.ACTIVE)
+    already = Invoice.objects.filter(period_start=period_start, replaces__isnull=True)
+    todo = list(
+        Customer.objects.filter(status=Customer.Status.ACTIVE)
+        .exclude(pk__in=already.values("customer_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    result.skipped = already.filter(active).count()
+    if not todo:
+        return result
+    usage = usage_rows(
+        period_start,
+        period_end,
+        customer_filter=active & ~Q(customer_id__in=already.values("customer_id")),
+        dates=dates,
+    )
+    assignments = plan_assignments_in_force(period_start)
+    terms_cache: dict[int, PlanTerms] = {}
+    fallback = default_terms()
+
+    for i in range(0, len(todo), CHUNK):
+        drafts = []
+        for customer_id in todo[i : i + CHUNK]:
+            assignment = assignments.get(customer_id)
+            if assignment is None:
+                terms = fallback
+            else:
+                terms = terms_cache.get(assignment.plan_id)
+                if terms is None:
+                    terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+            drafts.append(
+                _build(
+                    customer_id,
+                    usage.get(customer_id, []),
+                    terms,
+                    period_start,
+                    period_end,
+                    tax_rate,
+                    prices,
+                    names,
+                )
+            )
+        try:
+            result.created += _insert_chunk(drafts)
+        except IntegrityError:
+            # Another run got some of these first: insert only the ones still missing.
+            result.chunks_retried += 1
+            taken = set(
+                Invoice.objects.filter(
+                    period_start=period_start,
+                    replaces__isnull=True,
+                    customer_id__in=[inv.customer_id for inv, _ in drafts],
+                ).values_list("customer_id", flat=True)
+            )
+            remaining = [d for d in drafts if d[0].customer_id not in taken]
+            result.skipped += len(drafts) - len(remaining)
+            if remaining:
+                result.created += _insert_chunk(remaining)
+    logger.info(
+        "invoice run %s: %s drafts created, %s already there",
+        period_start,
+        result.created,
+        result.skipped,
+    )
+    return result

@@ -1,0 +1,202 @@
+"""Pure pricing functions: quantities and prices in, Decimal amounts out. No database.
+
+Amounts returned here are unrounded unless the name says otherwise; callers round once per
+invoice line with `round_money`, so rounding never compounds across tiers or days.
+Floats are rejected: a float price is a bug waiting to lose a cent.
+"""
+
+import decimal
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+CENT = Decimal("0.01")
+THOUSAND = Decimal(1000)
+
+
+class PricingError(ValueError):
+    """Prices or tiers that cannot be applied (bad configuration, never a server error)."""
+
+
+def to_decimal(value) -> Decimal:
+    if isinstance(value, float):
+        raise PricingError("Money must be Decimal or str, never float.")
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except decimal.InvalidOperation as exc:
+        raise PricingError(f"Not a number: {value!r}") from exc
+
+
+def rounding_mode() -> str:
+    mode = getattr(settings, "BILLING_ROUNDING", decimal.ROUND_HALF_UP)
+    if not (mode.startswith("ROUND_") and hasattr(decimal, mode)):
+        raise PricingError(f"Unknown rounding mode {mode!r}.")
+    return getattr(decimal, mode)
+
+
+def round_money(amount: Decimal) -> Decimal:
+    """Round one line to cents, half-up unless BILLING_ROUNDING says otherwise."""
+    return to_decimal(amount).quantize(CENT, rounding=rounding_mode())
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Units up to and including `up_to` (None: no upper bound) cost `unit_price` each,
+    plus `flat_fee` once when the tier is reached (Stripe's `flat_amount`)."""
+
+    up_to: int | None
+    unit_price: Decimal
+    flat_fee: Decimal = Decimal(0)
+
+
+def parse_tiers(raw: list[dict]) -> list[Tier]:
+    """Tiers from the JSON stored on a plan: [{"up_to": 5, "unit_price": "5"}, ...]."""
+    if not raw:
+        raise PricingError("A tiered plan needs at least one tier.")
+    tiers = []
+    previous = 0
+    for i, item in enumerate(raw):
+        up_to = item.get("up_to")
+        if up_to is not None:
+            up_to = int(up_to)
+            if up_to <= previous:
+                raise PricingError("Tier bounds must increase.")
+            previous = up_to
+        elif i != len(raw) - 1:
+            raise PricingError("Only the last tier may be open-ended.")
+        tiers.append(
+            Tier(
+                up_to=up_to,
+                unit_price=to_decimal(item.get("unit_price", "0")),
+                flat_fee=to_decimal(item.get("flat_fee", "0")),
+            )
+        )
+    if tiers[-1].up_to is not None:
+        raise PricingError("The last tier must be open-ended (up_to empty).")
+    return tiers
+
+
+@dataclass(frozen=True)
+class TierCharge:
+    tier_index: int
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+def graduated_charge(quantity: int, tiers: list[Tier]) -> list[TierCharge]:
+    """Each tier prices only the units that fall inside it (Stripe: tiers_mode=graduated)."""
+    charges = []
+    lower = 0
+    for i, tier in enumerate(tiers):
+        if quantity <= lower:
+            break
+        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        units = upper - lower
+        charges.append(
+            TierCharge(i, units, tier.unit_price, units * tier.unit_price + tier.flat_fee)
+        )
+        lower = upper
+    return charges
+
+
+def volume_charge(quantity: int, tiers: list[Tier]) -> TierCharge | None:
+    """All units at the price of the tier the total falls in (Stripe: tiers_mode=volume)."""
+    if quantity <= 0:
+        return None
+    for i, tier in enumerate(tiers):
+        if tier.up_to is None or quantity <= tier.up_to:
+            return TierCharge(
+                i, quantity, tier.unit_price, quantity * tier.unit_price + tier.flat_fee
+            )
+    raise PricingError("No tier covers this quantity.")  # unreachable with parse_tiers
+
+
+def per_request_charge(requests: int, unit_price: Decimal) -> Decimal:
+    return requests * to_decimal(unit_price)
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    """Prices per 1,000 tokens; cache prices of None mean "charged as input tokens"."""
+
+    input_per_1k: Decimal
+    output_per_1k: Decimal
+    cache_read_per_1k: Decimal | None = None
+    cache_write_per_1k: Decimal | None = None
+    per_request: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+def token_cost(
+    usage: TokenUsage, price: TokenPrice, markup_percent: Decimal = Decimal(0)
+) -> Decimal:
+    """Price-book cost of the usage, times (1 + markup %). Unrounded."""
+    cache_read = price.cache_read_per_1k
+    cache_write = price.cache_write_per_1k
+    cost = (
+        usage.input_tokens * price.input_per_1k
+        + usage.output_tokens * price.output_per_1k
+        + usage.cache_read_tokens * (price.input_per_1k if cache_read is None else cache_read)
+        + usage.cache_write_tokens * (price.input_per_1k if cache_write is None else cache_write)
+    ) / THOUSAND + usage.requests * price.per_request
+    return cost * (1 + to_decimal(markup_percent) / 100)
+
+
+def package_charge(quantity: int, package_size: int, package_price: Decimal) -> tuple[int, Decimal]:
+    """Units sold in whole packages; a started package is a full one. Returns (packages, amount)."""
+    if package_size <= 0:
+        raise PricingError("Package size must be positive.")
+    packages = math.ceil(quantity / package_size) if quantity > 0 else 0
+    return packages, packages * to_decimal(package_price)
+
+
+@dataclass(frozen=True)
+class SubscriptionCharge:
+    fee: Decimal
+    overage_quantity: int
+    overage_amount: Decimal
+
+
+def subscription_charge(
+    quantity: int, *, monthly_fee: Decimal, included: int, overage_unit_price: Decimal
+) -> SubscriptionCharge:
+    """A fixed fee covering `included` units; the units beyond it at the overage price."""
+    overage = max(0, quantity - included)
+    return SubscriptionCharge(
+        fee=to_decimal(monthly_fee),
+        overage_quantity=overage,
+        overage_amount=overage * to_decimal(overage_unit_price),
+    )
+
+
+def minimum_commitment_topup(subtotal: Decimal, minimum: Decimal | None) -> Decimal:
+    """What to add so the period is billed at least the committed minimum."""
+    if not minimum:
+        return Decimal(0)
+    return max(Decimal(0), to_decimal(minimum) - subtotal)
+
+
+def tax_amount(taxable: Decimal, rate: Decimal) -> Decimal:
+    return round_money(max(Decimal(0), taxable) * to_decimal(rate))

@@ -1,0 +1,264 @@
+"""Reads: usage priced for a period, plans in force, wallet balances, invoices, cost so far."""
+
+import calendar
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Case, DateField, F, Q, Sum, Value, When
+from django.shortcuts import get_object_or_404
+
+from usage.models import UsageDaily
+
+from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice
+from .pricing import CENT, TokenPrice, TokenUsage, to_decimal
+from .rating import PlanTerms, UsageRow, rate_usage
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return first, last
+
+
+def previous_month(today: date) -> tuple[date, date]:
+    return month_bounds(today.replace(day=1) - timedelta(days=1))
+
+
+def price_book() -> tuple[
+    dict[tuple[str, date], TokenPrice], dict[str, list[date]], dict[str, str]
+]:
+    """Every price row (a small table): prices keyed by (model, effective_from), each model's
+    effective dates newest first, and display names."""
+    prices, dates, names = {}, defaultdict(list), {}
+    for row in ModelPrice.objects.order_by("model_id", "-effective_from"):
+        prices[(row.model_id, row.effective_from)] = TokenPrice(
+            input_per_1k=row.input_per_1k,
+            output_per_1k=row.output_per_1k,
+            cache_read_per_1k=row.cache_read_per_1k,
+            cache_write_per_1k=row.cache_write_per_1k,
+            per_request=row.per_request,
+        )
+        dates[row.model_id].append(row.effective_from)
+        if row.display_name:
+            names.setdefault(row.model_id, row.display_name)
+    return prices, dict(dates), names
+
+
+def _price_from_expression(dates: dict[str, list[date]]) -> Case:
+    """SQL: the effective_from of the price in force on each usage row's day (NULL if none).
+    Newest first, so the first matching WHEN is the price in force that day."""
+    whens = [
+        When(model_id=model_id, day__gte=effective_from, then=Value(effective_from))
+        for model_id, model_dates in dates.items()
+        for effective_from in model_dates
+    ]
+    return Case(*whens, default=Value(None), output_field=DateField())
+
+
+def usage_rows(
+    start: date, end: date, *, customer_ids=None, customer_filter: Q | None = None, dates=None
+) -> dict:
+    """Usage of [start, end] grouped by customer, model and price period: one grouped query,
+    however many customers. Returns {customer_id: [UsageRow, ...]}."""
+    if dates is None:
+        _, dates, _ = price_book()
+    qs = UsageDaily.objects.filter(day__gte=start, day__lte=end)
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=customer_ids)
+    if customer_filter is not None:
+        qs = qs.filter(customer_filter)
+    grouped = (
+        qs.annotate(price_from=_price_from_expression(dates))
+        .values("customer_id", "model_id", "price_from")
+        .order_by()
+        .annotate(
+            requests=Sum("requests"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cache_read_tokens=Sum("cache_read_tokens"),
+            cache_write_tokens=Sum("cache_write_tokens"),
+        )
+    )
+    result = defaultdict(list)
+    for r in grouped.iterator(chunk_size=5000):
+        result[r["customer_id"]].append(
+            UsageRow(
+                model_id=r["model_id"],
+                price_from=r["price_from"],
+                usage=TokenUsage(
+                    requests=r["requests"] or 0,
+                    input_tokens=r["input_tokens"] or 0,
+                    output_tokens=r["output_tokens"] or 0,
+                    cache_read_tokens=r["cache_read_tokens"] or 0,
+                    cache_write_tokens=r["cache_write_tokens"] or 0,
+                ),
+            )
+        )
+    return result
+
+
+def default_terms() -> PlanTerms:
+    return PlanTerms(markup_percent=to_decimal(settings.BILLING_DEFAULT_MARKUP_PERCENT))
+
+
+def plan_assignments_in_force(on_day: date, *, customer_ids=None) -> dict:
+    """{customer_id: CustomerPlan} for the assignments covering `on_day`."""
+    qs = CustomerPlan.objects.select_related("plan").filter(effective_from__lte=on_day)
+    qs = qs.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=on_day))
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=customer_ids)
+    return {a.customer_id: a for a in qs.order_by("customer_id", "effective_from")}
+
+
+def terms_for(customer_id, on_day: date) -> PlanTerms:
+    assignment = plan_assignments_in_force(on_day, customer_ids=[customer_id]).get(customer_id)
+    return PlanTerms.from_plan(assignment.plan) if assignment else default_terms()
+
+
+def plan_history(customer):
+    return CustomerPlan.objects.filter(customer=customer).select_related("plan")
+
+
+# --- Wallet -----------------------------------------------------------------------------
+
+
+def usable_grants(customer_id, on_day: date):
+    """Grants that can still pay, in the order invoices consume them: soonest expiry first
+    (no expiry last), then oldest."""
+    return (
+        CreditGrant.objects.filter(customer_id=customer_id, remaining__gt=0)
+        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=on_day))
+        .order_by(F("expires_on").asc(nulls_last=True), "created_at", "id")
+    )
+
+
+def credit_balance(customer_id, on_day: date | None = None) -> Decimal:
+    on_day = on_day or date.today()
+    total = usable_grants(customer_id, on_day).aggregate(s=Sum("remaining"))["s"]
+    return (total or Decimal(0)).quantize(CENT)
+
+
+def credit_ledger(customer_id) -> list[dict]:
+    """Grants and consumptions, newest first, for the wallet pages."""
+    entries = [
+        {
+            "when": g.created_at,
+            "kind": g.get_kind_display(),
+            "amount": g.amount,
+            "detail": g.note,
+            "expires_on": g.expires_on,
+            "remaining": g.remaining,
+        }
+        for g in CreditGrant.objects.filter(customer_id=customer_id)
+    ]
+    applications = CreditApplication.objects.filter(grant__customer_id=customer_id)
+    for a in applications.select_related("invoice"):
+        entries.append(
+            {
+                "when": a.created_at,
+                "kind": "Applied to invoice",
+                "amount": -a.amount,
+                "detail": a.invoice.number or "",
+                "expires_on": None,
+                "remaining": None,
+            }
+        )
+        if a.reversed:
+            entries.append(
+                {
+                    "when": a.invoice.voided_at or a.created_at,
+                    "kind": "Returned (invoice void)",
+                    "amount": a.amount,
+                    "detail": a.invoice.number or "",
+                    "expires_on": None,
+                    "remaining": None,
+                }
+            )
+    return sorted(entries, key=lambda e: e["when"], reverse=True)
+
+
+# --- Invoices ----------------------------------------------------------------------------
+
+
+def invoices_for_customer(customer):
+    """What a customer may see: never drafts, never another customer's."""
+    return Invoice.objects.filter(customer=customer).exclude(status=Invoice.Status.DRAFT)
+
+
+def invoice_get_for_customer(customer, invoice_id) -> Invoice:
+    return get_object_or_404(invoices_for_customer(customer), pk=invoice_id)
+
+
+def invoice_list_for_staff(*, status: str = ""):
+    qs = Invoice.objects.select_related("customer")
+    if status in Invoice.Status.values:
+        qs = qs.filter(status=status)
+    return qs.order_by("-period_start", "customer__name")
+
+
+# --- Cost so far and forecast ------------------------------------------------------------
+
+
+def cost_so_far(customer_id, today: date | None = None) -> dict:
+    """This month's usage priced with the customer's plan, and a month-end forecast.
+
+    Usage arrives nightly, so it covers the month up to yesterday. The forecast is a run rate:
+    the usage so far scaled by days_in_month / days_covered, priced again with the same plan
+    (so tiers and allowances apply to the projected month, not to a scaled amount).
+    """
+    today = today or date.today()
+    start, end = month_bounds(today)
+    covered_to = today - timedelta(days=1)
+    days_covered = max(0, (covered_to - start).days + 1)
+    days_in_month = (end - start).days + 1
+    prices, dates, names = price_book()
+    rows = usage_rows(start, covered_to, customer_ids=[customer_id], dates=dates).get(
+        customer_id, []
+    )
+    terms = terms_for(customer_id, start)
+    # The minimum commitment is settled at month end; leaving it out keeps "so far" honest.
+    so_far = sum(
+        (
+            ln.amount
+            for ln in rate_usage(rows, terms=terms, prices=prices, names=names)
+            if ln.kind != "minimum"
+        ),
+        Decimal(0),
+    )
+    forecast = None
+    if days_covered:
+        factor = Decimal(days_in_month) / Decimal(days_covered)
+        projected = [
+            UsageRow(
+                model_id=r.model_id,
+                price_from=r.price_from,
+                usage=TokenUsage(
+                    *(
+                        int(Decimal(v) * factor)
+                        for v in (
+                            r.usage.requests,
+                            r.usage.input_tokens,
+                            r.usage.output_tokens,
+                            r.usage.cache_read_tokens,
+                            r.usage.cache_write_tokens,
+                        )
+                    )
+                ),
+            )
+            for r in rows
+        ]
+        lines = rate_usage(projected, terms=terms, prices=prices, names=names)
+        forecast = sum((ln.amount for ln in lines), Decimal(0))
+    return {
+        "period_start": start,
+        "period_end": end,
+        "covered_to": covered_to if days_covered else None,
+        "days_covered": days_covered,
+        "days_in_month": days_in_month,
+        "so_far": so_far,
+        "forecast": forecast,
+        "plan_name": terms.name,
+        "currency": settings.BILLING_CURRENCY,
+    }

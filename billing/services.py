@@ -1,0 +1,237 @@
+"""Writes: plans, invoice lifecycle (draft -> issued -> paid | void) and manual lines.
+
+The monthly run lives in billing/invoice_run.py and the wallet in billing/wallet.py; both are
+re-exported here so callers have one place to import services from.
+"""
+
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from customers.models import Customer
+
+from .invoice_run import invoice_run
+from .models import (
+    CustomerPlan,
+    Invoice,
+    InvoiceCounter,
+    InvoiceImmutable,
+    InvoiceLine,
+    PricingPlan,
+)
+from .pricing import PricingError, round_money, tax_amount, to_decimal
+from .wallet import (  # noqa: F401 (re-export)
+    billing_profile_get,
+    credit_grant,
+    credits_consume,
+    credits_restore,
+    wallet_after_change,
+)
+
+
+class InvoiceStateError(ValueError):
+    """An action that the invoice's current status does not allow."""
+
+
+# --- Plans --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def plan_assign(
+    *, customer: Customer, plan: PricingPlan, effective_from: date, by=None
+) -> CustomerPlan:
+    """Put a customer on a plan from a date; the assignment in force then ends that day.
+    History is kept: assignments are never edited in place except to close them."""
+    if not plan.is_active:
+        raise PricingError("This plan is retired.")
+    current = (
+        CustomerPlan.objects.select_for_update()
+        .filter(customer=customer, effective_from__lte=effective_from)
+        .order_by("-effective_from")
+        .first()
+    )
+    if current and current.effective_from == effective_from:
+        raise PricingError("The customer already has a plan starting that day.")
+    if CustomerPlan.objects.filter(customer=customer, effective_from__gt=effective_from).exists():
+        raise PricingError("A later plan change is already scheduled.")
+    if current and (current.effective_to is None or current.effective_to > effective_from):
+        current.effective_to = effective_from
+        current.save(update_fields=["effective_to"])
+    return CustomerPlan.objects.create(
+        customer=customer,
+        plan=plan,
+        effective_from=effective_from,
+        created_by=by if getattr(by, "is_authenticated", False) else None,
+    )
+
+
+# --- Invoices -----------------------------------------------------------------------------
+
+
+def _tax_rate() -> Decimal:
+    return to_decimal(settings.BILLING_TAX_RATE)
+
+
+def invoice_recalculate(*, invoice: Invoice, credits_applied: Decimal = Decimal(0)) -> Invoice:
+    """Totals from the lines. Credits reduce the taxable amount (they are prepaid usage),
+    then tax is rounded once on the remainder."""
+    subtotal = invoice.lines.aggregate(s=Sum("amount"))["s"] or Decimal("0.00")
+    invoice.subtotal = subtotal
+    invoice.credits_applied = credits_applied
+    invoice.tax_rate = _tax_rate()
+    invoice.tax = tax_amount(subtotal - credits_applied, invoice.tax_rate)
+    invoice.total = subtotal - credits_applied + invoice.tax
+    return invoice
+
+
+def _locked_draft(invoice_id) -> Invoice:
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+    if invoice.status != Invoice.Status.DRAFT:
+        raise InvoiceStateError(f"Invoice {invoice} is {invoice.status}, not a draft.")
+    return invoice
+
+
+@transaction.atomic
+def invoice_line_add(
+    *, invoice: Invoice, description: str, amount: Decimal, quantity: Decimal = Decimal(1)
+) -> InvoiceLine:
+    """A manual line (a fee, a discount as a negative amount) on a draft."""
+    invoice = _locked_draft(invoice.pk)
+    description = (description or "").strip()
+    if not description:
+        raise PricingError("A line needs a description.")
+    amount = round_money(to_decimal(amount))
+    position = (
+        invoice.lines.order_by("-position").values_list("position", flat=True).first() or 0
+    ) + 1
+    line = InvoiceLine.objects.create(
+        invoice=invoice,
+        position=position,
+        kind=InvoiceLine.Kind.MANUAL,
+        description=description[:300],
+        quantity=to_decimal(quantity),
+        amount=amount,
+    )
+    invoice_recalculate(invoice=invoice).save()
+    return line
+
+
+@transaction.atomic
+def invoice_line_delete(*, line: InvoiceLine) -> None:
+    invoice = _locked_draft(line.invoice_id)
+    line.delete()
+    invoice_recalculate(invoice=invoice).save()
+
+
+def _next_number() -> str:
+    counter, _ = InvoiceCounter.objects.get_or_create(name="invoice")
+    counter = InvoiceCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return f"{settings.BILLING_INVOICE_PREFIX}-{counter.last_number:06d}"
+
+
+@transaction.atomic
+def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
+    """Freeze a draft: apply wallet credits, compute tax and total, take the next number.
+
+    The counter row is locked until this transaction commits, so two concurrent issues get
+    consecutive numbers, and an issue that fails rolls its number back (no gaps).
+    The PDF email is queued on commit."""
+    from .tasks import invoice_email_send
+
+    today = today or timezone.now().date()
+    invoice = _locked_draft(invoice.pk)
+    subtotal = invoice.lines.aggregate(s=Sum("amount"))["s"] or Decimal("0.00")
+    credits = credits_consume(invoice=invoice, amount_due=max(Decimal(0), subtotal), on_day=today)
+    invoice_recalculate(invoice=invoice, credits_applied=credits)
+    invoice.number = _next_number()
+    invoice.status = Invoice.Status.ISSUED
+    invoice.issued_at = timezone.now()
+    invoice.currency = invoice.currency or settings.BILLING_CURRENCY
+    invoice.save()
+    invoice._stored_status = Invoice.Status.ISSUED
+    invoice._stored = {
+        f.attname: getattr(invoice, f.attname) for f in invoice._meta.concrete_fields
+    }
+    if credits:
+        wallet_after_change(customer=invoice.customer, on_day=today)
+    invoice_id = str(invoice.pk)
+    transaction.on_commit(lambda: invoice_email_send.delay(invoice_id))
+    return invoice
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.ISSUED:
+        raise InvoiceStateError("Only an issued invoice can be marked paid.")
+    invoice.status = Invoice.Status.PAID
+    invoice.paid_at = timezone.now()
+    invoice.save(update_fields=["status", "paid_at"])
+    return invoice
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Invoice | None:
+    """Void an issued invoice (its number stays used; credits go back to the wallet).
+    With `reissue`, a new draft copying its lines is returned for correction and issue."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PricingError("Say why the invoice is voided.")
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status == Invoice.Status.DRAFT:
+        raise InvoiceStateError("A draft is not voided: edit it, or delete its lines.")
+    if invoice.status == Invoice.Status.VOID:
+        raise InvoiceStateError("This invoice is already void.")
+    if invoice.status == Invoice.Status.PAID and not reissue:
+        raise InvoiceStateError("A paid invoice is voided only to reissue it.")
+    credits_restore(invoice=invoice)
+    invoice.status = Invoice.Status.VOID
+    invoice.voided_at = timezone.now()
+    invoice.void_reason = reason[:300]
+    invoice.save(update_fields=["status", "voided_at", "void_reason"])
+    if not reissue:
+        return None
+    draft = Invoice.objects.create(
+        customer=invoice.customer,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        currency=invoice.currency,
+        plan_name=invoice.plan_name,
+        replaces=invoice,
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=draft,
+            position=line.position,
+            kind=line.kind,
+            model_id=line.model_id,
+            description=line.description,
+            quantity=line.quantity,
+            unit=line.unit,
+            unit_price=line.unit_price,
+            amount=line.amount,
+        )
+        for line in invoice.lines.all()
+    )
+    invoice_recalculate(invoice=draft).save()
+    return draft
+
+
+__all__ = [
+    "InvoiceImmutable",
+    "InvoiceStateError",
+    "invoice_issue",
+    "invoice_line_add",
+    "invoice_line_delete",
+    "invoice_mark_paid",
+    "invoice_recalculate",
+    "invoice_run",
+    "invoice_void",
+    "plan_assign",
+]

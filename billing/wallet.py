@@ -1,0 +1,132 @@
+"""Prepaid credit wallet: grants in, invoice consumption out, low-balance alert, suspension.
+
+Called from services (inside their transactions); the public entry points are re-exported by
+billing.services.
+"""
+
+import logging
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from customers.models import Customer
+
+from .models import BillingProfile, CreditApplication, CreditGrant, Invoice
+from .pricing import PricingError, to_decimal
+from .selectors import credit_balance, usable_grants
+
+logger = logging.getLogger(__name__)
+
+
+def billing_profile_get(*, customer_id) -> BillingProfile:
+    profile, _ = BillingProfile.objects.get_or_create(
+        customer_id=customer_id,
+        defaults={"low_balance_threshold": to_decimal(settings.BILLING_LOW_BALANCE_THRESHOLD)},
+    )
+    return profile
+
+
+@transaction.atomic
+def credit_grant(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    kind: str = CreditGrant.Kind.PURCHASE,
+    expires_on: date | None = None,
+    note: str = "",
+    by=None,
+) -> CreditGrant:
+    amount = to_decimal(amount)
+    if amount <= 0:
+        raise PricingError("A credit grant must be a positive amount.")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise PricingError("A credit grant is in whole cents.")
+    if kind not in CreditGrant.Kind.values:
+        raise PricingError(f"Unknown credit kind {kind!r}.")
+    if expires_on and expires_on < timezone.now().date():
+        raise PricingError("The expiry date is in the past.")
+    grant = CreditGrant.objects.create(
+        customer=customer,
+        kind=kind,
+        amount=amount,
+        remaining=amount,
+        expires_on=expires_on,
+        note=note,
+        created_by=by if getattr(by, "is_authenticated", False) else None,
+    )
+    profile = billing_profile_get(customer_id=customer.pk)
+    if (
+        profile.low_balance_notified
+        and credit_balance(customer.pk) >= profile.low_balance_threshold
+    ):
+        profile.low_balance_notified = False  # re-arm the alert for the next time it runs low
+        profile.save(update_fields=["low_balance_notified"])
+    return grant
+
+
+def credits_consume(*, invoice: Invoice, amount_due: Decimal, on_day: date) -> Decimal:
+    """Pay up to `amount_due` of the invoice from the wallet, soonest-expiring grant first.
+    Must run inside the issue transaction: the grants are locked until it commits."""
+    applied = Decimal("0.00")
+    if amount_due <= 0:
+        return applied
+    for grant in usable_grants(invoice.customer_id, on_day).select_for_update():
+        take = min(grant.remaining, amount_due - applied)
+        if take <= 0:
+            break
+        grant.remaining -= take
+        grant.save(update_fields=["remaining"])
+        CreditApplication.objects.create(grant=grant, invoice=invoice, amount=take)
+        applied += take
+    return applied
+
+
+def credits_restore(*, invoice: Invoice) -> Decimal:
+    """Give a voided invoice's credits back to the grants they came from."""
+    restored = Decimal("0.00")
+    for application in invoice.credit_applications.select_for_update().filter(reversed=False):
+        grant = CreditGrant.objects.select_for_update().get(pk=application.grant_id)
+        grant.remaining += application.amount
+        grant.save(update_fields=["remaining"])
+        application.reversed = True
+        application.save(update_fields=["reversed"])
+        restored += application.amount
+    return restored
+
+
+def customer_suspend_for_zero_balance(*, customer: Customer) -> None:
+    """Suspend through the customers app's service when it exists (it also syncs the proxy and
+    audits); until then set the status directly."""
+    try:
+        from customers.services import customer_suspend
+    except ImportError:
+        customer_suspend = None
+    if customer_suspend is not None:
+        try:
+            customer_suspend(customer=customer, reason="Prepaid credit balance reached zero")
+            return
+        except TypeError:
+            logger.warning("customers.services.customer_suspend signature changed; falling back")
+    Customer.objects.filter(pk=customer.pk, status=Customer.Status.ACTIVE).update(
+        status=Customer.Status.SUSPENDED
+    )
+
+
+def wallet_after_change(*, customer: Customer, on_day: date) -> None:
+    """After credits were consumed: alert once when low, suspend at zero when asked to."""
+    from .tasks import low_balance_email_send
+
+    profile = billing_profile_get(customer_id=customer.pk)
+    has_wallet = CreditGrant.objects.filter(customer=customer).exists()
+    if not has_wallet:
+        return
+    balance = credit_balance(customer.pk, on_day)
+    if balance < profile.low_balance_threshold and not profile.low_balance_notified:
+        profile.low_balance_notified = True
+        profile.save(update_fields=["low_balance_notified"])
+        transaction.on_commit(lambda: low_balance_email_send.delay(str(customer.pk)))
+    if balance <= 0 and profile.suspend_at_zero and customer.status == Customer.Status.ACTIVE:
+        customer_suspend_for_zero_balance(customer=customer)

@@ -1,0 +1,137 @@
+"""draft -> issued -> paid | void; numbers at issue; issued invoices never change."""
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from django.core import mail
+
+from billing.models import Invoice, InvoiceCounter, InvoiceImmutable, InvoiceLine
+from billing.pricing import PricingError
+from billing.services import (
+    InvoiceStateError,
+    invoice_issue,
+    invoice_line_add,
+    invoice_mark_paid,
+    invoice_void,
+)
+
+ISSUE_DAY = date(2026, 11, 2)
+
+
+@pytest.fixture
+def draft(customer):
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    invoice_line_add(invoice=invoice, description="Model A usage", amount=D("80.00"))
+    invoice_line_add(invoice=invoice, description="Support", amount=D("20.004"))
+    invoice.refresh_from_db()
+    return invoice
+
+
+def test_manual_lines_are_rounded_and_totalled(draft):
+    assert draft.subtotal == D("100.00")
+    assert list(draft.lines.values_list("amount", flat=True)) == [D("80.00"), D("20.00")]
+
+
+def test_manual_line_needs_description(draft):
+    with pytest.raises(PricingError):
+        invoice_line_add(invoice=draft, description="  ", amount=D("1"))
+
+
+def test_issue_assigns_sequential_numbers_and_emails_pdf(
+    draft, customer, other_customer, django_capture_on_commit_callbacks
+):
+    second = Invoice.objects.create(
+        customer=other_customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        first = invoice_issue(invoice=draft, today=ISSUE_DAY)
+        second = invoice_issue(invoice=second, today=ISSUE_DAY)
+    assert (first.number, second.number) == ("INV-000001", "INV-000002")
+    assert first.status == Invoice.Status.ISSUED and first.issued_at
+    assert len(mail.outbox) == 2
+    message = mail.outbox[0]
+    assert message.to == [customer.contact_email]
+    assert "INV-000001" in message.subject
+    name, content, mimetype = message.attachments[0]
+    assert (name, mimetype) == ("INV-000001.pdf", "application/pdf")
+    assert content.startswith(b"%PDF")
+    assert message.alternatives[0][1] == "text/html"
+
+
+def test_failed_issue_does_not_use_a_number(draft, monkeypatch):
+    import billing.services as services
+
+    def boom(**kwargs):
+        raise RuntimeError("crash after numbering")
+
+    monkeypatch.setattr(services, "wallet_after_change", boom)
+    monkeypatch.setattr(services, "credits_consume", lambda **kw: D("1.00"))
+    with pytest.raises(RuntimeError):
+        invoice_issue(invoice=draft, today=ISSUE_DAY)
+    draft.refresh_from_db()
+    assert draft.status == Invoice.Status.DRAFT and draft.number is None
+    assert not InvoiceCounter.objects.filter(last_number__gt=0).exists()
+
+
+def test_issued_invoice_is_immutable(draft):
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    invoice.total = D("1.00")
+    with pytest.raises(InvoiceImmutable):
+        invoice.save()
+    fresh = Invoice.objects.get(pk=invoice.pk)
+    fresh.subtotal = D("0")
+    with pytest.raises(InvoiceImmutable):
+        fresh.save()
+    line = fresh.lines.first()
+    line.amount = D("0")
+    with pytest.raises(InvoiceImmutable):
+        line.save()
+    with pytest.raises(InvoiceImmutable):
+        line.delete()
+    with pytest.raises(InvoiceImmutable):
+        InvoiceLine.objects.create(invoice=fresh, kind="manual", description="x", amount=D(1))
+    with pytest.raises(InvoiceImmutable):
+        fresh.delete()
+    with pytest.raises(InvoiceStateError):
+        invoice_line_add(invoice=fresh, description="late fee", amount=D("5"))
+    with pytest.raises(InvoiceStateError):
+        invoice_issue(invoice=fresh)
+    assert Invoice.objects.get(pk=invoice.pk).total == D("100.00")
+
+
+def test_mark_paid_then_only_reissue(draft):
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    paid = invoice_mark_paid(invoice=invoice)
+    assert paid.status == Invoice.Status.PAID and paid.paid_at
+    with pytest.raises(InvoiceStateError):
+        invoice_mark_paid(invoice=paid)
+    with pytest.raises(InvoiceStateError):
+        invoice_void(invoice=paid, reason="wrong")
+
+
+def test_void_keeps_number_and_reissue_makes_new_draft(draft):
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    with pytest.raises(PricingError):
+        invoice_void(invoice=invoice, reason="")
+    replacement = invoice_void(invoice=invoice, reason="Wrong support fee", reissue=True)
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.VOID and invoice.number == "INV-000001"
+    assert replacement.status == Invoice.Status.DRAFT and replacement.replaces_id == invoice.pk
+    assert replacement.subtotal == D("100.00")
+    support = replacement.lines.get(description="Support")
+    support.delete()
+    invoice_line_add(invoice=replacement, description="Support (corrected)", amount=D("10"))
+    reissued = invoice_issue(invoice=replacement, today=ISSUE_DAY)
+    assert reissued.number == "INV-000002" and reissued.total == D("90.00")
+    with pytest.raises(InvoiceStateError):
+        invoice_void(invoice=invoice, reason="again")
+
+
+def test_draft_cannot_be_voided_or_paid(draft):
+    with pytest.raises(InvoiceStateError):
+        invoice_void(invoice=draft, reason="x")
+    with pytest.raises(InvoiceStateError):
+        invoice_mark_paid(invoice=draft)

@@ -1,0 +1,110 @@
+"""The monthly run: drafts for active customers, priced per day, idempotent."""
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from billing.models import Invoice, InvoiceLine
+from billing.services import invoice_run, plan_assign
+from billing.tasks import invoice_run_monthly
+from customers.models import Customer
+
+from .conftest import OCTOBER
+
+
+@pytest.fixture
+def october_usage(customer, other_customer, price_book, add_usage):
+    # Customer: model A before and after the mid-month price change, model B once.
+    add_usage(customer, date(2026, 10, 3), input_tokens=100_000, output_tokens=10_000)
+    add_usage(customer, date(2026, 10, 20), input_tokens=100_000, output_tokens=10_000)
+    add_usage(
+        customer,
+        date(2026, 10, 21),
+        model_id="test.model-b",
+        requests=600,
+        input_tokens=40_000,
+        output_tokens=4_000,
+        application_id="app-1",
+    )
+    add_usage(
+        customer,
+        date(2026, 10, 21),
+        model_id="test.model-b",
+        requests=0,
+        input_tokens=0,
+        output_tokens=0,
+        application_id="app-2",
+    )
+    add_usage(customer, date(2026, 11, 1), input_tokens=999_999)  # next month: not billed
+    add_usage(other_customer, date(2026, 10, 5), requests=10, input_tokens=1000)
+
+
+def test_run_creates_one_draft_per_active_customer(october_usage, customer, other_customer):
+    closed = Customer.objects.create(
+        name="Closed Co", contact_email="c@closed.example", status="closed"
+    )
+    result = invoice_run(period_start=OCTOBER)
+    assert result.created == 2
+    invoice = Invoice.objects.get(customer=customer)
+    assert invoice.status == Invoice.Status.DRAFT
+    assert invoice.number is None
+    assert (invoice.period_start, invoice.period_end) == (date(2026, 10, 1), date(2026, 10, 31))
+    # Model A old price: 100 x 0.003 + 10 x 0.015 = 0.45; new price: 0.225 -> 0.23 (half-up);
+    # Model B: 40 x 0.00025 + 4 x 0.00125 + 600 x 0.001 = 0.615 -> 0.62. Subtotal 1.30.
+    assert [line.amount for line in invoice.lines.all()] == [D("0.45"), D("0.23"), D("0.62")]
+    assert invoice.subtotal == D("1.30")
+    assert invoice.total == D("1.30")
+    assert not Invoice.objects.filter(customer=closed).exists()
+
+
+def test_run_is_idempotent(october_usage):
+    invoice_run(period_start=OCTOBER)
+    lines = InvoiceLine.objects.count()
+    again = invoice_run(period_start=date(2026, 10, 17))  # any day of the month
+    assert again.created == 0 and again.skipped == 2
+    assert Invoice.objects.count() == 2
+    assert InvoiceLine.objects.count() == lines
+
+
+def test_customer_without_usage_gets_an_empty_draft(customer, price_book):
+    invoice_run(period_start=OCTOBER)
+    invoice = Invoice.objects.get(customer=customer)
+    assert invoice.subtotal == 0 and invoice.lines.count() == 0
+
+
+def test_plan_in_force_at_period_start_is_used(october_usage, customer, make_plan):
+    plan = make_plan(
+        kind="subscription",
+        monthly_fee=D("49"),
+        included_units=500,
+        overage_unit_price=D("0.01"),
+        name="Team",
+    )
+    plan_assign(customer=customer, plan=plan, effective_from=date(2026, 9, 1))
+    invoice_run(period_start=OCTOBER)
+    invoice = Invoice.objects.get(customer=customer)
+    # 602 requests, 500 included: 49 + 102 x 0.01 = 50.02
+    assert invoice.plan_name == "Team"
+    assert invoice.subtotal == D("50.02")
+
+
+def test_tax_is_applied(october_usage, customer, settings):
+    settings.BILLING_TAX_RATE = "0.2"
+    invoice_run(period_start=OCTOBER)
+    invoice = Invoice.objects.get(customer=customer)
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (D("1.30"), D("0.26"), D("1.56"))
+
+
+def test_monthly_task_is_idempotent(october_usage):
+    result = invoice_run_monthly.delay("2026-10-01").get()
+    assert result["created"] == 2
+    assert invoice_run_monthly.delay("2026-10-01").get()["created"] == 0
+
+
+def test_beat_schedules_the_run_on_the_first():
+    from portal.celery import app
+
+    entry = app.conf.beat_schedule["billing-monthly-invoice-run"]
+    assert entry["task"] == "billing.tasks.invoice_run_monthly"
+    assert entry["schedule"].day_of_month == {1}
