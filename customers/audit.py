@@ -1,0 +1,86 @@
+"""The audit trail: services call `audit_record` inside their transaction.
+
+Snapshots are built by the functions below from an allow-list of fields, so a token hash (or a
+plaintext token) can never reach the log by accident.
+"""
+
+from django.utils import timezone
+
+from .models import AuditEvent, Customer, Token
+
+CUSTOMER_AUDIT_FIELDS = [
+    "name",
+    "contact_email",
+    "extra_contact_emails",
+    "status",
+    "billing_name",
+    "billing_address",
+    "tax_id",
+    "notes",
+    "daily_request_limit",
+    "monthly_token_quota",
+    "rpm_limit",
+    "allowed_models",
+    "ip_allowlist",
+    "default_model_params",
+]
+
+
+def _json(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def customer_snapshot(customer: Customer, fields=None) -> dict:
+    return {name: _json(getattr(customer, name)) for name in fields or CUSTOMER_AUDIT_FIELDS}
+
+
+def token_snapshot(token: Token) -> dict:
+    return {
+        "token_id": str(token.id),
+        "label": token.label,
+        "masked": token.masked,
+        "status": token.status,
+        "expires_at": _json(token.expires_at),
+        "grace_until": _json(token.grace_until),
+    }
+
+
+def changed_only(before: dict, after: dict) -> tuple[dict, dict]:
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+
+
+def actor_label(actor) -> str:
+    return getattr(actor, "email", None) or "system"
+
+
+def audit_record(
+    *,
+    customer: Customer | None,
+    actor,
+    action: str,
+    object_type: str,
+    object_id: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    ip: str | None = None,
+    source: str = "",
+) -> AuditEvent:
+    """`actor` is a user or None (automation); `source` names the command or job that acted."""
+    label = actor_label(actor) if actor is not None else (source or "system")
+    if actor is not None and source:
+        label = f"{label} via {source}"
+    return AuditEvent.objects.create(
+        customer=customer,
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=label[:200],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=before,
+        after=after,
+        source_ip=ip or None,
+        created_at=timezone.now(),
+    )

@@ -1,0 +1,216 @@
+"""The seed's customer-management.py workflow, on the portal's services.
+
+    manage.py customers create --name N --email E [--token T] [--label L] [--expires YYYY-MM-DD]
+    manage.py customers list [--status S] [--search Q]
+    manage.py customers update-token --customer-id ID --token T [--grace-hours H]
+    manage.py customers rotate-token --customer-id ID [--grace-hours H] [--token-prefix P]
+    manage.py customers revoke-token --customer-id ID [--token-prefix P]
+    manage.py customers update-limits --customer-id ID --daily-limit N
+        [--monthly-tokens N] [--rpm N] [--allowed-models A,B] [--ip-allowlist CIDR,...]
+    manage.py customers suspend|reactivate --customer-id ID
+    manage.py customers reconcile [--dry-run]
+
+Every change is audited as made by this command (and the OS user who ran it).
+"""
+
+import getpass
+import uuid
+from datetime import UTC, datetime, time
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from customers import selectors, services
+from customers.models import Customer, Token
+
+
+def _source() -> str:
+    try:
+        who = getpass.getuser()
+    except Exception:  # no login name in some containers
+        who = "unknown"
+    return f"manage.py customers (os user {who})"
+
+
+def _date(value: str):
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise CommandError(f"Bad date {value!r}: use YYYY-MM-DD, e.g. 2027-01-31.") from None
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Manage customers and their Bearer tokens (the seed's customer-management.py)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="subcommand")
+
+        create = sub.add_parser("create", help="Create a customer and its first token.")
+        create.add_argument("--name", required=True)
+        create.add_argument("--email", required=True)
+        create.add_argument("--token", help="Import this token instead of generating one.")
+        create.add_argument("--label", default="default", help="The token's label.")
+        create.add_argument("--expires", help="Token expiry date, YYYY-MM-DD (UTC).")
+        create.add_argument("--no-expiry", action="store_true", help="The token never expires.")
+
+        listing = sub.add_parser("list", help="List customers.")
+        listing.add_argument("--status", choices=Customer.Status.values)
+        listing.add_argument("--search", default="")
+
+        update = sub.add_parser("update-token", help="Replace the customer's token by --token.")
+        update.add_argument("--customer-id", required=True)
+        update.add_argument("--token", required=True)
+        update.add_argument("--grace-hours", type=float, default=0.0)
+        update.add_argument("--token-prefix")
+
+        rotate = sub.add_parser("rotate-token", help="Issue a new token; the old one stops later.")
+        rotate.add_argument("--customer-id", required=True)
+        rotate.add_argument("--grace-hours", type=float)
+        rotate.add_argument("--token-prefix")
+
+        revoke = sub.add_parser("revoke-token", help="Revoke tokens at once.")
+        revoke.add_argument("--customer-id", required=True)
+        revoke.add_argument("--token-prefix", help="Only tokens starting with this prefix.")
+
+        limits = sub.add_parser("update-limits", help="Set the customer's limits.")
+        limits.add_argument("--customer-id", required=True)
+        limits.add_argument("--daily-limit", required=True, help="Requests per day, or 'none'.")
+        limits.add_argument("--monthly-tokens", help="Tokens per month, or 'none'.")
+        limits.add_argument("--rpm", help="Requests per minute, or 'none'.")
+        limits.add_argument("--allowed-models", help="Comma-separated aliases ('' for all).")
+        limits.add_argument("--ip-allowlist", help="Comma-separated CIDRs ('' for any).")
+
+        for name in ("suspend", "reactivate"):
+            status = sub.add_parser(name, help=f"{name.capitalize()} a customer.")
+            status.add_argument("--customer-id", required=True)
+
+        reconcile = sub.add_parser("reconcile", help="Compare with DynamoDB and repair drift.")
+        reconcile.add_argument("--dry-run", action="store_true")
+
+    def handle(self, *args, subcommand, **options):
+        handler = getattr(self, "do_" + subcommand.replace("-", "_"))
+        try:
+            handler(**options)
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from None
+
+    # -- helpers
+
+    def _customer(self, customer_id: str) -> Customer:
+        try:
+            uuid.UUID(customer_id)
+        except ValueError:
+            raise CommandError(f"{customer_id!r} is not a customer id (a UUID).") from None
+        customer = Customer.objects.filter(pk=customer_id).first()
+        if customer is None:
+            raise CommandError(f"No customer with id {customer_id}.")
+        return customer
+
+    def _tokens(self, customer: Customer, prefix: str | None) -> list[Token]:
+        tokens = list(selectors.token_list_usable(customer=customer))
+        if prefix:
+            tokens = [t for t in tokens if t.display_prefix.startswith(prefix)]
+            if not tokens:
+                raise CommandError(f"No active token starting with {prefix!r} for this customer.")
+        if not tokens:
+            raise CommandError("This customer has no active token.")
+        return tokens
+
+    def _one_token(self, customer, prefix) -> Token:
+        tokens = [t for t in self._tokens(customer, prefix) if t.replaced_by_id is None]
+        if len(tokens) != 1:
+            shown = ", ".join(f"{t.masked} ({t.label})" for t in tokens)
+            raise CommandError(
+                f"This customer has {len(tokens)} active tokens ({shown}); "
+                "choose one with --token-prefix."
+            )
+        return tokens[0]
+
+    # -- subcommands
+
+    def do_create(self, *, name, email, token, label, expires, no_expiry, **_):
+        expires_at = None if no_expiry else (_date(expires) if expires else services.DEFAULT)
+        from customers.onboarding import customer_create_with_token
+
+        customer, issued = customer_create_with_token(
+            name=name,
+            contact_email=email,
+            plaintext=token,
+            label=label,
+            expires_at=expires_at,
+            source=_source(),
+        )
+        self.stdout.write(f"Customer ID: {customer.pk}")
+        self.stdout.write(f"Bearer token: {issued.plaintext}")
+        self.stdout.write("Store the token now: it is not stored and cannot be shown again.")
+
+    def do_list(self, *, status, search, **_):
+        rows = selectors.customer_list(search=search, status=status or "", order="name")
+        self.stdout.write(f"{'ID':36}  {'STATUS':9}  {'TOKENS':6}  {'SYNC':8}  NAME <EMAIL>")
+        count = 0
+        for customer in rows.iterator(chunk_size=2000):
+            count += 1
+            self.stdout.write(
+                f"{customer.pk}  {customer.status:9}  {customer.active_tokens:6}  "
+                f"{customer.sync_state:8}  {customer.name} <{customer.contact_email}>"
+            )
+        self.stdout.write(f"{count} customers")
+
+    def do_update_token(self, *, customer_id, token, grace_hours, token_prefix, **_):
+        customer = self._customer(customer_id)
+        old = self._one_token(customer, token_prefix)
+        issued = services.token_rotate(
+            token=old, plaintext=token, grace_hours=grace_hours, source=_source()
+        )
+        self.stdout.write(f"Token {old.masked} replaced by {issued.token.masked}.")
+
+    def do_rotate_token(self, *, customer_id, grace_hours, token_prefix, **_):
+        customer = self._customer(customer_id)
+        old = self._one_token(customer, token_prefix)
+        issued = services.token_rotate(token=old, grace_hours=grace_hours, source=_source())
+        old.refresh_from_db()
+        until = old.grace_until.strftime("%Y-%m-%d %H:%M UTC") if old.grace_until else "now"
+        self.stdout.write(f"New bearer token: {issued.plaintext}")
+        self.stdout.write(f"The old token {old.masked} works until {until}.")
+
+    def do_revoke_token(self, *, customer_id, token_prefix, **_):
+        customer = self._customer(customer_id)
+        for token in self._tokens(customer, token_prefix):
+            services.token_revoke(token=token, source=_source())
+            self.stdout.write(f"Revoked {token.masked} ({token.label}).")
+
+    def do_update_limits(self, *, customer_id, daily_limit, monthly_tokens, rpm, **options):
+        customer = self._customer(customer_id)
+        limits = {"daily_request_limit": daily_limit}
+        optional = {
+            "monthly_token_quota": monthly_tokens,
+            "rpm_limit": rpm,
+            "allowed_models": options.get("allowed_models"),
+            "ip_allowlist": options.get("ip_allowlist"),
+        }
+        limits.update({k: v for k, v in optional.items() if v is not None})
+        customer = services.customer_update_limits(customer=customer, source=_source(), **limits)
+        self.stdout.write(
+            f"Limits of {customer.name}: daily {customer.daily_request_limit or 'none'}, "
+            f"monthly tokens {customer.monthly_token_quota or 'none'}, "
+            f"rpm {customer.rpm_limit or 'none'}."
+        )
+
+    def do_suspend(self, *, customer_id, **_):
+        customer = services.customer_suspend(customer=self._customer(customer_id), source=_source())
+        self.stdout.write(f"{customer.name} is {customer.status}.")
+
+    def do_reactivate(self, *, customer_id, **_):
+        customer = services.customer_reactivate(
+            customer=self._customer(customer_id), source=_source()
+        )
+        self.stdout.write(f"{customer.name} is {customer.status}.")
+
+    def do_reconcile(self, *, dry_run, **_):
+        from customers.reconcile import dynamodb_reconcile
+
+        report = dynamodb_reconcile(dry_run=dry_run)
+        for line in report.repairs:
+            self.stdout.write(("would repair " if dry_run else "repaired ") + line)
+        self.stdout.write(report.summary())

@@ -1,0 +1,88 @@
+"""Reads: the queries behind the staff pages and the commands."""
+
+from dataclasses import dataclass
+
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import AuditEvent, Customer, SyncOutbox, Token
+
+SORTS = {
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "-id"),
+    "status": ("status", "name", "id"),
+    "email": ("contact_email", "id"),
+}
+
+
+def _pending():
+    return SyncOutbox.objects.filter(customer=OuterRef("pk"), delivered_at__isnull=True)
+
+
+def with_sync_state(customers: QuerySet) -> QuerySet:
+    return customers.annotate(
+        sync_state=Case(
+            When(Exists(_pending().filter(attempts__gt=0)), then=Value("failing")),
+            When(Exists(_pending()), then=Value("pending")),
+            default=Value("in sync"),
+        )
+    )
+
+
+def customer_list(*, search: str = "", status: str = "", order: str = "name") -> QuerySet:
+    """Customers with their active token count and sync state; cheap per page."""
+    customers = Customer.objects.all()
+    search = (search or "").strip()
+    if search:
+        customers = customers.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
+    if status in Customer.Status.values:
+        customers = customers.filter(status=status)
+    active_tokens = (
+        Token.objects.filter(customer=OuterRef("pk"), status=Token.Status.ACTIVE)
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    customers = customers.annotate(active_tokens=Coalesce(Subquery(active_tokens), 0))
+    return with_sync_state(customers).order_by(*SORTS.get(order, SORTS["name"]))
+
+
+@dataclass
+class SyncState:
+    state: str  # "in sync", "pending" or "failing"
+    pending: int
+    last_error: str
+    last_attempt_error_at: object
+    next_attempt_at: object
+
+
+def customer_sync_state(*, customer: Customer) -> SyncState:
+    pending = SyncOutbox.objects.filter(customer=customer, delivered_at__isnull=True)
+    failing = pending.filter(attempts__gt=0).order_by("-id").first()
+    count = pending.count()
+    if failing is not None:
+        return SyncState("failing", count, failing.last_error, None, failing.next_attempt_at)
+    return SyncState("pending" if count else "in sync", count, "", None, None)
+
+
+def token_list(*, customer: Customer) -> QuerySet:
+    return customer.tokens.select_related("replaced_by").order_by("status", "-created_at")
+
+
+def token_list_usable(*, customer: Customer) -> list[Token]:
+    """Tokens that still let requests through: active, not expired, not past their grace."""
+    now = timezone.now()
+    tokens = customer.tokens.filter(status=Token.Status.ACTIVE).order_by("created_at")
+    return [t for t in tokens if t.state(now) in ("active", "rotating")]
+
+
+def audit_list(*, customer: Customer, limit: int = 100) -> QuerySet:
+    return AuditEvent.objects.filter(customer=customer).select_related("actor")[:limit]
+
+
+def customers_by_ids(*, ids) -> list[Customer]:
+    return list(Customer.objects.filter(pk__in=list(ids)).order_by("name"))

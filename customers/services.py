@@ -1,0 +1,343 @@
+"""Writes: every change to customers and tokens goes through these functions.
+
+Staff views, management commands and (later) the REST API call them with the acting user (or
+None for automation), the source IP and a `source` label. Each runs in one transaction that
+also writes the audit event and, for what the proxy must see, the sync outbox row.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from proxy import contract
+
+from . import validators
+from .audit import audit_record, changed_only, customer_snapshot, token_snapshot
+from .models import Customer, Token
+from .sync import outbox_enqueue_customer, outbox_enqueue_token
+
+DEFAULT = object()  # "use the configured default" for token expiry
+UNSET = object()  # "leave unchanged" for partial limit updates
+
+DETAIL_FIELDS = [
+    "name",
+    "contact_email",
+    "extra_contact_emails",
+    "billing_name",
+    "billing_address",
+    "tax_id",
+    "notes",
+]
+LIMIT_FIELDS = [
+    "daily_request_limit",
+    "monthly_token_quota",
+    "rpm_limit",
+    "allowed_models",
+    "ip_allowlist",
+    "default_model_params",
+]
+SYNCED_DETAIL_FIELDS = {"name"}
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just created: `plaintext` exists only here, to be shown once."""
+
+    token: Token
+    plaintext: str
+
+    def __repr__(self):  # never let the plaintext reach a log through repr()
+        return f"IssuedToken(token={self.token.pk})"
+
+
+def _locked(customer: Customer) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer.pk)
+
+
+def clean_limits(**raw) -> dict:
+    """Validate limit values given as strings or parsed values; unknown keys are an error."""
+    parsers = {
+        "daily_request_limit": lambda v: validators.positive_int_or_none(
+            v, label="Daily request limit"
+        ),
+        "monthly_token_quota": lambda v: validators.positive_int_or_none(
+            v, label="Monthly token quota"
+        ),
+        "rpm_limit": lambda v: validators.positive_int_or_none(v, label="Requests per minute"),
+        "allowed_models": validators.allowed_models,
+        "ip_allowlist": validators.ip_allowlist,
+        "default_model_params": validators.default_model_params,
+    }
+    unknown = set(raw) - set(parsers)
+    if unknown:
+        raise ValidationError(f"Unknown limits: {', '.join(sorted(unknown))}")
+    return {name: parsers[name](value) for name, value in raw.items() if value is not UNSET}
+
+
+def customer_create(
+    *,
+    name: str,
+    contact_email: str,
+    actor=None,
+    ip: str | None = None,
+    source: str = "",
+    **fields,
+) -> Customer:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("A customer needs a name.")
+    validators.emails([contact_email])
+    details = {k: v for k, v in fields.items() if k in DETAIL_FIELDS}
+    limits = clean_limits(**{k: v for k, v in fields.items() if k in LIMIT_FIELDS})
+    unknown = set(fields) - set(DETAIL_FIELDS) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        customer = Customer.objects.create(
+            name=name, contact_email=contact_email.strip(), **details, **limits
+        )
+        outbox_enqueue_customer(customer=customer)
+        audit_record(
+            customer=customer,
+            actor=actor,
+            action="customer.create",
+            object_type="customer",
+            object_id=customer.pk,
+            after=customer_snapshot(customer),
+            ip=ip,
+            source=source,
+        )
+    return customer
+
+
+def customer_update(
+    *, customer: Customer, actor=None, ip: str | None = None, source: str = "", **fields
+) -> Customer:
+    """Change contact and billing details (and the name, which the proxy also sees)."""
+    unknown = set(fields) - set(DETAIL_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    if "name" in fields and not (fields["name"] or "").strip():
+        raise ValidationError("A customer needs a name.")
+    if "contact_email" in fields:
+        validators.emails([fields["contact_email"]])
+    if "extra_contact_emails" in fields:
+        fields["extra_contact_emails"] = validators.emails(fields["extra_contact_emails"])
+    return _change(customer, fields, "customer.update", actor, ip, source)
+
+
+def customer_update_limits(
+    *, customer: Customer, actor=None, ip: str | None = None, source: str = "", **limits
+) -> Customer:
+    """Set any of LIMIT_FIELDS; omitted ones stay as they are, None clears a numeric limit."""
+    return _change(customer, clean_limits(**limits), "customer.limits", actor, ip, source)
+
+
+def _change(customer, values: dict, action, actor, ip, source) -> Customer:
+    with transaction.atomic():
+        locked = _locked(customer)
+        before = customer_snapshot(locked, list(values))
+        for name, value in values.items():
+            setattr(locked, name, value)
+        after = customer_snapshot(locked, list(values))
+        before, after = changed_only(before, after)
+        if after:
+            locked.save()
+            if action == "customer.limits" or SYNCED_DETAIL_FIELDS & set(after):
+                outbox_enqueue_customer(customer=locked)
+            audit_record(
+                customer=locked,
+                actor=actor,
+                action=action,
+                object_type="customer",
+                object_id=locked.pk,
+                before=before,
+                after=after,
+                ip=ip,
+                source=source,
+            )
+    customer.refresh_from_db()
+    return customer
+
+
+def _set_status(customer, status, action, actor, ip, source) -> Customer:
+    with transaction.atomic():
+        locked = _locked(customer)
+        if locked.status == status:
+            return locked
+        if locked.status == Customer.Status.CLOSED and action != "customer.reactivate":
+            raise ValidationError("This customer is closed.")
+        before = {"status": locked.status}
+        locked.status = status
+        locked.save(update_fields=["status", "updated_at"])
+        outbox_enqueue_customer(customer=locked)
+        audit_record(
+            customer=locked,
+            actor=actor,
+            action=action,
+            object_type="customer",
+            object_id=locked.pk,
+            before=before,
+            after={"status": status},
+            ip=ip,
+            source=source,
+        )
+    customer.refresh_from_db()
+    return customer
+
+
+def customer_suspend(*, customer: Customer, actor=None, ip=None, source="") -> Customer:
+    """Every token of the customer stops working at once (the proxy checks the status)."""
+    return _set_status(customer, Customer.Status.SUSPENDED, "customer.suspend", actor, ip, source)
+
+
+def customer_reactivate(*, customer: Customer, actor=None, ip=None, source="") -> Customer:
+    return _set_status(customer, Customer.Status.ACTIVE, "customer.reactivate", actor, ip, source)
+
+
+def customer_close(*, customer: Customer, actor=None, ip=None, source="") -> Customer:
+    """Close the account and revoke its tokens."""
+    with transaction.atomic():
+        for token in customer.tokens.filter(status=Token.Status.ACTIVE):
+            token_revoke(token=token, actor=actor, ip=ip, source=source)
+        return _set_status(customer, Customer.Status.CLOSED, "customer.close", actor, ip, source)
+
+
+def _default_expiry():
+    days = settings.TOKEN_DEFAULT_LIFETIME_DAYS
+    return timezone.now() + timedelta(days=days) if days else None
+
+
+def _clean_expiry(expires_at) -> datetime | None:
+    if expires_at is DEFAULT:
+        return _default_expiry()
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("The expiry must be in the future.")
+    return expires_at
+
+
+def token_create(
+    *,
+    customer: Customer,
+    label: str = "default",
+    expires_at=DEFAULT,
+    plaintext: str | None = None,
+    actor=None,
+    ip: str | None = None,
+    source: str = "",
+    _action: str = "token.create",
+) -> IssuedToken:
+    """Issue a new token (or import `plaintext`, as the seed's `--token` did)."""
+    label = (label or "default").strip()[:100]
+    expires_at = _clean_expiry(expires_at)
+    if customer.status == Customer.Status.CLOSED:
+        raise ValidationError("This customer is closed; reactivate it first.")
+    plaintext = (
+        contract.generate_token() if plaintext is None else validators.importable_token(plaintext)
+    )
+    token_hash = contract.hash_token(plaintext)
+    with transaction.atomic():
+        if Token.objects.filter(token_hash=token_hash).exists():
+            raise ValidationError("This token is already in use; choose another.")
+        token = Token.objects.create(
+            customer=customer,
+            label=label,
+            token_hash=token_hash,
+            display_prefix=contract.token_display_prefix(plaintext),
+            last4=contract.token_last4(plaintext),
+            expires_at=expires_at,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        outbox_enqueue_token(token=token)
+        audit_record(
+            customer=customer,
+            actor=actor,
+            action=_action,
+            object_type="token",
+            object_id=token.pk,
+            after=token_snapshot(token),
+            ip=ip,
+            source=source,
+        )
+    return IssuedToken(token=token, plaintext=plaintext)
+
+
+def token_rotate(
+    *,
+    token: Token,
+    grace_hours: float | None = None,
+    plaintext: str | None = None,
+    expires_at=DEFAULT,
+    actor=None,
+    ip: str | None = None,
+    source: str = "",
+) -> IssuedToken:
+    """A new token with the same label; the old one works for `grace_hours`, then stops."""
+    if grace_hours is None:
+        grace_hours = settings.TOKEN_ROTATION_GRACE_HOURS
+    if grace_hours < 0 or grace_hours > 24 * 90:
+        raise ValidationError("The grace period must be between 0 hours and 90 days.")
+    with transaction.atomic():
+        old = Token.objects.select_for_update().get(pk=token.pk)
+        if old.state() not in ("active", "rotating") or old.replaced_by_id:
+            raise ValidationError("Only an active token that was not rotated yet can be rotated.")
+        issued = token_create(
+            customer=old.customer,
+            label=old.label,
+            expires_at=expires_at,
+            plaintext=plaintext,
+            actor=actor,
+            ip=ip,
+            source=source,
+            _action="token.rotate.new",
+        )
+        before = token_snapshot(old)
+        now = timezone.now()
+        old.replaced_by = issued.token
+        if grace_hours == 0:
+            old.status, old.revoked_at = Token.Status.REVOKED, now
+        else:
+            old.grace_until = now + timedelta(hours=grace_hours)
+        old.save()
+        outbox_enqueue_token(token=old)
+        audit_record(
+            customer=old.customer,
+            actor=actor,
+            action="token.rotate",
+            object_type="token",
+            object_id=old.pk,
+            before=before,
+            after={**token_snapshot(old), "replaced_by": str(issued.token.pk)},
+            ip=ip,
+            source=source,
+        )
+    token.refresh_from_db()
+    return issued
+
+
+def token_revoke(*, token: Token, actor=None, ip: str | None = None, source: str = "") -> Token:
+    """Effective at once: the proxy reads the token item on every request."""
+    with transaction.atomic():
+        locked = Token.objects.select_for_update().get(pk=token.pk)
+        if locked.status == Token.Status.REVOKED:
+            return locked
+        before = token_snapshot(locked)
+        locked.status, locked.revoked_at = Token.Status.REVOKED, timezone.now()
+        locked.save(update_fields=["status", "revoked_at"])
+        outbox_enqueue_token(token=locked)
+        audit_record(
+            customer=locked.customer,
+            actor=actor,
+            action="token.revoke",
+            object_type="token",
+            object_id=locked.pk,
+            before=before,
+            after=token_snapshot(locked),
+            ip=ip,
+            source=source,
+        )
+    token.refresh_from_db()
+    return token

@@ -1,0 +1,197 @@
+"""Delivery of the outbox to the proxy's DynamoDB tables, through `proxy.contract`.
+
+Each synced entity (a customer, a token) carries a monotonic `sync_version`. A change bumps it
+and writes a `SyncOutbox` row with the item's fields at that version, in the same transaction.
+Delivery is idempotent: the contract's puts are conditional on the version, so a replayed or
+late row never overwrites a newer item, and DynamoDB items are keyed, so nothing duplicates.
+"""
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from proxy import contract
+
+from portal.aws import aws_client
+
+from .models import Customer, SyncOutbox, Token
+
+logger = logging.getLogger(__name__)
+
+_SYNC_CLIENT_CONFIG = Config(
+    connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+)
+
+
+def dynamodb_client():
+    return aws_client("dynamodb", config=_SYNC_CLIENT_CONFIG)
+
+
+def _epoch(value) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def customer_payload(customer: Customer) -> dict:
+    """The customer item's fields, except `version` (kept on the outbox row)."""
+    return {
+        "customer_id": str(customer.id),
+        "status": customer.status,
+        "name": customer.name,
+        "daily_request_limit": customer.daily_request_limit,
+        "monthly_token_quota": customer.monthly_token_quota,
+        "rpm_limit": customer.rpm_limit,
+        "allowed_models": list(customer.allowed_models or []),
+        "ip_allowlist": list(customer.ip_allowlist or []),
+        "default_model_params": dict(customer.default_model_params or {}),
+        "updated_at": _epoch(customer.updated_at or timezone.now()),
+    }
+
+
+def token_payload(token: Token) -> dict:
+    """The token item's fields, except `version` and `token_hash` (read from the token row)."""
+    return {
+        "token_id": str(token.id),
+        "customer_id": str(token.customer_id),
+        "display_prefix": token.display_prefix,
+        "status": "revoked" if token.status == Token.Status.REVOKED else "active",
+        "expires_at": _epoch(token.effective_expires_at),
+        "created_at": _epoch(token.created_at),
+    }
+
+
+def _queue_delivery(customer_id) -> None:
+    from .tasks import deliver_customer_outbox
+
+    try:
+        deliver_customer_outbox.delay(str(customer_id))
+    except Exception:  # the broker is down: the row waits for the sweeper
+        logger.warning("could not queue outbox delivery for customer %s", customer_id)
+
+
+def outbox_enqueue_customer(*, customer: Customer) -> SyncOutbox:
+    """Bump the customer's version and record the change. Call inside the change's transaction."""
+    Customer.objects.filter(pk=customer.pk).update(sync_version=F("sync_version") + 1)
+    customer.refresh_from_db(fields=["sync_version", "updated_at"])
+    row = SyncOutbox.objects.create(
+        customer=customer,
+        kind=SyncOutbox.Kind.CUSTOMER,
+        version=customer.sync_version,
+        payload=customer_payload(customer),
+    )
+    transaction.on_commit(lambda: _queue_delivery(customer.pk))
+    return row
+
+
+def outbox_enqueue_token(*, token: Token) -> SyncOutbox:
+    Token.objects.filter(pk=token.pk).update(sync_version=F("sync_version") + 1)
+    token.refresh_from_db(fields=["sync_version"])
+    row = SyncOutbox.objects.create(
+        customer_id=token.customer_id,
+        token=token,
+        kind=SyncOutbox.Kind.TOKEN,
+        version=token.sync_version,
+        payload=token_payload(token),
+    )
+    transaction.on_commit(lambda: _queue_delivery(token.customer_id))
+    return row
+
+
+def customer_item(payload: dict, version: int) -> contract.CustomerItem:
+    return contract.CustomerItem(version=version, **payload)
+
+
+def token_item(token_hash: str, payload: dict, version: int) -> contract.TokenItem:
+    return contract.TokenItem(token_hash=token_hash, version=version, **payload)
+
+
+def _apply(client, row: SyncOutbox) -> bool:
+    if row.kind == SyncOutbox.Kind.CUSTOMER:
+        return contract.put_customer(client, customer_item(row.payload, row.version))
+    return contract.put_token(client, token_item(row.token.token_hash, row.payload, row.version))
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """Exponential backoff with jitter: base * 2^(n-1), capped."""
+    base = settings.SYNC_RETRY_BASE_SECONDS
+    seconds = min(settings.SYNC_RETRY_MAX_SECONDS, base * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.0))  # noqa: S311 (jitter)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return f"{err.get('Code', 'ClientError')}: {err.get('Message', '')}"[:500]
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    superseded: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    retry_in: float = 0.0
+
+
+def outbox_deliver(*, customer_id=None, limit: int = 500, force: bool = False, client=None):
+    """Deliver pending rows, oldest first. `force` ignores the backoff schedule."""
+    now = timezone.now()
+    rows = SyncOutbox.objects.filter(delivered_at__isnull=True)
+    if not force:
+        rows = rows.filter(next_attempt_at__lte=now)
+    if customer_id is not None:
+        rows = rows.filter(customer_id=customer_id)
+    rows = list(rows.select_related("token").order_by("id")[:limit])
+    report = DeliveryReport()
+    if not rows:
+        return report
+    client = client or dynamodb_client()
+    for index, row in enumerate(rows):
+        try:
+            applied = _apply(client, row)
+        except (BotoCoreError, ClientError) as error:
+            message = _describe(error)
+            # Unreachable endpoint: every row after this one would fail the same way.
+            unreachable = isinstance(error, BotoCoreError)
+            failed_rows = rows[index:] if unreachable else [row]
+            for failed in failed_rows:
+                _record_failure(failed, message)
+            report.failed += len(failed_rows)
+            report.errors.append(message)
+            logger.warning("outbox delivery failed (%s rows): %s", len(failed_rows), message)
+            if unreachable:
+                break
+            continue
+        SyncOutbox.objects.filter(pk=row.pk).update(
+            delivered_at=timezone.now(), applied=applied, last_error=""
+        )
+        report.delivered += 1
+        report.superseded += 0 if applied else 1
+    if report.failed:
+        pending = SyncOutbox.objects.filter(delivered_at__isnull=True)
+        soonest = pending.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)
+        first = soonest.first()
+        report.retry_in = max(1.0, (first - timezone.now()).total_seconds()) if first else 1.0
+    return report
+
+
+def _record_failure(row: SyncOutbox, message: str) -> None:
+    attempts = row.attempts + 1
+    SyncOutbox.objects.filter(pk=row.pk).update(
+        attempts=attempts,
+        last_error=message,
+        next_attempt_at=timezone.now() + backoff_delay(attempts),
+    )
+
+
+def outbox_purge_delivered(*, older_than_days: int = 30) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = SyncOutbox.objects.filter(delivered_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,109 @@
+"""Parsing and validation of limits and imported tokens, shared by forms, services and commands.
+
+Each function accepts what a person types (strings) or already-parsed values, and returns the
+normalised value or raises ValidationError with a message fit to show.
+"""
+
+import ipaddress
+import json
+import re
+
+from django.core.exceptions import ValidationError
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
+TOKEN_IMPORT_RE = re.compile(r"^[\x21-\x7e]{20,256}$")
+MAX_LIST_ITEMS = 200
+MAX_PARAMS_CHARS = 4000
+
+
+def _items(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value)
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def positive_int_or_none(value, *, label: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationError(f"{label} must be a whole number, or empty for no limit.") from None
+    if number <= 0:
+        raise ValidationError(f"{label} must be a positive number, or empty for no limit.")
+    if number > 10**15:
+        raise ValidationError(f"{label} is too large.")
+    return number
+
+
+def allowed_models(value) -> list[str]:
+    """Model aliases or Bedrock model ids; empty means every model."""
+    out: list[str] = []
+    for item in _items(value):
+        if not MODEL_NAME_RE.match(item):
+            raise ValidationError(f"“{item[:60]}” is not a model alias or model id.")
+        if item not in out:
+            out.append(item)
+    if len(out) > MAX_LIST_ITEMS:
+        raise ValidationError(f"At most {MAX_LIST_ITEMS} models.")
+    return out
+
+
+def ip_allowlist(value) -> list[str]:
+    """CIDR blocks (IPv4 or IPv6); a bare address means that one address."""
+    out: list[str] = []
+    for item in _items(value):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValidationError(f"“{item[:60]}” is not an IP address or CIDR block.") from None
+        text = str(network)
+        if text not in out:
+            out.append(text)
+    if len(out) > MAX_LIST_ITEMS:
+        raise ValidationError(f"At most {MAX_LIST_ITEMS} CIDR blocks.")
+    return out
+
+
+def default_model_params(value) -> dict:
+    """A JSON object of default inference parameters, e.g. {"max_tokens": 512}."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValidationError("Default model parameters must be valid JSON.") from None
+    if not isinstance(value, dict):
+        raise ValidationError('Default model parameters must be a JSON object, like {"a": 1}.')
+    for key, item in value.items():
+        if isinstance(item, float):
+            continue
+        if not isinstance(item, str | int | bool | list | dict) and item is not None:
+            raise ValidationError(f"Unsupported value for {key}.")
+    if len(json.dumps(value)) > MAX_PARAMS_CHARS:
+        raise ValidationError("Default model parameters are too long.")
+    return value
+
+
+def importable_token(value: str) -> str:
+    """A token brought from elsewhere (the seed's `--token`): printable, 20 to 256 characters."""
+    token = (value or "").strip()
+    if not TOKEN_IMPORT_RE.match(token):
+        raise ValidationError(
+            "An imported token must be 20 to 256 printable characters, without spaces."
+        )
+    return token
+
+
+def emails(value) -> list[str]:
+    from django.core.validators import validate_email
+
+    out = []
+    for item in _items(value):
+        validate_email(item)
+        if item.lower() not in [e.lower() for e in out]:
+            out.append(item)
+    return out
