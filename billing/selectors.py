@@ -201,6 +201,51 @@ def invoice_list_for_staff(*, status: str = ""):
 # --- Cost so far and forecast ------------------------------------------------------------
 
 
+def _month_window(today: date) -> dict:
+    start, end = month_bounds(today)
+    covered_to = today - timedelta(days=1)
+    days_covered = max(0, (covered_to - start).days + 1)
+    return {
+        "period_start": start,
+        "period_end": end,
+        "covered_to": covered_to if days_covered else None,
+        "days_covered": days_covered,
+        "days_in_month": (end - start).days + 1,
+        "currency": settings.BILLING_CURRENCY,
+    }
+
+
+def _scaled(rows: list[UsageRow], factor: Decimal) -> list[UsageRow]:
+    def scale(n: int) -> int:
+        return int(Decimal(n) * factor)
+
+    return [
+        UsageRow(
+            model_id=r.model_id,
+            price_from=r.price_from,
+            usage=TokenUsage(
+                requests=scale(r.usage.requests),
+                input_tokens=scale(r.usage.input_tokens),
+                output_tokens=scale(r.usage.output_tokens),
+                cache_read_tokens=scale(r.usage.cache_read_tokens),
+                cache_write_tokens=scale(r.usage.cache_write_tokens),
+            ),
+        )
+        for r in rows
+    ]
+
+
+def _so_far_and_forecast(rows, terms, prices, names, window) -> tuple[Decimal, Decimal | None]:
+    # The minimum commitment is settled at month end; leaving it out keeps "so far" honest.
+    lines = rate_usage(rows, terms=terms, prices=prices, names=names)
+    so_far = sum((ln.amount for ln in lines if ln.kind != "minimum"), Decimal(0))
+    if not window["days_covered"]:
+        return so_far, None
+    factor = Decimal(window["days_in_month"]) / Decimal(window["days_covered"])
+    projected = rate_usage(_scaled(rows, factor), terms=terms, prices=prices, names=names)
+    return so_far, sum((ln.amount for ln in projected), Decimal(0))
+
+
 def cost_so_far(customer_id, today: date | None = None) -> dict:
     """This month's usage priced with the customer's plan, and a month-end forecast.
 
@@ -208,57 +253,40 @@ def cost_so_far(customer_id, today: date | None = None) -> dict:
     the usage so far scaled by days_in_month / days_covered, priced again with the same plan
     (so tiers and allowances apply to the projected month, not to a scaled amount).
     """
-    today = today or date.today()
-    start, end = month_bounds(today)
-    covered_to = today - timedelta(days=1)
-    days_covered = max(0, (covered_to - start).days + 1)
-    days_in_month = (end - start).days + 1
+    window = _month_window(today or date.today())
     prices, dates, names = price_book()
-    rows = usage_rows(start, covered_to, customer_ids=[customer_id], dates=dates).get(
-        customer_id, []
-    )
-    terms = terms_for(customer_id, start)
-    # The minimum commitment is settled at month end; leaving it out keeps "so far" honest.
-    so_far = sum(
-        (
-            ln.amount
-            for ln in rate_usage(rows, terms=terms, prices=prices, names=names)
-            if ln.kind != "minimum"
-        ),
-        Decimal(0),
-    )
-    forecast = None
-    if days_covered:
-        factor = Decimal(days_in_month) / Decimal(days_covered)
-        projected = [
-            UsageRow(
-                model_id=r.model_id,
-                price_from=r.price_from,
-                usage=TokenUsage(
-                    *(
-                        int(Decimal(v) * factor)
-                        for v in (
-                            r.usage.requests,
-                            r.usage.input_tokens,
-                            r.usage.output_tokens,
-                            r.usage.cache_read_tokens,
-                            r.usage.cache_write_tokens,
-                        )
-                    )
-                ),
-            )
-            for r in rows
-        ]
-        lines = rate_usage(projected, terms=terms, prices=prices, names=names)
-        forecast = sum((ln.amount for ln in lines), Decimal(0))
-    return {
-        "period_start": start,
-        "period_end": end,
-        "covered_to": covered_to if days_covered else None,
-        "days_covered": days_covered,
-        "days_in_month": days_in_month,
-        "so_far": so_far,
-        "forecast": forecast,
-        "plan_name": terms.name,
-        "currency": settings.BILLING_CURRENCY,
-    }
+    rows = []
+    if window["covered_to"]:
+        rows = usage_rows(
+            window["period_start"], window["covered_to"], customer_ids=[customer_id], dates=dates
+        ).get(customer_id, [])
+    terms = terms_for(customer_id, window["period_start"])
+    so_far, forecast = _so_far_and_forecast(rows, terms, prices, names, window)
+    return {**window, "so_far": so_far, "forecast": forecast, "plan_name": terms.name}
+
+
+def cost_so_far_all(customers, today: date | None = None) -> dict:
+    """The same, summed over a queryset of customers (staff dashboard), set-based."""
+    window = _month_window(today or date.today())
+    prices, dates, names = price_book()
+    usage = {}
+    if window["covered_to"]:
+        usage = usage_rows(
+            window["period_start"],
+            window["covered_to"],
+            customer_filter=Q(customer__in=customers),
+            dates=dates,
+        )
+    assignments = plan_assignments_in_force(window["period_start"])
+    fallback = default_terms()
+    so_far_total, forecast_total = Decimal(0), Decimal(0)
+    for customer_id in customers.values_list("pk", flat=True):
+        assignment = assignments.get(customer_id)
+        terms = PlanTerms.from_plan(assignment.plan) if assignment else fallback
+        so_far, forecast = _so_far_and_forecast(
+            usage.get(customer_id, []), terms, prices, names, window
+        )
+        so_far_total += so_far
+        forecast_total += forecast or Decimal(0)
+    forecast = forecast_total if window["days_covered"] else None
+    return {**window, "so_far": so_far_total, "forecast": forecast, "plan_name": ""}

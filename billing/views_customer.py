@@ -1,0 +1,55 @@
+"""Customer pages: their wallet, cost so far, invoices. Only ever `request.customer`'s data."""
+
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from portal.access import customer_required
+
+from . import selectors
+from .documents import invoice_csv_text, invoice_pdf_bytes
+
+
+@customer_required
+def billing_overview(request):
+    customer = request.customer
+    return render(
+        request,
+        "billing/customer_overview.html",
+        {
+            "cost": selectors.cost_so_far(customer.pk),
+            "balance": selectors.credit_balance(customer.pk),
+            "ledger": selectors.credit_ledger(customer.pk)[:50],
+            "plans": selectors.plan_history(customer)[:12],
+        },
+    )
+
+
+@customer_required
+def invoice_list(request):
+    page = Paginator(selectors.invoices_for_customer(request.customer), 25).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "billing/customer_invoice_list.html", {"page": page})
+
+
+@customer_required
+def invoice_detail(request, invoice_id):
+    invoice = selectors.invoice_get_for_customer(request.customer, invoice_id)
+    return render(request, "billing/customer_invoice_detail.html", {"invoice": invoice})
+
+
+@customer_required
+def invoice_pdf(request, invoice_id):
+    invoice = selectors.invoice_get_for_customer(request.customer, invoice_id)
+    response = HttpResponse(invoice_pdf_bytes(invoice), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    return response
+
+
+@customer_required
+def invoice_csv(request, invoice_id):
+    invoice = selectors.invoice_get_for_customer(request.customer, invoice_id)
+    response = HttpResponse(invoice_csv_text(invoice), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.csv"'
+    return response

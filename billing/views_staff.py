@@ -1,0 +1,258 @@
+"""Staff pages: drafts review and invoice actions, plans and wallets per customer, the run."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from customers.models import Customer
+from portal.access import staff_required
+
+from . import selectors, services
+from .documents import invoice_csv_text, invoice_pdf_bytes
+from .forms import (
+    BillingProfileForm,
+    CreditGrantForm,
+    InvoiceRunForm,
+    ManualLineForm,
+    PlanAssignForm,
+    VoidForm,
+)
+from .models import Invoice, InvoiceImmutable, InvoiceLine, ModelPrice, PricingPlan
+from .pricing import PricingError
+
+# Business-rule refusals: shown to staff as a message, never a server error.
+REFUSALS = (PricingError, services.InvoiceStateError, InvoiceImmutable)
+
+
+def _form_errors(request, form):
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label or field}: {error}" if field != "__all__" else error)
+
+
+@staff_required
+def billing_invoices(request):
+    status = request.GET.get("status", "draft")
+    qs = selectors.invoice_list_for_staff(status=status)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/staff_invoice_list.html",
+        {
+            "page": page,
+            "status": status,
+            "statuses": Invoice.Status.choices,
+            "query_string": f"status={status}",
+            "run_form": InvoiceRunForm(),
+        },
+    )
+
+
+@staff_required
+@require_POST
+def billing_run(request):
+    form = InvoiceRunForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("staff:billing_invoices")
+    result = services.invoice_run(period_start=form.cleaned_data["month"])
+    messages.success(
+        request,
+        f"Invoice run for {result.period_start:%B %Y}: {result.created} drafts created, "
+        f"{result.skipped} already existed.",
+    )
+    return redirect("staff:billing_invoices")
+
+
+@staff_required
+def billing_invoice_detail(request, invoice_id):
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    return render(
+        request,
+        "billing/staff_invoice_detail.html",
+        {
+            "invoice": invoice,
+            "can_edit": invoice.status == Invoice.Status.DRAFT,
+            "line_form": ManualLineForm(),
+            "void_form": VoidForm(),
+            "balance": selectors.credit_balance(invoice.customer_id),
+        },
+    )
+
+
+def _invoice_action(request, invoice_id, action, success):
+    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    try:
+        result = action(invoice)
+    except REFUSALS as exc:
+        messages.error(request, str(exc))
+        return redirect("staff:billing_invoice_detail", invoice_id=invoice.pk)
+    messages.success(request, success)
+    target = result if isinstance(result, Invoice) else invoice
+    return redirect("staff:billing_invoice_detail", invoice_id=target.pk)
+
+
+@staff_required
+@require_POST
+def billing_invoice_add_line(request, invoice_id):
+    form = ManualLineForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("staff:billing_invoice_detail", invoice_id=invoice_id)
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.invoice_line_add(invoice=inv, **form.cleaned_data) and inv,
+        "Line added.",
+    )
+
+
+@staff_required
+@require_POST
+def billing_invoice_delete_line(request, invoice_id, line_id):
+    line = get_object_or_404(InvoiceLine, pk=line_id, invoice_id=invoice_id)
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.invoice_line_delete(line=line),
+        "Line removed.",
+    )
+
+
+@staff_required
+@require_POST
+def billing_invoice_issue(request, invoice_id):
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.invoice_issue(invoice=inv),
+        "Invoice issued and emailed to the customer.",
+    )
+
+
+@staff_required
+@require_POST
+def billing_invoice_mark_paid(request, invoice_id):
+    return _invoice_action(
+        request, invoice_id, lambda inv: services.invoice_mark_paid(invoice=inv), "Marked paid."
+    )
+
+
+@staff_required
+@require_POST
+def billing_invoice_void(request, invoice_id):
+    form = VoidForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("staff:billing_invoice_detail", invoice_id=invoice_id)
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.invoice_void(invoice=inv, **form.cleaned_data),
+        "Invoice voided."
+        + (" A corrected draft was created." if form.cleaned_data["reissue"] else ""),
+    )
+
+
+@staff_required
+def billing_invoice_pdf(request, invoice_id):
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    response = HttpResponse(invoice_pdf_bytes(invoice), content_type="application/pdf")
+    name = invoice.number or f"draft-{invoice.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+    return response
+
+
+@staff_required
+def billing_invoice_csv(request, invoice_id):
+    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    response = HttpResponse(invoice_csv_text(invoice), content_type="text/csv; charset=utf-8")
+    name = invoice.number or f"draft-{invoice.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+@staff_required
+def billing_customer(request, customer_id):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    profile = services.billing_profile_get(customer_id=customer.pk)
+    return render(
+        request,
+        "billing/staff_customer.html",
+        {
+            "customer": customer,
+            "cost": selectors.cost_so_far(customer.pk),
+            "balance": selectors.credit_balance(customer.pk),
+            "ledger": selectors.credit_ledger(customer.pk)[:50],
+            "plans": selectors.plan_history(customer),
+            "invoices": Invoice.objects.filter(customer=customer)[:24],
+            "grant_form": CreditGrantForm(),
+            "plan_form": PlanAssignForm(),
+            "profile_form": BillingProfileForm(instance=profile),
+        },
+    )
+
+
+def _customer_form_action(request, customer_id, form_class, action, success):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    form = form_class(request.POST)
+    if form.is_valid():
+        try:
+            action(customer, form.cleaned_data)
+            messages.success(request, success)
+        except REFUSALS as exc:
+            messages.error(request, str(exc))
+    else:
+        _form_errors(request, form)
+    return redirect("staff:billing_customer", customer_id=customer.pk)
+
+
+@staff_required
+@require_POST
+def billing_credit_grant(request, customer_id):
+    return _customer_form_action(
+        request,
+        customer_id,
+        CreditGrantForm,
+        lambda c, data: services.credit_grant(customer=c, by=request.user, **data),
+        "Credits added.",
+    )
+
+
+@staff_required
+@require_POST
+def billing_plan_assign(request, customer_id):
+    return _customer_form_action(
+        request,
+        customer_id,
+        PlanAssignForm,
+        lambda c, data: services.plan_assign(customer=c, by=request.user, **data),
+        "Plan assigned.",
+    )
+
+
+@staff_required
+@require_POST
+def billing_profile_update(request, customer_id):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    form = BillingProfileForm(
+        request.POST, instance=services.billing_profile_get(customer_id=customer.pk)
+    )
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Wallet settings saved.")
+    else:
+        _form_errors(request, form)
+    return redirect("staff:billing_customer", customer_id=customer.pk)
+
+
+@staff_required
+def billing_catalog(request):
+    return render(
+        request,
+        "billing/staff_catalog.html",
+        {"plans": PricingPlan.objects.all(), "prices": ModelPrice.objects.all()},
+    )

@@ -1,0 +1,168 @@
+"""Staff billing pages: drafts review, manual lines, issue, mark paid, void, wallet, plans."""
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from billing.models import CreditGrant, CustomerPlan, Invoice
+
+from .conftest import OCTOBER
+
+
+@pytest.fixture
+def draft(customer):
+    return Invoice.objects.create(
+        customer=customer, period_start=OCTOBER, period_end=date(2026, 10, 31)
+    )
+
+
+def test_customer_user_gets_403_and_anonymous_is_sent_to_login(client, customer_client, draft):
+    urls = [
+        reverse("staff:billing_invoices"),
+        reverse("staff:billing_invoice_detail", args=[draft.pk]),
+        reverse("staff:billing_customer", args=[draft.customer_id]),
+        reverse("staff:billing_catalog"),
+    ]
+    for url in urls:
+        assert customer_client.get(url).status_code == 403
+    assert (
+        customer_client.post(reverse("staff:billing_invoice_issue", args=[draft.pk])).status_code
+        == 403
+    )
+    client.logout()
+    assert client.get(urls[0]).status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Invoice.Status.DRAFT
+
+
+def test_run_review_add_line_issue_pay(
+    staff_client, customer, price_book, add_usage, django_capture_on_commit_callbacks
+):
+    add_usage(customer, date(2026, 10, 3), input_tokens=100_000, output_tokens=10_000)
+    response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"}, follow=True)
+    assert "1 drafts created" in response.content.decode()
+    invoice = Invoice.objects.get(customer=customer)
+    listing = staff_client.get(reverse("staff:billing_invoices") + "?status=draft")
+    assert customer.name in listing.content.decode()
+    detail_url = reverse("staff:billing_invoice_detail", args=[invoice.pk])
+    staff_client.post(
+        reverse("staff:billing_invoice_add_line", args=[invoice.pk]),
+        {"description": "Onboarding", "amount": "100"},
+    )
+    invoice.refresh_from_db()
+    assert invoice.subtotal == D("100.45")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("staff:billing_invoice_issue", args=[invoice.pk]), follow=True
+        )
+    assert "Invoice issued" in response.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.number == "INV-000001"
+    assert mail.outbox[-1].attachments[0][0] == "INV-000001.pdf"
+    # Issued: the page no longer offers to add lines, and posting one is refused politely.
+    assert "Add a line" not in staff_client.get(detail_url).content.decode()
+    refused = staff_client.post(
+        reverse("staff:billing_invoice_add_line", args=[invoice.pk]),
+        {"description": "Sneaky", "amount": "1"},
+        follow=True,
+    )
+    assert refused.status_code == 200 and "not a draft" in refused.content.decode()
+    staff_client.post(reverse("staff:billing_invoice_mark_paid", args=[invoice.pk]))
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+
+
+def test_void_needs_a_reason_and_has_confirmation(staff_client, draft):
+    from billing.services import invoice_issue
+
+    invoice = invoice_issue(invoice=draft)
+    detail = staff_client.get(
+        reverse("staff:billing_invoice_detail", args=[invoice.pk])
+    ).content.decode()
+    assert 'data-confirm="Void INV-000001?' in detail
+    staff_client.post(reverse("staff:billing_invoice_void", args=[invoice.pk]), {"reason": ""})
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.ISSUED
+    response = staff_client.post(
+        reverse("staff:billing_invoice_void", args=[invoice.pk]),
+        {"reason": "Wrong period", "reissue": "on"},
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.VOID
+    replacement = Invoice.objects.get(replaces=invoice)
+    assert response.url == reverse("staff:billing_invoice_detail", args=[replacement.pk])
+
+
+@pytest.mark.parametrize("amount", ["abc", "1e999", "", "12.345"])
+def test_bad_manual_line_is_a_message_not_an_error(staff_client, draft, amount):
+    response = staff_client.post(
+        reverse("staff:billing_invoice_add_line", args=[draft.pk]),
+        {"description": "x", "amount": amount},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert draft.lines.count() == 0
+
+
+def test_unknown_ids_are_404(staff_client):
+    import uuid
+
+    assert (
+        staff_client.get(reverse("staff:billing_invoice_detail", args=[uuid.uuid4()])).status_code
+        == 404
+    )
+    assert (
+        staff_client.post(reverse("staff:billing_invoice_issue", args=[uuid.uuid4()])).status_code
+        == 404
+    )
+
+
+def test_bad_run_month(staff_client):
+    response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-13"}, follow=True)
+    assert response.status_code == 200 and "YYYY-MM" in response.content.decode()
+
+
+def test_wallet_and_plan_forms(staff_client, customer, make_plan):
+    url = reverse("staff:billing_customer", args=[customer.pk])
+    assert staff_client.get(url).status_code == 200
+    staff_client.post(
+        reverse("staff:billing_credit_grant", args=[customer.pk]),
+        {"amount": "50.00", "kind": "promotional", "expires_on": "2099-01-01", "note": "Welcome"},
+    )
+    assert CreditGrant.objects.get(customer=customer).remaining == D("50.00")
+    bad = staff_client.post(
+        reverse("staff:billing_credit_grant", args=[customer.pk]),
+        {"amount": "-5", "kind": "purchase"},
+        follow=True,
+    )
+    assert bad.status_code == 200 and CreditGrant.objects.count() == 1
+    plan = make_plan(kind="per_request", per_request_price=D("0.002"), name="Simple")
+    staff_client.post(
+        reverse("staff:billing_plan_assign", args=[customer.pk]),
+        {"plan": plan.pk, "effective_from": "2026-11-01"},
+    )
+    staff_client.post(
+        reverse("staff:billing_plan_assign", args=[customer.pk]),
+        {"plan": plan.pk, "effective_from": "2026-12-01"},
+    )
+    history = list(CustomerPlan.objects.filter(customer=customer).order_by("effective_from"))
+    assert [(a.effective_from, a.effective_to) for a in history] == [
+        (date(2026, 11, 1), date(2026, 12, 1)),
+        (date(2026, 12, 1), None),
+    ]
+    staff_client.post(
+        reverse("staff:billing_profile_update", args=[customer.pk]),
+        {"low_balance_threshold": "20.00", "suspend_at_zero": "on"},
+    )
+    assert customer.billing_profile.suspend_at_zero is True
+    page = staff_client.get(url).content.decode()
+    assert "Welcome" in page and "Simple" in page
+
+
+def test_staff_home_and_catalog(staff_client, price_book):
+    assert "Cost so far" in staff_client.get(reverse("staff:home")).content.decode()
+    catalog = staff_client.get(reverse("staff:billing_catalog")).content.decode()
+    assert "Claude 3 Haiku" in catalog and "2026-11-23" in catalog
