@@ -23,3 +23,30 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0, hour=6, day_of_month=1),
     },
 }
+
+
+@app.on_after_configure.connect
+def _usage_schedule(sender, **kwargs):
+    """Usage jobs (usage app), timed from settings: yesterday's billed usage plus missed days
+    after seed 002's 01:00 export and 02:00 crawler; threshold checks; opt-in summaries."""
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        crontab(minute=settings.USAGE_INGEST_MINUTE, hour=settings.USAGE_INGEST_HOUR),
+        sender.signature("usage.tasks.ingest_nightly_task"),
+        name="usage-nightly-ingest",
+    )
+    sender.add_periodic_task(
+        crontab(minute=f"*/{settings.USAGE_ALERT_CHECK_MINUTES}"),
+        sender.signature("usage.tasks.check_alerts_task"),
+        name="usage-alert-check",
+    )
+    for frequency, when in (
+        ("weekly", crontab(minute=0, hour=7, day_of_week="mon")),
+        ("monthly", crontab(minute=0, hour=7, day_of_month=1)),
+    ):
+        sender.add_periodic_task(
+            when,
+            sender.signature("usage.tasks.send_summaries_task", args=(frequency,)),
+            name=f"usage-{frequency}-summary",
+        )

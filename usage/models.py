@@ -5,7 +5,9 @@ locally); re-ingesting a day replaces its rows exactly, thanks to the unique key
 Missing tags are stored as "" so the unique key also covers untagged usage.
 """
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class UsageDaily(models.Model):
@@ -42,3 +44,193 @@ class UsageDaily(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.day} {self.model_id}"
+
+
+class IngestedDay(models.Model):
+    """A UTC day whose billed usage has been loaded; days missing here are caught up nightly.
+
+    Also tells the pages which figures are final: usage of a day not listed here comes from
+    the DynamoDB counters and is shown as provisional.
+    """
+
+    day = models.DateField(unique=True)
+    run = models.ForeignKey(
+        "usage.IngestRun", null=True, on_delete=models.SET_NULL, related_name="ingested_days"
+    )
+    engine = models.CharField(max_length=16)
+    rows = models.PositiveIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    skipped_rows = models.PositiveIntegerField(
+        default=0, help_text="Result rows for customer ids the portal does not know."
+    )
+    ingested_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self):
+        return str(self.day)
+
+
+class IngestRun(models.Model):
+    """One ingest of a range of days (nightly, catch-up, or a staff re-ingest)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", "Nightly"
+        STAFF = "staff", "Staff page"
+        COMMAND = "command", "Command"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    engine = models.CharField(max_length=16)
+    start_day = models.DateField()
+    end_day = models.DateField()
+    # The days to ingest, ISO dates: a catch-up run may cover non-contiguous missing days.
+    days = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    days_total = models.PositiveIntegerField(default=0)
+    days_done = models.PositiveIntegerField(default=0)
+    rows_written = models.BigIntegerField(default=0)
+    # [{"day": "YYYY-MM-DD", "error": "..."}]: a failed day does not stop the others.
+    errors = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.start_day}..{self.end_day} {self.status}"
+
+    @property
+    def progress_percent(self) -> int:
+        return 100 * self.days_done // self.days_total if self.days_total else 0
+
+
+class UsageDifference(models.Model):
+    """Billed totals (events) that differ from the proxy's DynamoDB counters for a day."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_differences"
+    )
+    day = models.DateField()
+    billed_requests = models.BigIntegerField(default=0)
+    counter_requests = models.BigIntegerField(default=0)
+    billed_tokens = models.BigIntegerField(default=0)
+    counter_tokens = models.BigIntegerField(default=0)
+    checked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "customer_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "day"], name="usage_difference_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.day}"
+
+    @property
+    def request_delta(self) -> int:
+        return self.billed_requests - self.counter_requests
+
+    @property
+    def token_delta(self) -> int:
+        return self.billed_tokens - self.counter_tokens
+
+
+def default_percents() -> list[int]:
+    return [50, 80, 100]
+
+
+class CustomerUsageSettings(models.Model):
+    """Alert thresholds, webhook and summary emails of one customer (defaults when absent)."""
+
+    class Summary(models.TextChoices):
+        NONE = "", "No summary"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_settings"
+    )
+    monthly_token_percents = models.JSONField(default=default_percents, blank=True)
+    daily_request_percents = models.JSONField(default=default_percents, blank=True)
+    # Seed 003's rule: tokens of one user, application and model within one hour.
+    hourly_token_threshold = models.PositiveBigIntegerField(null=True, blank=True)
+    notify_staff = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=128, blank=True)
+    summary_frequency = models.CharField(
+        max_length=16, choices=Summary.choices, default=Summary.NONE, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"usage settings of {self.customer_id}"
+
+
+class Alert(models.Model):
+    """One threshold crossing. The unique key, inserted before anything is sent, is what makes
+    each crossing notify exactly once per period, however many checks run at the same time."""
+
+    class Rule(models.TextChoices):
+        MONTHLY_TOKENS = "monthly_tokens", "Monthly token quota"
+        DAILY_REQUESTS = "daily_requests", "Daily request limit"
+        HOURLY_TOKENS = "hourly_tokens", "Tokens per user, application and model in an hour"
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_alerts"
+    )
+    rule = models.CharField(max_length=32, choices=Rule.choices)
+    # A percent of the limit for the quota rules, a token count for the hourly rule.
+    threshold = models.PositiveBigIntegerField()
+    period = models.CharField(max_length=16, help_text="YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH")
+    # Which user/application/model crossed the hourly rule; "" for the quota rules.
+    subject = models.CharField(max_length=600, blank=True, default="")
+    value = models.BigIntegerField()
+    limit = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.TextField(blank=True)
+    webhook_status = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "rule", "threshold", "period", "subject"],
+                name="usage_alert_once_per_period",
+            )
+        ]
+        indexes = [models.Index(fields=["customer", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.rule} {self.threshold} {self.period}"
+
+
+class SummaryDelivery(models.Model):
+    """A weekly or monthly summary already mailed (unique: sent once per period)."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    frequency = models.CharField(max_length=16)
+    period = models.CharField(max_length=16)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "frequency", "period"], name="usage_summary_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.frequency} {self.period}"

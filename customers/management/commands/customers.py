@@ -9,6 +9,7 @@
         [--monthly-tokens N] [--rpm N] [--allowed-models A,B] [--ip-allowlist CIDR,...]
     manage.py customers suspend|reactivate --customer-id ID
     manage.py customers reconcile [--dry-run]
+    manage.py customers usage --customer-id ID --start-date YYYY-MM-DD --end-date YYYY-MM-DD
 
 Every change is audited as made by this command (and the OS user who ran it).
 """
@@ -88,12 +89,27 @@ class Command(BaseCommand):
         reconcile = sub.add_parser("reconcile", help="Compare with DynamoDB and repair drift.")
         reconcile.add_argument("--dry-run", action="store_true")
 
+        usage = sub.add_parser("usage", help="Requests and tokens for a date range, by model.")
+        usage.add_argument("--customer-id", required=True)
+        usage.add_argument("--start-date", required=True, help="YYYY-MM-DD (UTC)")
+        usage.add_argument("--end-date", required=True, help="YYYY-MM-DD (UTC), inclusive")
+
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "do_" + subcommand.replace("-", "_"))
         try:
             handler(**options)
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
+
+    def do_usage(self, *, customer_id, start_date, end_date, **_):
+        from usage.reports import parse_range, print_usage_by_model
+
+        customer = self._customer(customer_id)
+        try:
+            start, end = parse_range(start_date, end_date)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        print_usage_by_model(customer=customer, start=start, end=end, out=self.stdout)
 
     # -- helpers
 

@@ -1,0 +1,174 @@
+"""The production path: Athena through moto, with query results injected via moto's API."""
+
+import datetime as dt
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+from moto.moto_api import state_manager
+
+from usage.athena import AthenaEngine, AthenaQueryError, AthenaTimeout
+from usage.models import UsageDaily
+from usage.selectors import usage_totals
+from usage.services import usage_day_replace
+
+DAY = dt.date(2026, 11, 20)
+COLUMNS = [
+    "customer_id",
+    "model_id",
+    "application_id",
+    "cost_center",
+    "environment",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+]
+
+
+@pytest.fixture
+def athena(settings):
+    settings.AWS_ENDPOINT_URL = None
+    settings.ATHENA_DATABASE = "bedrock_usage"
+    settings.ATHENA_TABLE = "usage_events"
+    settings.ATHENA_WORKGROUP = "primary"
+    settings.ATHENA_OUTPUT_LOCATION = "s3://athena-results-test/out/"
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="athena-results-test")
+        yield boto3.client("athena", region_name="us-east-1")
+    state_manager.unset_transition("athena::execution")
+
+
+def _row(values):
+    return {"Data": [{"VarCharValue": str(v)} if v is not None else {} for v in values]}
+
+
+def inject_results(data_rows):
+    """Queue one query result (header row first, as Athena returns it) in moto."""
+    response = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
+        json={
+            "region": "us-east-1",
+            "results": [
+                {
+                    "rows": [_row(COLUMNS), *(_row(r) for r in data_rows)],
+                    "column_info": [{"Name": c, "Type": "varchar"} for c in COLUMNS],
+                }
+            ],
+        },
+        timeout=5,
+    )
+    assert response.status_code == 201
+
+
+class Recorder:
+    """The moto client, recording calls; optionally serving results in pages like Athena."""
+
+    def __init__(self, client, page_size=None):
+        self.client, self.page_size, self.calls = client, page_size, []
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+
+        def call(**kwargs):
+            self.calls.append((name, kwargs))
+            if name == "get_query_results" and self.page_size:
+                return self._page(method, **kwargs)
+            return method(**kwargs)
+
+        return call
+
+    def _page(self, method, *, QueryExecutionId, MaxResults, NextToken=None):
+        full = method(QueryExecutionId=QueryExecutionId)
+        rows = full["ResultSet"]["Rows"]
+        start = int(NextToken or 0)
+        end = start + min(self.page_size, MaxResults)
+        page = {**full, "ResultSet": {**full["ResultSet"], "Rows": rows[start:end]}}
+        if end < len(rows):
+            page["NextToken"] = str(end)
+        return page
+
+
+def _engine(client, **kwargs):
+    sleeps = []
+    engine = AthenaEngine(client, sleep=sleeps.append, **kwargs)
+    return engine, sleeps
+
+
+def test_day_is_queried_polled_and_upserted(athena, customer):
+    state_manager.set_transition("athena::execution", {"progression": "manual", "times": 2})
+    inject_results(
+        [
+            (customer.pk, "haiku-model", "chatbot", "cc-1", "prod", 3, 300, 60, 0, 0),
+            (customer.pk, "nova-model", None, None, None, 1, 7, 3, 5, 1),
+        ]
+    )
+    client = Recorder(athena)
+    engine, sleeps = _engine(client)
+
+    ingested = usage_day_replace(day=DAY, rows=engine.daily_rows(DAY), engine="athena")
+
+    assert (ingested.rows, ingested.requests) == (2, 4)
+    nova = UsageDaily.objects.get(model_id="nova-model")
+    assert (nova.application_id, nova.cache_read_tokens, nova.cache_write_tokens) == ("", 5, 1)
+    name, start = client.calls[0]
+    assert name == "start_query_execution"
+    sql = start["QueryString"]
+    assert 'FROM "bedrock_usage"."usage_events"' in sql
+    assert "WHERE year = '2026' AND month = '11' AND day = '20'" in sql
+    assert "row_number() OVER (PARTITION BY request_id" in sql and "copy_number = 1" in sql
+    assert start["WorkGroup"] == "primary"
+    assert start["ResultConfiguration"] == {"OutputLocation": "s3://athena-results-test/out/"}
+    polls = [c for c in client.calls if c[0] == "get_query_execution"]
+    assert len(polls) == 4  # moto advances one state every 2 polls: 3 waits, then SUCCEEDED
+    assert sleeps == [0.5, 1.0, 2.0]  # exponential backoff between polls
+
+
+def test_results_are_read_page_by_page(athena, customer):
+    models = [f"model-{n:04d}" for n in range(2500)]
+    inject_results([(customer.pk, m, "", "", "", 1, 10, 1, 0, 0) for m in models])
+    client = Recorder(athena, page_size=1000)
+    engine, _ = _engine(client)
+
+    ingested = usage_day_replace(day=DAY, rows=engine.daily_rows(DAY), engine="athena")
+
+    pages = [kw for name, kw in client.calls if name == "get_query_results"]
+    assert [p.get("NextToken") for p in pages] == [None, "1000", "2000"]
+    assert all(p["MaxResults"] == 1000 for p in pages)
+    assert ingested.rows == 2500  # the header row of page one is not data
+    assert usage_totals(customer_id=customer.pk, start=DAY, end=DAY)["input_tokens"] == 25_000
+
+
+def test_a_query_past_the_timeout_is_cancelled(athena, customer):
+    state_manager.set_transition("athena::execution", {"progression": "manual", "times": 1000})
+    now = [0.0]
+    client = Recorder(athena)
+    engine = AthenaEngine(
+        client, timeout=30, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0]
+    )
+
+    with pytest.raises(AthenaTimeout, match="cancelled"):
+        list(engine.daily_rows(DAY))
+
+    execution_id = athena.list_query_executions()["QueryExecutionIds"][0]
+    state = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
+    assert state["State"] == "CANCELLED"
+    assert any(name == "stop_query_execution" for name, _ in client.calls)
+
+
+def test_a_failed_query_raises_with_its_reason():
+    class Failing:
+        def start_query_execution(self, **kw):
+            return {"QueryExecutionId": "q-1"}
+
+        def get_query_execution(self, **kw):
+            return {
+                "QueryExecution": {
+                    "Status": {"State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND"}
+                }
+            }
+
+    with pytest.raises(AthenaQueryError, match="TABLE_NOT_FOUND"):
+        AthenaEngine(Failing(), sleep=lambda s: None).run_query("SELECT 1")

@@ -1,0 +1,106 @@
+"""Read the proxy's DynamoDB usage counters (real time, provisional until a day is ingested).
+
+Item keys are the proxy's contract: pk `CUST#<customer_id>`, sk `DAY#YYYY-MM-DD`,
+`MONTH#YYYY-MM`, `MIN#...`, `DAY#YYYY-MM-DD#MODEL#<model_id>`; attributes requests and the
+four token counts. Reads are strongly consistent batch gets (100 keys per call).
+"""
+
+import datetime as dt
+import os
+from dataclasses import dataclass, fields
+
+from portal.aws import aws_client
+
+COUNTER_FIELDS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+@dataclass(frozen=True)
+class CounterTotals:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"tokens": self.tokens}
+
+
+def counters_table_name() -> str:
+    try:
+        from proxy import contract
+
+        names = contract.table_names()
+        name = getattr(names, "usage_counters", None) or getattr(names, "counters", None)
+        if name:
+            return name
+    except (ImportError, AttributeError):
+        pass
+    return os.environ.get("USAGE_COUNTERS_TABLE", "bedrock_usage_counters")
+
+
+def customer_pk(customer_id) -> str:
+    return f"CUST#{customer_id}"
+
+
+def day_sk(day: dt.date) -> str:
+    return f"DAY#{day.isoformat()}"
+
+
+def month_sk(day: dt.date) -> str:
+    return f"MONTH#{day:%Y-%m}"
+
+
+def _totals(item: dict | None) -> CounterTotals:
+    if not item:
+        return CounterTotals()
+    return CounterTotals(**{f: int(item[f]["N"]) if f in item else 0 for f in COUNTER_FIELDS})
+
+
+def read_counters(
+    keys: list[tuple[str, str]], *, client=None
+) -> dict[tuple[str, str], CounterTotals]:
+    """Totals for each (pk, sk); keys without an item read as zero."""
+    client = client or aws_client("dynamodb")
+    table = counters_table_name()
+    found: dict[tuple[str, str], CounterTotals] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 100):
+        request = {
+            table: {
+                "Keys": [
+                    {"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]
+                ],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                found[(item["pk"]["S"], item["sk"]["S"])] = _totals(item)
+            request = response.get("UnprocessedKeys") or None
+    return {key: found.get(key, CounterTotals()) for key in unique}
+
+
+def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict[str, CounterTotals]:
+    """Today's and this month's counters of one customer."""
+    pk = customer_pk(customer_id)
+    result = read_counters([(pk, day_sk(today)), (pk, month_sk(today))], client=client)
+    return {"today": result[(pk, day_sk(today))], "month": result[(pk, month_sk(today))]}
+
+
+def day_totals(customer_ids, *, day: dt.date, client=None) -> dict[str, CounterTotals]:
+    """DAY# counters of many customers, keyed by customer id string."""
+    keys = [(customer_pk(c), day_sk(day)) for c in customer_ids]
+    result = read_counters(keys, client=client)
+    return {pk.removeprefix("CUST#"): totals for (pk, _), totals in result.items()}

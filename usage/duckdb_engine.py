@@ -1,0 +1,85 @@
+"""The embedded engine: DuckDB runs the usage SQL over the proxy's local JSON-lines files.
+
+The proxy writes them under USAGE_EVENTS_DIR with the S3 layout
+(`usage-events/year=YYYY/month=MM/day=DD/*.jsonl`), so hive partitioning gives the query the
+same year/month/day columns as the Athena table. The column list is fixed here, as the Glue
+table fixes it for Athena: a file without tags still yields NULL tags, not a missing column.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from .query import daily_usage_sql, hourly_tokens_sql
+
+EVENT_COLUMNS = {
+    "request_id": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "token_id": "VARCHAR",
+    "model_id": "VARCHAR",
+    "model_alias": "VARCHAR",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "cache_read_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT",
+    "latency_ms": "BIGINT",
+    "status": "VARCHAR",
+    "tags": "STRUCT(applicationId VARCHAR, costCenter VARCHAR, environment VARCHAR, "
+    "userId VARCHAR)",
+}
+EVENTS_PREFIX = "usage-events"
+
+
+def _events_root(base: str | Path | None = None) -> Path:
+    root = Path(base or settings.USAGE_EVENTS_DIR)
+    # Accept both the directory holding `usage-events/` and `usage-events/` itself.
+    return root / EVENTS_PREFIX if (root / EVENTS_PREFIX).is_dir() else root
+
+
+def _source(root: Path) -> str:
+    columns = ", ".join(f"'{name}': '{kind}'" for name, kind in EVENT_COLUMNS.items())
+    pattern = str(root / "year=*" / "month=*" / "day=*" / "*").replace("'", "''")
+    return (
+        f"read_json('{pattern}', format = 'newline_delimited', hive_partitioning = true, "
+        "hive_types = {'year': 'VARCHAR', 'month': 'VARCHAR', 'day': 'VARCHAR'}, "
+        f"columns = {{{columns}}})"
+    )
+
+
+def _partition_has_files(root: Path, day: dt.date) -> bool:
+    folder = root / f"year={day:%Y}" / f"month={day:%m}" / f"day={day:%d}"
+    return folder.is_dir() and any(p.is_file() for p in folder.iterdir())
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, events_dir: str | Path | None = None):
+        self.root = _events_root(events_dir)
+
+    def daily_sql(self, day: dt.date) -> str:
+        return daily_usage_sql(source=_source(self.root), day=day)
+
+    def daily_rows(self, day: dt.date) -> Iterator[tuple]:
+        """Rows in RESULT_COLUMNS order; a day without files has no usage (not an error)."""
+        if not _partition_has_files(self.root, day):
+            return
+        import duckdb
+
+        with duckdb.connect() as con:
+            cursor = con.execute(self.daily_sql(day))
+            while batch := cursor.fetchmany(10_000):
+                yield from batch
+
+    def hourly_token_rows(self, now: dt.datetime, minimum: int) -> list[tuple]:
+        days = {now.date(), (now - dt.timedelta(hours=1)).date()}
+        if not any(_partition_has_files(self.root, d) for d in days):
+            return []
+        import duckdb
+
+        sql = hourly_tokens_sql(source=_source(self.root), now=now, minimum=minimum)
+        with duckdb.connect() as con:
+            return con.execute(sql).fetchall()

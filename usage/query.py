@@ -1,0 +1,106 @@
+"""The one SQL text that turns a day of usage events into UsageDaily rows.
+
+Athena (Trino) and DuckDB both run it; only `{source}` differs: the Glue table over S3 for
+Athena, `read_json(...)` over the local event files for DuckDB. Both expose the hive partition
+columns year, month and day as strings, so the WHERE clause prunes to one day's partition.
+The events are deduplicated by request_id (the proxy or a retry may write an event twice).
+Values are formatted from a `datetime.date` only, never from user text.
+"""
+
+import datetime as dt
+
+DAILY_USAGE_SQL = """\
+WITH day_events AS (
+    SELECT
+        customer_id,
+        model_id,
+        tags,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+)
+SELECT
+    customer_id,
+    model_id,
+    coalesce(tags.applicationId, '') AS application_id,
+    coalesce(tags.costCenter, '') AS cost_center,
+    coalesce(tags.environment, '') AS environment,
+    count(*) AS requests,
+    coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens,
+    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+    coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
+FROM day_events
+WHERE copy_number = 1
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5
+"""
+
+# Seed 003's rule: tokens per user, application and model over a trailing hour.
+HOURLY_TOKENS_SQL = """\
+WITH recent AS (
+    SELECT
+        customer_id,
+        model_id,
+        tags,
+        input_tokens,
+        output_tokens,
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE ((year = '{year}' AND month = '{month}' AND day = '{day}')
+        OR (year = '{since_year}' AND month = '{since_month}' AND day = '{since_day}'))
+      AND "timestamp" >= '{since}'
+)
+SELECT
+    customer_id,
+    coalesce(tags.userId, '') AS user_id,
+    coalesce(tags.applicationId, '') AS application_id,
+    model_id,
+    coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens
+FROM recent
+WHERE copy_number = 1
+GROUP BY 1, 2, 3, 4
+HAVING coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) >= {minimum}
+"""
+
+RESULT_COLUMNS = (
+    "customer_id",
+    "model_id",
+    "application_id",
+    "cost_center",
+    "environment",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+INTEGER_COLUMNS = frozenset(RESULT_COLUMNS[5:])
+
+
+def daily_usage_sql(*, source: str, day: dt.date) -> str:
+    if not isinstance(day, dt.date):
+        raise TypeError("day must be a datetime.date")
+    return DAILY_USAGE_SQL.format(
+        source=source, year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}"
+    )
+
+
+def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:
+    """Events of the trailing hour, which may start on the previous day's partition."""
+    since = now - dt.timedelta(hours=1)
+    return HOURLY_TOKENS_SQL.format(
+        source=source,
+        year=f"{now.year:04d}",
+        month=f"{now.month:02d}",
+        day=f"{now.day:02d}",
+        since_year=f"{since.year:04d}",
+        since_month=f"{since.month:02d}",
+        since_day=f"{since.day:02d}",
+        since=since.strftime("%Y-%m-%dT%H:%M:%S"),
+        minimum=int(minimum),
+    )

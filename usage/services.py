@@ -1,0 +1,262 @@
+"""Writes of the usage app: ingest runs, replacing a day's rows, reconciliation, settings."""
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.models import Customer
+
+from . import counters
+from .models import CustomerUsageSettings, IngestedDay, IngestRun, UsageDaily, UsageDifference
+
+logger = logging.getLogger(__name__)
+
+MAX_RANGE_DAYS = 366
+_TEXT_LIMITS = (200, 200, 200, 100)  # model_id, application_id, cost_center, environment
+
+
+def get_engine(name: str | None = None):
+    name = name or settings.USAGE_ENGINE
+    if name == "athena":
+        from .athena import AthenaEngine
+
+        return AthenaEngine()
+    if name == "duckdb":
+        from .duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine()
+    raise ValueError(f"Unknown usage engine {name!r} (use athena or duckdb)")
+
+
+def utc_today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def validate_ingest_range(start: dt.date, end: dt.date, *, today: dt.date | None = None) -> None:
+    today = today or utc_today()
+    if start > end:
+        raise ValidationError("The start date is after the end date.")
+    if end >= today:
+        raise ValidationError(
+            f"Only finished days can be ingested: the end date must be before {today} (UTC)."
+        )
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise ValidationError(f"Ingest at most {MAX_RANGE_DAYS} days at a time.")
+
+
+def ingest_run_create(
+    *,
+    days: list[dt.date],
+    trigger: str,
+    engine: str | None = None,
+    requested_by=None,
+) -> IngestRun:
+    days = sorted(set(days))
+    return IngestRun.objects.create(
+        trigger=trigger,
+        engine=engine or settings.USAGE_ENGINE,
+        start_day=days[0],
+        end_day=days[-1],
+        days=[d.isoformat() for d in days],
+        days_total=len(days),
+        requested_by=requested_by,
+    )
+
+
+def ingest_range_request(
+    *, start: dt.date, end: dt.date, trigger: str, requested_by=None, engine: str | None = None
+) -> IngestRun:
+    """Validate a staff/command range and queue its run (the task starts after commit)."""
+    validate_ingest_range(start, end)
+    run = ingest_run_create(
+        days=days_between(start, end), trigger=trigger, requested_by=requested_by, engine=engine
+    )
+    from .tasks import ingest_run_task
+
+    transaction.on_commit(lambda: ingest_run_task.delay(run.pk))
+    return run
+
+
+def missing_days(*, today: dt.date | None = None) -> list[dt.date]:
+    """Yesterday, plus every earlier day in the catch-up window that was never ingested."""
+    today = today or utc_today()
+    yesterday = today - dt.timedelta(days=1)
+    first = today - dt.timedelta(days=settings.USAGE_CATCHUP_DAYS)
+    oldest_customer = Customer.objects.order_by("created_at").values_list("created_at", flat=True)
+    if oldest := oldest_customer.first():
+        first = max(first, oldest.astimezone(dt.UTC).date())
+    done = set(IngestedDay.objects.filter(day__gte=first).values_list("day", flat=True))
+    days = [d for d in days_between(first, yesterday) if d not in done]
+    if yesterday not in days:
+        days.append(yesterday)
+    return days
+
+
+def ingest_nightly(*, today: dt.date | None = None, engine=None) -> IngestRun:
+    run = ingest_run_create(days=missing_days(today=today), trigger=IngestRun.Trigger.NIGHTLY)
+    return ingest_run_execute(run_id=run.pk, engine=engine)
+
+
+def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
+    """Ingest each day of a queued run; a failing day is recorded and the others continue."""
+    claimed = IngestRun.objects.filter(pk=run_id, status=IngestRun.Status.QUEUED).update(
+        status=IngestRun.Status.RUNNING, started_at=timezone.now()
+    )
+    run = IngestRun.objects.get(pk=run_id)
+    if not claimed:
+        logger.info("ingest run %s is already %s", run_id, run.status)
+        return run
+    engine = engine or get_engine(run.engine)
+    for day in (dt.date.fromisoformat(d) for d in run.days):
+        try:
+            ingested = usage_day_replace(
+                day=day, rows=engine.daily_rows(day), engine=run.engine, run=run
+            )
+            run.rows_written += ingested.rows
+        except Exception as exc:  # one bad day must not stop the catch-up of the others
+            logger.exception("ingest of %s failed", day)
+            run.errors.append({"day": day.isoformat(), "stage": "ingest", "error": str(exc)[:500]})
+        else:
+            try:
+                reconcile_day(day=day)
+            except Exception as exc:
+                logger.exception("reconciliation of %s failed", day)
+                run.errors.append(
+                    {"day": day.isoformat(), "stage": "reconcile", "error": str(exc)[:500]}
+                )
+        run.days_done += 1
+        run.save(update_fields=["rows_written", "errors", "days_done"])
+    failed = any(e["stage"] == "ingest" for e in run.errors)
+    run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+def _clean_rows(rows: Iterable[tuple], known: set[str], counts: dict) -> Iterable[tuple]:
+    for row in rows:
+        counts["seen"] += 1
+        try:
+            customer_id = str(uuid.UUID(str(row[0])))
+        except ValueError:
+            counts["skipped"] += 1
+            continue
+        if customer_id not in known:
+            counts["skipped"] += 1
+            continue
+        texts = tuple(str(v or "")[:limit] for v, limit in zip(row[1:5], _TEXT_LIMITS, strict=True))
+        yield (customer_id, *texts, *(int(v or 0) for v in row[5:10]))
+
+
+def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=None) -> IngestedDay:
+    """Replace every UsageDaily row of `day` with `rows` (RESULT_COLUMNS order), atomically.
+
+    Readers see the old rows until commit, then exactly the new ones: ingesting a day twice
+    gives the same totals. Rows for customer ids the portal does not know are counted, not
+    stored.
+    """
+    known = {str(pk) for pk in Customer.objects.values_list("pk", flat=True)}
+    counts = {"seen": 0, "skipped": 0}
+    cleaned = _clean_rows(rows, known, counts)
+    with transaction.atomic():
+        UsageDaily.objects.filter(day=day).delete()
+        if connection.vendor == "postgresql":
+            from .bulk import copy_day_rows
+
+            written, requests = copy_day_rows(day=day, rows=cleaned)
+        else:
+            written, requests = _bulk_create_day_rows(day=day, rows=cleaned)
+        ingested, _ = IngestedDay.objects.update_or_create(
+            day=day,
+            defaults={
+                "run": run,
+                "engine": engine,
+                "rows": written,
+                "requests": requests,
+                "skipped_rows": counts["skipped"],
+            },
+        )
+    if counts["skipped"]:
+        logger.warning("%s: %s result rows for unknown customers skipped", day, counts["skipped"])
+    return ingested
+
+
+def _bulk_create_day_rows(*, day: dt.date, rows: Iterable[tuple]) -> tuple[int, int]:
+    merged: dict[tuple, list[int]] = {}
+    for row in rows:
+        totals = merged.setdefault(row[:5], [0, 0, 0, 0, 0])
+        for i, value in enumerate(row[5:]):
+            totals[i] += value
+    objects = [
+        UsageDaily(
+            customer_id=key[0],
+            day=day,
+            model_id=key[1],
+            application_id=key[2],
+            cost_center=key[3],
+            environment=key[4],
+            requests=t[0],
+            input_tokens=t[1],
+            output_tokens=t[2],
+            cache_read_tokens=t[3],
+            cache_write_tokens=t[4],
+        )
+        for key, t in merged.items()
+    ]
+    UsageDaily.objects.bulk_create(objects, batch_size=2000)
+    return len(objects), sum(t[0] for t in merged.values())
+
+
+def reconcile_day(*, day: dt.date, client=None) -> int:
+    """Compare the day's billed totals with the DAY# counters; store the differences."""
+    from .selectors import billed_totals_by_customer
+
+    billed = billed_totals_by_customer(day=day)
+    customer_ids = {str(c) for c in Customer.objects.values_list("pk", flat=True)}
+    counted = counters.day_totals(sorted(customer_ids), day=day, client=client)
+    differences = []
+    for customer_id in customer_ids:
+        requests, tokens = billed.get(customer_id, (0, 0))
+        counter = counted.get(customer_id, counters.CounterTotals())
+        if (requests, tokens) != (counter.requests, counter.tokens):
+            differences.append(
+                UsageDifference(
+                    customer_id=customer_id,
+                    day=day,
+                    billed_requests=requests,
+                    counter_requests=counter.requests,
+                    billed_tokens=tokens,
+                    counter_tokens=counter.tokens,
+                )
+            )
+    with transaction.atomic():
+        UsageDifference.objects.filter(day=day).delete()
+        UsageDifference.objects.bulk_create(differences)
+    return len(differences)
+
+
+def usage_settings_for(*, customer) -> CustomerUsageSettings:
+    found = CustomerUsageSettings.objects.filter(customer=customer).first()
+    if found:
+        return found
+    return CustomerUsageSettings(
+        customer=customer, hourly_token_threshold=settings.USAGE_HOURLY_TOKEN_THRESHOLD or None
+    )
+
+
+def usage_settings_update(*, customer, **changes) -> CustomerUsageSettings:
+    current = usage_settings_for(customer=customer)
+    for name, value in changes.items():
+        setattr(current, name, value)
+    current.save()
+    return current

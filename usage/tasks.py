@@ -1,0 +1,38 @@
+"""Celery tasks of the usage app: thin wrappers around services, scheduled in portal/celery.py."""
+
+from celery import shared_task
+
+
+@shared_task
+def ingest_nightly_task():
+    from .services import ingest_nightly
+
+    return ingest_nightly().pk
+
+
+@shared_task
+def ingest_run_task(run_id: int):
+    from .services import ingest_run_execute
+
+    return ingest_run_execute(run_id=run_id).status
+
+
+@shared_task
+def check_alerts_task():
+    from .alerts import alerts_check
+
+    return alerts_check()
+
+
+@shared_task
+def deliver_alert_task(alert_id: int):
+    from .notifications import alert_deliver
+
+    alert_deliver(alert_id=alert_id)
+
+
+@shared_task
+def send_summaries_task(frequency: str):
+    from .summaries import summaries_send
+
+    return summaries_send(frequency=frequency)
