@@ -1,4 +1,5 @@
-"""The monthly invoice run: a draft for every active customer for one calendar month.
+"""The monthly invoice run: a draft for every active customer for one calendar month (and for
+any other customer with usage in it).
 
 Set-based, so 10,000 customers take seconds, not an hour: one grouped usage query for the whole
 period (per customer, model and price period), one query for the plans in force, rating in
@@ -19,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from customers.models import Customer
+from usage.models import UsageDaily
 
 from .models import Invoice, InvoiceLine
 from .pricing import tax_amount, to_decimal
@@ -90,21 +92,25 @@ def invoice_run(*, period_start: date) -> RunResult:
     tax_rate = to_decimal(settings.BILLING_TAX_RATE)
     prices, dates, names = price_book()
 
-    active = Q(customer__status=Customer.Status.ACTIVE)
     already = Invoice.objects.filter(period_start=period_start, replaces__isnull=True)
+    # Active customers, plus any other with usage in the period: a customer suspended (say at
+    # zero balance) or closed mid-month still owes for what it used before.
+    used = UsageDaily.objects.filter(day__gte=period_start, day__lte=period_end)
     todo = list(
-        Customer.objects.filter(status=Customer.Status.ACTIVE)
+        Customer.objects.filter(
+            Q(status=Customer.Status.ACTIVE) | Q(pk__in=used.values("customer_id"))
+        )
         .exclude(pk__in=already.values("customer_id"))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    result.skipped = already.filter(active).count()
+    result.skipped = already.count()
     if not todo:
         return result
     usage = usage_rows(
         period_start,
         period_end,
-        customer_filter=active & ~Q(customer_id__in=already.values("customer_id")),
+        customer_filter=~Q(customer_id__in=already.values("customer_id")),
         dates=dates,
     )
     assignments = plan_assignments_in_force(period_start)

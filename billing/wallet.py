@@ -4,7 +4,6 @@ Called from services (inside their transactions); the public entry points are re
 billing.services.
 """
 
-import logging
 from datetime import date
 from decimal import Decimal
 
@@ -17,8 +16,6 @@ from customers.models import Customer
 from .models import BillingProfile, CreditApplication, CreditGrant, Invoice
 from .pricing import PricingError, to_decimal
 from .selectors import credit_balance, usable_grants
-
-logger = logging.getLogger(__name__)
 
 
 def billing_profile_get(*, customer_id) -> BillingProfile:
@@ -105,11 +102,8 @@ def customer_suspend_for_zero_balance(*, customer: Customer) -> None:
     except ImportError:
         customer_suspend = None
     if customer_suspend is not None:
-        try:
-            customer_suspend(customer=customer, reason="Prepaid credit balance reached zero")
-            return
-        except TypeError:
-            logger.warning("customers.services.customer_suspend signature changed; falling back")
+        customer_suspend(customer=customer, source="billing: prepaid credit balance reached zero")
+        return
     Customer.objects.filter(pk=customer.pk, status=Customer.Status.ACTIVE).update(
         status=Customer.Status.SUSPENDED
     )

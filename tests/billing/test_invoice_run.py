@@ -108,3 +108,16 @@ def test_beat_schedules_the_run_on_the_first():
     entry = app.conf.beat_schedule["billing-monthly-invoice-run"]
     assert entry["task"] == "billing.tasks.invoice_run_monthly"
     assert entry["schedule"].day_of_month == {1}
+
+
+def test_suspended_customer_with_usage_is_still_billed(price_book, add_usage):
+    suspended = Customer.objects.create(
+        name="Suspended Co", contact_email="s@susp.example", status="suspended"
+    )
+    idle = Customer.objects.create(
+        name="Idle Co", contact_email="i@idle.example", status="suspended"
+    )
+    add_usage(suspended, date(2026, 10, 2), input_tokens=1000)
+    invoice_run(period_start=OCTOBER)
+    assert Invoice.objects.filter(customer=suspended).count() == 1
+    assert not Invoice.objects.filter(customer=idle).exists()
