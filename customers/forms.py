@@ -1,0 +1,244 @@
+"""Staff forms. Field values are validated by the same functions the services use."""
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from . import validators
+from .models import Customer
+
+_TEXTAREA = {"rows": 3}
+
+
+def _limit_field(label, help_text):
+    return forms.CharField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+
+class LimitsForm(forms.Form):
+    daily_request_limit = _limit_field("Daily request limit", "Requests per UTC day; empty: none.")
+    monthly_token_quota = _limit_field(
+        "Monthly token quota", "Input + output tokens per month; empty: none."
+    )
+    rpm_limit = _limit_field("Requests per minute", "Empty: no per-minute limit.")
+    allowed_models = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs=_TEXTAREA),
+        help_text="Model aliases or ids, comma or newline separated; empty: every model.",
+    )
+    ip_allowlist = forms.CharField(
+        label="IP allowlist",
+        required=False,
+        widget=forms.Textarea(attrs=_TEXTAREA),
+        help_text="CIDR blocks such as 203.0.113.0/24; empty: any address.",
+    )
+    default_model_params = forms.CharField(
+        label="Default model parameters",
+        required=False,
+        widget=forms.Textarea(attrs=_TEXTAREA),
+        help_text='A JSON object applied when a request omits them, e.g. {"max_tokens": 512}.',
+    )
+
+    def clean_daily_request_limit(self):
+        value = self.cleaned_data["daily_request_limit"]
+        return validators.positive_int_or_none(value, label="Daily request limit")
+
+    def clean_monthly_token_quota(self):
+        value = self.cleaned_data["monthly_token_quota"]
+        return validators.positive_int_or_none(value, label="Monthly token quota")
+
+    def clean_rpm_limit(self):
+        value = self.cleaned_data["rpm_limit"]
+        return validators.positive_int_or_none(value, label="Requests per minute")
+
+    def clean_allowed_models(self):
+        return validators.allowed_models(self.cleaned_data["allowed_models"])
+
+    def clean_ip_allowlist(self):
+        return validators.ip_allowlist(self.cleaned_data["ip_allowlist"])
+
+    def clean_default_model_params(self):
+        return validators.default_model_params(self.cleaned_data["default_model_params"])
+
+    @classmethod
+    def initial_for(cls, customer: Customer) -> dict:
+        import json
+
+        return {
+            "daily_request_limit": customer.daily_request_limit or "",
+            "monthly_token_quota": customer.monthly_token_quota or "",
+            "rpm_limit": customer.rpm_limit or "",
+            "allowed_models": "\n".join(customer.allowed_models),
+            "ip_allowlist": "\n".join(customer.ip_allowlist),
+            "default_model_params": json.dumps(customer.default_model_params)
+            if customer.default_model_params
+            else "",
+        }
+
+
+class CustomerDetailsForm(forms.ModelForm):
+    extra_contact_emails = forms.CharField(
+        label="Other contact emails",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Copied on notices; comma or newline separated.",
+    )
+
+    class Meta:
+        model = Customer
+        fields = [
+            "name",
+            "contact_email",
+            "extra_contact_emails",
+            "billing_name",
+            "billing_address",
+            "tax_id",
+            "notes",
+        ]
+        widgets = {
+            "billing_address": forms.Textarea(attrs=_TEXTAREA),
+            "notes": forms.Textarea(attrs=_TEXTAREA),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["extra_contact_emails"] = "\n".join(self.instance.extra_contact_emails)
+
+    def clean_extra_contact_emails(self):
+        try:
+            return validators.emails(self.cleaned_data["extra_contact_emails"])
+        except ValidationError:
+            raise ValidationError("Enter valid email addresses.") from None
+
+
+class TokenExpiryMixin(forms.Form):
+    expires_on = forms.DateField(
+        label="Expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="UTC. Empty: the default lifetime.",
+    )
+    never_expires = forms.BooleanField(label="Never expires", required=False)
+
+    def clean_expires_on(self):
+        from django.utils import timezone
+
+        day = self.cleaned_data["expires_on"]
+        if day is not None and day <= timezone.now().date():
+            raise ValidationError("Choose a date in the future.")
+        return day
+
+    def expires_at(self):
+        from datetime import UTC, datetime, time
+
+        from .services import DEFAULT
+
+        if self.cleaned_data.get("never_expires"):
+            return None
+        day = self.cleaned_data.get("expires_on")
+        return datetime.combine(day, time.min, tzinfo=UTC) if day else DEFAULT
+
+
+class TokenCreateForm(TokenExpiryMixin):
+    label = forms.CharField(max_length=100, initial="default", help_text="E.g. the application.")
+    field_order = ["label", "expires_on", "never_expires"]
+
+
+class OnboardForm(TokenExpiryMixin, LimitsForm):
+    name = forms.CharField(max_length=200, label="Customer name")
+    contact_email = forms.EmailField(label="Contact email")
+    user_email = forms.EmailField(
+        label="First user's email", help_text="Receives an invitation to choose a password."
+    )
+    user_full_name = forms.CharField(label="First user's name", max_length=200, required=False)
+    token_label = forms.CharField(label="First token's label", max_length=100, initial="default")
+    field_order = [
+        "name",
+        "contact_email",
+        "user_email",
+        "user_full_name",
+        "token_label",
+        "expires_on",
+        "never_expires",
+        "daily_request_limit",
+        "monthly_token_quota",
+        "rpm_limit",
+        "allowed_models",
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("ip_allowlist", "default_model_params"):
+            del self.fields[name]  # set later, on the customer page
+
+    def clean_user_email(self):
+        from portal.models import User
+
+        email = self.cleaned_data["user_email"].lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("A user with this email address already exists.")
+        return email
+
+
+class RotateForm(forms.Form):
+    grace_hours = forms.FloatField(
+        label="Grace period (hours)",
+        min_value=0,
+        max_value=24 * 90,
+        help_text="The old token keeps working this long; 0 stops it at once.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["grace_hours"].initial = settings.TOKEN_ROTATION_GRACE_HOURS
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    full_name = forms.CharField(max_length=200, required=False)
+
+
+class CustomerFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *Customer.Status.choices]
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("name", "Name A to Z"),
+            ("-name", "Name Z to A"),
+            ("-created", "Newest"),
+            ("created", "Oldest"),
+            ("status", "Status"),
+            ("email", "Email"),
+        ],
+    )
+
+
+class BulkForm(forms.Form):
+    ACTIONS = [("suspend", "Suspend"), ("reactivate", "Reactivate"), ("set_limits", "Set limits")]
+    action = forms.ChoiceField(choices=ACTIONS)
+    ids = forms.CharField(required=False)  # read with getlist(); validated in clean()
+
+    def clean(self):
+        import uuid
+
+        cleaned = super().clean()
+        ids = []
+        for value in self.data.getlist("ids") if hasattr(self.data, "getlist") else []:
+            try:
+                ids.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        if not ids:
+            raise ValidationError("Select at least one customer.")
+        if len(ids) > 500:
+            raise ValidationError("Select at most 500 customers at a time.")
+        cleaned["ids"] = ids
+        return cleaned

@@ -1,0 +1,242 @@
+"""Staff pages for customers: list, onboarding, detail, edits, status, bulk actions, sync."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.access import staff_required
+
+from . import selectors, services
+from .forms import (
+    BulkForm,
+    CustomerDetailsForm,
+    CustomerFilterForm,
+    InviteForm,
+    LimitsForm,
+    OnboardForm,
+)
+from .models import Customer
+from .onboarding import (
+    customer_onboard,
+    customer_user_invite,
+    customers_bulk_reactivate,
+    customers_bulk_set_limits,
+    customers_bulk_suspend,
+)
+from .sync import outbox_deliver
+from .views_helpers import audit_context, get_customer_or_404, remember_issued
+
+PAGE_SIZE = 50
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    for message in error.messages:
+        form.add_error(None, message)
+
+
+@staff_required
+def customer_list(request):
+    filters = CustomerFilterForm(request.GET or None)
+    values = filters.cleaned_data if filters.is_valid() else {}
+    customers = selectors.customer_list(
+        search=values.get("q", ""),
+        status=values.get("status", ""),
+        order=values.get("sort") or "name",
+    )
+    page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "staff/customers/list.html",
+        {
+            "filters": filters,
+            "page": page,
+            "query": query.urlencode(),
+            "bulk_actions": BulkForm.ACTIONS,
+        },
+    )
+
+
+@staff_required
+def customer_onboard_view(request):
+    form = OnboardForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            customer, user, issued = customer_onboard(
+                name=data["name"],
+                contact_email=data["contact_email"],
+                user_email=data["user_email"],
+                user_full_name=data["user_full_name"],
+                token_label=data["token_label"],
+                token_expires_at=form.expires_at(),
+                daily_request_limit=data["daily_request_limit"],
+                monthly_token_quota=data["monthly_token_quota"],
+                rpm_limit=data["rpm_limit"],
+                allowed_models=data["allowed_models"],
+                **audit_context(request),
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            remember_issued(request, issued, onboarded_user_email=user.email)
+            messages.success(request, f"{customer.name} is onboarded; {user.email} is invited.")
+            return redirect("staff:token_issued")
+    return render(request, "staff/customers/onboard.html", {"form": form})
+
+
+@staff_required
+def customer_detail(request, pk):
+    customer = get_customer_or_404(pk)
+    return render(
+        request,
+        "staff/customers/detail.html",
+        {
+            "customer": customer,
+            "tokens": selectors.token_list(customer=customer),
+            "users": customer.users.order_by("email"),
+            "sync": selectors.customer_sync_state(customer=customer),
+            "audit_events": selectors.audit_list(customer=customer),
+        },
+    )
+
+
+@staff_required
+def customer_edit(request, pk):
+    customer = get_customer_or_404(pk)
+    form = CustomerDetailsForm(request.POST or None, instance=Customer.objects.get(pk=customer.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.customer_update(
+                customer=customer,
+                **{name: form.cleaned_data[name] for name in services.DETAIL_FIELDS},
+                **audit_context(request),
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Details saved.")
+            return redirect("staff:customer_detail", pk=customer.pk)
+    return render(request, "staff/customers/edit.html", {"customer": customer, "form": form})
+
+
+@staff_required
+def customer_limits(request, pk):
+    customer = get_customer_or_404(pk)
+    form = LimitsForm(request.POST or None, initial=LimitsForm.initial_for(customer))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.customer_update_limits(
+                customer=customer, **form.cleaned_data, **audit_context(request)
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Limits saved; the proxy applies them within seconds.")
+            return redirect("staff:customer_detail", pk=customer.pk)
+    return render(request, "staff/customers/limits.html", {"customer": customer, "form": form})
+
+
+STATUS_ACTIONS = {
+    "suspend": (services.customer_suspend, "suspended: every token stops working"),
+    "reactivate": (services.customer_reactivate, "active again"),
+    "close": (services.customer_close, "closed and its tokens revoked"),
+}
+
+
+@staff_required
+@require_POST
+def customer_status(request, pk):
+    customer = get_customer_or_404(pk)
+    action = STATUS_ACTIONS.get(request.POST.get("action", ""))
+    if action is None:
+        messages.error(request, "Unknown action.")
+    else:
+        service, outcome = action
+        try:
+            service(customer=customer, **audit_context(request))
+            messages.success(request, f"{customer.name} is {outcome}.")
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+    return redirect("staff:customer_detail", pk=customer.pk)
+
+
+@staff_required
+def customer_invite(request, pk):
+    customer = get_customer_or_404(pk)
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = customer_user_invite(
+                customer=customer,
+                email=form.cleaned_data["email"],
+                full_name=form.cleaned_data["full_name"],
+                **audit_context(request),
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, f"Invitation sent to {user.email}.")
+            return redirect("staff:customer_detail", pk=customer.pk)
+    return render(request, "staff/customers/invite.html", {"customer": customer, "form": form})
+
+
+@staff_required
+@require_POST
+def customer_sync_now(request, pk):
+    customer = get_customer_or_404(pk)
+    report = outbox_deliver(customer_id=customer.pk, force=True)
+    if report.failed:
+        messages.error(request, f"Still failing: {report.errors[-1]}")
+    else:
+        messages.success(request, f"Delivered {report.delivered} pending changes.")
+    return redirect("staff:customer_detail", pk=customer.pk)
+
+
+@staff_required
+@require_POST
+def customer_bulk(request):
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        for message in form.non_field_errors() or ["Choose an action."]:
+            messages.error(request, message)
+        return redirect("staff:customer_list")
+    action = form.cleaned_data["action"]
+    customers = selectors.customers_by_ids(ids=form.cleaned_data["ids"])
+    limits_form = LimitsForm(request.POST if "confirm" in request.POST else None)
+    confirmed = "confirm" in request.POST and (action != "set_limits" or limits_form.is_valid())
+    if not confirmed:
+        return render(
+            request,
+            "staff/customers/bulk_confirm.html",
+            {
+                "action": action,
+                "action_label": dict(BulkForm.ACTIONS)[action],
+                "customers": customers,
+                "limits_form": limits_form,
+            },
+        )
+    context = audit_context(request)
+    try:
+        if action == "suspend":
+            count = customers_bulk_suspend(customers=customers, **context)
+        elif action == "reactivate":
+            count = customers_bulk_reactivate(customers=customers, **context)
+        else:
+            limits = {
+                k: v for k, v in limits_form.cleaned_data.items() if k in _bulk_fields(request)
+            }
+            count = customers_bulk_set_limits(customers=customers, **limits, **context)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{dict(BulkForm.ACTIONS)[action]}: {count} customers changed.")
+    return redirect("staff:customer_list")
+
+
+def _bulk_fields(request) -> set[str]:
+    """Bulk limit changes touch only the fields staff ticked ("apply_<field>")."""
+    return {key.removeprefix("apply_") for key in request.POST if key.startswith("apply_")}

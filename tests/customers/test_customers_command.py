@@ -1,0 +1,174 @@
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from proxy import contract
+
+from customers.models import AuditEvent, Customer, Token
+
+from .conftest import remote_token
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = StringIO()
+    call_command("customers", *args, stdout=out)
+    return out.getvalue()
+
+
+def _created(output):
+    lines = dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+    return lines["Customer ID"], lines["Bearer token"]
+
+
+def test_create_prints_id_and_token(ddb):
+    customer_id, token = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
+    customer = Customer.objects.get(pk=customer_id)
+    assert customer.name == "Initech"
+    assert contract.token_has_valid_checksum(token)
+    assert remote_token(ddb, token).customer_id == customer_id
+    assert contract.get_customer(ddb, customer_id).status == "active"
+    event = AuditEvent.objects.filter(action="customer.create").get()
+    assert event.actor is None and event.actor_label.startswith("manage.py customers")
+
+
+def test_create_with_given_token_and_expiry(ddb):
+    given = "OldSystemToken0123456789abcdefXYZ="
+    out = run(
+        "create",
+        "--name",
+        "Initech",
+        "--email",
+        "it@initech.ex",
+        "--token",
+        given,
+        "--expires",
+        "2099-01-31",
+    )
+    assert _created(out)[1] == given
+    item = remote_token(ddb, given)
+    assert item.expires_at == 4073500800  # 2099-01-31T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "--name", "X", "--email", "not-an-email"], "valid email"),
+        (["create", "--name", "X", "--email", "a@b.ex", "--expires", "31/01/2099"], "Bad date"),
+        (["create", "--name", "X", "--email", "a@b.ex", "--token", "short"], "imported token"),
+        (["rotate-token", "--customer-id", "nope"], "not a customer id"),
+        (["rotate-token", "--customer-id", str(uuid.uuid4())], "No customer"),
+        (["revoke-token", "--customer-id", str(uuid.uuid4())], "No customer"),
+        (["update-token", "--customer-id", str(uuid.uuid4()), "--token", "x" * 30], "No customer"),
+    ],
+)
+def test_errors_are_clear(ddb, args, message):
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+
+
+def test_errors_exit_non_zero(ddb):
+    from django.core.management import ManagementUtility
+
+    utility = ManagementUtility(["manage.py", "customers", "rotate-token", "--customer-id", "x"])
+    with pytest.raises(SystemExit) as exit_info:
+        utility.execute()
+    assert exit_info.value.code != 0
+
+
+def test_list(ddb, customer, other_customer):
+    out = run("list")
+    assert str(customer.pk) in out and "Globex Research" in out and "2 customers" in out
+    assert "1 customers" in run("list", "--search", "globex")
+    assert "0 customers" in run("list", "--status", "suspended")
+
+
+def test_update_token_replaces_at_once(ddb):
+    customer_id, old = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
+    new = "ReplacementToken0123456789abcdef"
+    out = run("update-token", "--customer-id", customer_id, "--token", new)
+    assert "replaced" in out
+    assert remote_token(ddb, old).status == "revoked"
+    assert remote_token(ddb, new).status == "active"
+
+
+def test_rotate_token_with_grace(ddb):
+    customer_id, old = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
+    out = run("rotate-token", "--customer-id", customer_id, "--grace-hours", "6")
+    new = out.split("New bearer token: ")[1].split()[0]
+    assert remote_token(ddb, new).status == "active"
+    old_item = remote_token(ddb, old)
+    assert old_item.status == "active" and old_item.expires_at is not None
+    # The old token is now rotating: a second rotation picks the new one.
+    run("rotate-token", "--customer-id", customer_id)
+    assert Token.objects.filter(customer_id=customer_id).count() == 3
+
+
+def test_rotate_asks_for_a_prefix_when_ambiguous(ddb, customer):
+    from customers import services
+
+    a = services.token_create(customer=customer, label="a")
+    services.token_create(customer=customer, label="b")
+    with pytest.raises(CommandError, match="--token-prefix"):
+        run("rotate-token", "--customer-id", str(customer.pk))
+    prefix = a.token.display_prefix
+    if Token.objects.filter(display_prefix__startswith=prefix).count() == 1:
+        run("rotate-token", "--customer-id", str(customer.pk), "--token-prefix", prefix)
+
+
+def test_revoke_token(ddb):
+    customer_id, token = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
+    with pytest.raises(CommandError, match="No active token starting"):
+        run("revoke-token", "--customer-id", customer_id, "--token-prefix", "zzzz")
+    assert "Revoked" in run("revoke-token", "--customer-id", customer_id)
+    assert remote_token(ddb, token).status == "revoked"
+    with pytest.raises(CommandError, match="no active token"):
+        run("revoke-token", "--customer-id", customer_id)
+
+
+def test_update_limits(ddb, customer):
+    out = run(
+        "update-limits",
+        "--customer-id",
+        str(customer.pk),
+        "--daily-limit",
+        "1000",
+        "--monthly-tokens",
+        "5000000",
+        "--rpm",
+        "60",
+        "--allowed-models",
+        "sandbox.echo-v1",
+    )
+    assert "daily 1000" in out
+    item = contract.get_customer(ddb, str(customer.pk))
+    assert (item.daily_request_limit, item.monthly_token_quota, item.rpm_limit) == (
+        1000,
+        5000000,
+        60,
+    )
+    assert item.allowed_models == ["sandbox.echo-v1"]
+    run("update-limits", "--customer-id", str(customer.pk), "--daily-limit", "none")
+    assert contract.get_customer(ddb, str(customer.pk)).daily_request_limit is None
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "lots", "1e3"])
+def test_update_limits_refuses_bad_values(ddb, customer, value):
+    with pytest.raises(CommandError, match="Daily request limit"):
+        run("update-limits", "--customer-id", str(customer.pk), "--daily-limit", value)
+
+
+def test_suspend_and_reactivate(ddb, customer):
+    assert "suspended" in run("suspend", "--customer-id", str(customer.pk))
+    assert contract.get_customer(ddb, str(customer.pk)).status == "suspended"
+    assert "active" in run("reactivate", "--customer-id", str(customer.pk))
+
+
+def test_reconcile_reports(ddb, customer):
+    out = run("reconcile", "--dry-run")
+    assert f"would repair customer {customer.pk}" in out
+    out = run("reconcile")
+    assert "repaired 1 items" in out
+    assert "repaired 0 items" in run("reconcile")
