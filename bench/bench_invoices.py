@@ -27,9 +27,18 @@ PERIOD = date(2026, 10, 1)
 
 def _setup_django():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings_test")
-    _create_database(os.environ["DATABASE_URL"])
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    from django.conf import settings
+
+    if settings.configured:
+        # Another benchmark set Django up first: never wipe a database that is not ours.
+        name = settings.DATABASES["default"]["NAME"]
+        if name != url.rsplit("/", 1)[1]:
+            raise RuntimeError(f"Django already uses database {name!r}; run this bench alone.")
+    else:
+        os.environ["DATABASE_URL"] = url
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings_test")
+        _create_database(url)
     import django
 
     django.setup()

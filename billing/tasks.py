@@ -25,14 +25,14 @@ def invoice_run_monthly(period_start: str = "") -> dict:
     }
 
 
-@shared_task
+@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=6)
 def invoice_email_send(invoice_id: str) -> None:
     from .emails import invoice_issued_email_send
 
     invoice_issued_email_send(invoice_id=invoice_id)
 
 
-@shared_task
+@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=6)
 def low_balance_email_send(customer_id: str) -> None:
     from .emails import low_balance_email_send as send
 

@@ -105,7 +105,7 @@ def billing_invoice_add_line(request, invoice_id):
     return _invoice_action(
         request,
         invoice_id,
-        lambda inv: services.invoice_line_add(invoice=inv, **form.cleaned_data) and inv,
+        lambda inv: services.invoice_line_add(invoice=inv, **form.cleaned_data).invoice,
         "Line added.",
     )
 
