@@ -17,6 +17,21 @@ app.conf.beat_schedule = {
         "task": "portal.tasks.heartbeat",
         "schedule": crontab(minute="*/5"),
     },
+    # Customers: deliver any sync outbox row still pending (failed earlier, or never queued).
+    "customers-sweep-outbox": {
+        "task": "customers.tasks.sweep_outbox",
+        "schedule": crontab(minute="*"),
+    },
+    # Customers: compare PostgreSQL with DynamoDB and repair drift, nightly.
+    "customers-reconcile-dynamodb": {
+        "task": "customers.tasks.reconcile_dynamodb",
+        "schedule": crontab(minute=30, hour=3),
+    },
+    # Customers: warn before tokens expire (TOKEN_EXPIRY_WARNING_DAYS ahead), once per token.
+    "customers-token-expiry-warnings": {
+        "task": "customers.tasks.send_token_expiry_warnings",
+        "schedule": crontab(minute=0, hour=8),
+    },
     # Draft invoices for the previous calendar month, after the night's usage pull.
     "billing-monthly-invoice-run": {
         "task": "billing.tasks.invoice_run_monthly",

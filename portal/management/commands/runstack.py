@@ -71,6 +71,7 @@ class Command(BaseCommand):
         # The emulator keeps nothing between runs: recreate what the code expects, then
         # let the portal re-sync DynamoDB from PostgreSQL/SQLite (the source of truth).
         call_command("create_aws_resources", stdout=self.stdout)
+        call_command("customers", "reconcile", stdout=self.stdout)
 
         python = sys.executable
         commands = {

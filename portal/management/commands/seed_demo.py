@@ -16,6 +16,7 @@ DEMO_CUSTOMERS = [
     ("Umbrella Health", "ai@umbrella.example"),
     ("Hooli Search", "platform@hooli.example"),
 ]
+DEMO_DAILY_LIMITS = [10_000, 5_000, 2_000, 1_000, 500]
 
 
 class Command(BaseCommand):
@@ -41,9 +42,29 @@ class Command(BaseCommand):
             )
             customer_user.full_name = customer_user.full_name or "Demo Customer"
             customer_user.save()
+            self._limits_and_tokens(customers)
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {len(customers)} customers, 2 demo logins.")
         )
+
+    def _limits_and_tokens(self, customers):
+        """Limits and a first token for each demo customer, through the customers services (so
+        they are audited and synced to DynamoDB). A token is created, and printed, only once."""
+        from customers import services
+
+        for index, customer in enumerate(customers):
+            services.customer_update_limits(
+                customer=customer,
+                daily_request_limit=DEMO_DAILY_LIMITS[index % len(DEMO_DAILY_LIMITS)],
+                monthly_token_quota=5_000_000,
+                rpm_limit=60,
+                source="seed_demo",
+            )
+            if not customer.tokens.exists():
+                issued = services.token_create(
+                    customer=customer, label="demo", expires_at=None, source="seed_demo"
+                )
+                self.stdout.write(f"Demo token for {customer.name}: {issued.plaintext}")
 
     @staticmethod
     def _user(email, password, **fields):
