@@ -135,3 +135,22 @@ def test_draft_cannot_be_voided_or_paid(draft):
         invoice_void(invoice=draft, reason="x")
     with pytest.raises(InvoiceStateError):
         invoice_mark_paid(invoice=draft)
+
+
+@pytest.mark.skipif(
+    __import__("django.db").db.connection.vendor != "postgresql", reason="PostgreSQL triggers"
+)
+def test_database_refuses_changes_that_bypass_the_model(draft):
+    from django.db import DatabaseError, transaction
+
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    for attempt in (
+        lambda: Invoice.objects.filter(pk=invoice.pk).update(total=D("1")),
+        lambda: InvoiceLine.objects.filter(invoice=invoice).update(amount=D("0")),
+        lambda: InvoiceLine.objects.filter(invoice=invoice).delete(),
+        lambda: Invoice.objects.filter(pk=invoice.pk).delete(),
+    ):
+        with pytest.raises(DatabaseError, match="cannot"), transaction.atomic():
+            attempt()
+    # The lifecycle itself still works at the database level.
+    assert Invoice.objects.filter(pk=invoice.pk).update(status="paid") == 1
