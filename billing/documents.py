@@ -91,6 +91,8 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
     pdf.ln()
     pdf.set_font("Helvetica", "", 9)
     for line in invoice.lines.all():
+        if pdf.get_y() > pdf.page_break_trigger - 25:  # keep a row (up to ~4 lines) on one page
+            pdf.add_page()
         y = pdf.get_y()
         pdf.multi_cell(widths[0], 5, _latin1(line.description), new_x="RIGHT", new_y="TOP")
         row_end = pdf.get_y()

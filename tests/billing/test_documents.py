@@ -1,0 +1,42 @@
+import re
+from datetime import date
+from decimal import Decimal as D
+
+from billing.documents import invoice_csv_text, invoice_pdf_bytes
+from billing.models import Invoice, InvoiceLine
+from customers.models import Customer
+
+
+def test_long_pdf_and_non_latin_text_do_not_break(db):
+    customer = Customer.objects.create(name="Сбербанк 株式会社", contact_email="x@example.com")
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            position=i,
+            kind="usage",
+            description=f"Model {i} — " + "very long description " * 12,
+            quantity=D(i * 1000),
+            unit="tokens",
+            amount=D("1.23"),
+        )
+        for i in range(80)
+    )
+    pdf = invoice_pdf_bytes(invoice)
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type /Page\b(?!s)", pdf)) >= 3
+
+
+def test_csv_escapes_formulas(db):
+    customer = Customer.objects.create(name="Acme", contact_email="x@example.com")
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice, kind="manual", description='=HYPERLINK("http://evil")', amount=D("1")
+    )
+    text = invoice_csv_text(invoice)
+    assert "'=HYPERLINK" in text
+    assert "total" in text
