@@ -23,7 +23,7 @@ from customers.models import Customer
 from usage.models import UsageDaily
 
 from .models import Invoice, InvoiceLine
-from .pricing import tax_amount, to_decimal
+from .pricing import PricingError, tax_amount, to_decimal
 from .rating import PlanTerms, rate_usage
 from .selectors import (
     default_terms,
@@ -46,7 +46,10 @@ class RunResult:
 
 
 def _build(customer_id, rows, terms, period_start, period_end, tax_rate, prices, names):
-    lines = rate_usage(rows, terms=terms, prices=prices, names=names)
+    try:
+        lines = rate_usage(rows, terms=terms, prices=prices, names=names)
+    except PricingError as exc:
+        raise PricingError(f"Plan {terms.name!r} cannot be applied: {exc}") from exc
     subtotal = sum((line.amount for line in lines), Decimal("0.00"))
     tax = tax_amount(subtotal, tax_rate)
     invoice = Invoice(

@@ -9,6 +9,7 @@ from . import views_staff as staff
 staff_urlpatterns: list = [
     path("billing/invoices/", staff.billing_invoices, name="billing_invoices"),
     path("billing/run/", staff.billing_run, name="billing_run"),
+    path("billing/invoices/issue/", staff.billing_invoices_issue, name="billing_invoices_issue"),
     path("billing/catalog/", staff.billing_catalog, name="billing_catalog"),
     path(
         "billing/invoices/<uuid:invoice_id>/",

@@ -58,13 +58,52 @@ def billing_run(request):
     if not form.is_valid():
         _form_errors(request, form)
         return redirect("staff:billing_invoices")
-    result = services.invoice_run(period_start=form.cleaned_data["month"])
+    try:
+        result = services.invoice_run(period_start=form.cleaned_data["month"])
+    except REFUSALS as exc:
+        messages.error(request, f"The run stopped: {exc}")
+        return redirect("staff:billing_invoices")
     messages.success(
         request,
         f"Invoice run for {result.period_start:%B %Y}: {result.created} drafts created, "
         f"{result.skipped} already existed.",
     )
     return redirect("staff:billing_invoices")
+
+
+@staff_required
+@require_POST
+def billing_invoices_issue(request):
+    """Issue the selected drafts, each in its own transaction (one failure stops no other)."""
+    ids = request.POST.getlist("invoice")
+    issued, refused = 0, []
+    for invoice in Invoice.objects.filter(pk__in=_valid_uuids(ids), status=Invoice.Status.DRAFT):
+        try:
+            services.invoice_issue(invoice=invoice)
+            issued += 1
+        except REFUSALS as exc:
+            refused.append(str(exc))
+    if issued:
+        messages.success(
+            request, f"{issued} invoice{'s' if issued != 1 else ''} issued and emailed."
+        )
+    for reason in refused[:5]:
+        messages.error(request, reason)
+    if not issued and not refused:
+        messages.warning(request, "Select at least one draft to issue.")
+    return redirect("staff:billing_invoices")
+
+
+def _valid_uuids(values):
+    import uuid
+
+    valid = []
+    for value in values:
+        try:
+            valid.append(uuid.UUID(value))
+        except (ValueError, TypeError):
+            continue
+    return valid
 
 
 @staff_required

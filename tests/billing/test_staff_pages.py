@@ -166,3 +166,32 @@ def test_staff_home_and_catalog(staff_client, price_book):
     assert "Cost so far" in staff_client.get(reverse("staff:home")).content.decode()
     catalog = staff_client.get(reverse("staff:billing_catalog")).content.decode()
     assert "Claude 3 Haiku" in catalog and "2026-11-23" in catalog
+
+
+def test_bulk_issue_selected_drafts(staff_client, customer, other_customer):
+    drafts = [
+        Invoice.objects.create(customer=c, period_start=OCTOBER, period_end=date(2026, 10, 31))
+        for c in (customer, other_customer)
+    ]
+    listing = staff_client.get(reverse("staff:billing_invoices")).content.decode()
+    assert "Issue selected" in listing and 'data-select-all="invoice"' in listing
+    response = staff_client.post(
+        reverse("staff:billing_invoices_issue"),
+        {"invoice": [str(d.pk) for d in drafts] + ["not-a-uuid"]},
+        follow=True,
+    )
+    assert "2 invoices issued" in response.content.decode()
+    assert sorted(Invoice.objects.values_list("number", flat=True)) == ["INV-000001", "INV-000002"]
+    again = staff_client.post(reverse("staff:billing_invoices_issue"), {}, follow=True)
+    assert "Select at least one draft" in again.content.decode()
+
+
+def test_run_with_a_broken_plan_is_a_message(staff_client, customer, make_plan):
+    from billing.services import plan_assign
+
+    plan = make_plan(kind="tiered", tiers=[{"up_to": 5, "unit_price": "1"}], name="Broken")
+    plan_assign(customer=customer, plan=plan, effective_from=date(2026, 9, 1))
+    response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"}, follow=True)
+    assert response.status_code == 200
+    assert "Broken" in response.content.decode() and "open-ended" in response.content.decode()
+    assert not Invoice.objects.exists()
