@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from proxy import contract
 
@@ -341,3 +342,19 @@ def token_revoke(*, token: Token, actor=None, ip: str | None = None, source: str
         )
     token.refresh_from_db()
     return token
+
+
+def tokens_record_last_used(*, last_used: dict) -> int:
+    """Move `last_used_at` forward from usage data ({token_id: datetime}); never backwards.
+
+    For the usage pipeline, which sees the token id on every usage event. Not audited: it is
+    an observation, not a change anyone made.
+    """
+    updated = 0
+    for token_id, when in last_used.items():
+        updated += (
+            Token.objects.filter(pk=token_id)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=when))
+            .update(last_used_at=when)
+        )
+    return updated

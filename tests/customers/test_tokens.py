@@ -111,3 +111,11 @@ def test_token_states(customer):
     assert token.state(now) == "rotating"
     token = Token(customer=customer)
     assert token.state(now) == "active"
+
+
+def test_last_used_only_moves_forward(ddb, customer, issued):
+    now = timezone.now()
+    assert services.tokens_record_last_used(last_used={issued.token.pk: now}) == 1
+    assert services.tokens_record_last_used(last_used={issued.token.pk: now - timedelta(1)}) == 0
+    issued.token.refresh_from_db()
+    assert issued.token.last_used_at == now
