@@ -16,6 +16,18 @@ CENT = Decimal("0.01")
 THOUSAND = Decimal(1000)
 
 
+# Cross-region inference profiles ("us.anthropic.claude-3-haiku-...") are billed at the price of
+# the model they route to, so the price book holds base model ids only.
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+
+
+def price_model_id(model_id: str) -> str:
+    for prefix in INFERENCE_PROFILE_PREFIXES:
+        if model_id.startswith(prefix):
+            return model_id[len(prefix) :]
+    return model_id
+
+
 class PricingError(ValueError):
     """Prices or tiers that cannot be applied (bad configuration, never a server error)."""
 

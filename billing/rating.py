@@ -81,7 +81,15 @@ FREE = TokenPrice(Decimal(0), Decimal(0))
 
 
 def _name(model_id: str, names: dict[str, str]) -> str:
-    return names.get(model_id) or model_id
+    base = pricing.price_model_id(model_id)
+    name = names.get(base)
+    if not name:
+        return model_id
+    return name if base == model_id else f"{name} ({model_id.split('.', 1)[0]} profile)"
+
+
+def _price(prices, model_id: str, price_from):
+    return prices.get((pricing.price_model_id(model_id), price_from))
 
 
 def metric_quantity(rows: list[UsageRow], metric: str) -> int:
@@ -97,7 +105,7 @@ def _per_token_lines(rows, prices, names, terms) -> list[LineDraft]:
     lines = []
     many_periods = len({(r.model_id, r.price_from) for r in rows}) > len({r.model_id for r in rows})
     for row in rows:
-        price = prices.get((row.model_id, row.price_from))
+        price = _price(prices, row.model_id, row.price_from)
         label = _name(row.model_id, names)
         if price is None:
             price = FREE
@@ -135,7 +143,7 @@ def _per_request_lines(rows, prices, names, terms) -> list[LineDraft]:
         else:
             amount = sum(
                 (
-                    r.usage.requests * prices.get((model_id, r.price_from), FREE).per_request
+                    r.usage.requests * (_price(prices, model_id, r.price_from) or FREE).per_request
                     for r in model_rows
                 ),
                 Decimal(0),

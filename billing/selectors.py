@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from usage.models import UsageDaily
 
 from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice
-from .pricing import CENT, TokenPrice, TokenUsage, to_decimal
+from .pricing import CENT, INFERENCE_PROFILE_PREFIXES, TokenPrice, TokenUsage, to_decimal
 from .rating import PlanTerms, UsageRow, rate_usage
 
 
@@ -50,7 +50,11 @@ def _price_from_expression(dates: dict[str, list[date]]) -> Case:
     """SQL: the effective_from of the price in force on each usage row's day (NULL if none).
     Newest first, so the first matching WHEN is the price in force that day."""
     whens = [
-        When(model_id=model_id, day__gte=effective_from, then=Value(effective_from))
+        When(
+            model_id__in=[model_id, *(p + model_id for p in INFERENCE_PROFILE_PREFIXES)],
+            day__gte=effective_from,
+            then=Value(effective_from),
+        )
         for model_id, model_dates in dates.items()
         for effective_from in model_dates
     ]

@@ -121,3 +121,14 @@ def test_suspended_customer_with_usage_is_still_billed(price_book, add_usage):
     invoice_run(period_start=OCTOBER)
     assert Invoice.objects.filter(customer=suspended).count() == 1
     assert not Invoice.objects.filter(customer=idle).exists()
+
+
+def test_cross_region_profile_is_priced_as_its_model(customer, price_book, add_usage):
+    add_usage(customer, date(2026, 10, 3), model_id="us.test.model-a", input_tokens=100_000)
+    add_usage(customer, date(2026, 10, 20), model_id="us.test.model-a", input_tokens=100_000)
+    invoice_run(period_start=OCTOBER)
+    lines = list(Invoice.objects.get(customer=customer).lines.all())
+    # 100 x 0.003 = 0.30 before the price change, 100 x 0.0015 = 0.15 after
+    assert [line.amount for line in lines] == [D("0.30"), D("0.15")]
+    assert lines[0].description.startswith("Model A (us profile)")
+    assert lines[0].model_id == "us.test.model-a"
