@@ -16,7 +16,7 @@ from portal.aws import aws_client
 
 from .query import INTEGER_COLUMNS, RESULT_COLUMNS, daily_usage_sql, hourly_tokens_sql
 
-HOURLY_COLUMNS = ("customer_id", "user_id", "application_id", "model_id", "tokens")
+HOURLY_COLUMNS = ("customer_id", "hour", "user_id", "application_id", "model_id", "tokens")
 
 
 class AthenaQueryError(RuntimeError):

@@ -40,13 +40,15 @@ GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2, 3, 4, 5
 """
 
-# Seed 003's rule: tokens per user, application and model over a trailing hour.
+# Seed 003's rule: tokens per user, application and model within one clock hour (UTC), for the
+# current hour and the previous one (so usage in a check interval spanning the hour is seen).
 HOURLY_TOKENS_SQL = """\
 WITH recent AS (
     SELECT
         customer_id,
         model_id,
         tags,
+        "timestamp",
         input_tokens,
         output_tokens,
         row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
@@ -57,13 +59,14 @@ WITH recent AS (
 )
 SELECT
     customer_id,
+    substr("timestamp", 1, 13) AS hour,
     coalesce(tags.userId, '') AS user_id,
     coalesce(tags.applicationId, '') AS application_id,
     model_id,
     coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens
 FROM recent
 WHERE copy_number = 1
-GROUP BY 1, 2, 3, 4
+GROUP BY 1, 2, 3, 4, 5
 HAVING coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) >= {minimum}
 """
 
@@ -91,8 +94,8 @@ def daily_usage_sql(*, source: str, day: dt.date) -> str:
 
 
 def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:
-    """Events of the trailing hour, which may start on the previous day's partition."""
-    since = now - dt.timedelta(hours=1)
+    """Events since the start of the previous clock hour (possibly the previous day)."""
+    since = (now - dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     return HOURLY_TOKENS_SQL.format(
         source=source,
         year=f"{now.year:04d}",

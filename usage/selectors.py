@@ -1,10 +1,21 @@
 """Reads of the usage app (billed rows, ingest state, alerts), for views, commands and jobs."""
 
 import datetime as dt
+import logging
 
 from django.db.models import Q, Sum
 
-from .models import IngestedDay, UsageDaily
+from . import counters
+from .models import (
+    Alert,
+    CustomerUsageSettings,
+    IngestedDay,
+    IngestRun,
+    UsageDaily,
+    UsageDifference,
+)
+
+logger = logging.getLogger(__name__)
 
 COUNT_FIELDS = (
     "requests",
@@ -96,3 +107,76 @@ def usage_export_rows(*, customer_id=None, start: dt.date, end: dt.date):
 
 def customer_has_usage(*, customer_id) -> bool:
     return UsageDaily.objects.filter(Q(customer_id=customer_id)).exists()
+
+
+def _percent(value: int, limit: int | None) -> int | None:
+    return min(100 * value // limit, 999) if limit else None
+
+
+def realtime_usage(*, customer, today: dt.date, client=None) -> dict:
+    """Today's and this month's usage from the proxy's counters, provisional until ingested."""
+    month_start = today.replace(day=1)
+    ingested = ingested_days(start=month_start, end=today)
+    result = {
+        "today": None,
+        "month": None,
+        "error": "",
+        "day": today,
+        "month_days": today.day,
+        "month_days_ingested": len(ingested),
+        "daily_request_limit": customer.daily_request_limit,
+        "monthly_token_quota": customer.monthly_token_quota,
+    }
+    try:
+        snapshot = counters.customer_snapshot(customer.pk, today=today, client=client)
+    except Exception:  # the page still shows the billed figures without the live counters
+        logger.warning("usage counters unavailable", exc_info=True)
+        result["error"] = "Real-time counters are unavailable right now."
+        return result
+    result.update(snapshot)
+    result["today_percent"] = _percent(snapshot["today"].requests, customer.daily_request_limit)
+    result["month_percent"] = _percent(snapshot["month"].tokens, customer.monthly_token_quota)
+    return result
+
+
+def realtime_usage_all(*, customers, today: dt.date, client=None) -> dict:
+    """Today's counters of many customers (staff dashboard), busiest first."""
+    try:
+        totals = counters.day_totals([str(c.pk) for c in customers], day=today, client=client)
+    except Exception:
+        logger.warning("usage counters unavailable", exc_info=True)
+        return {"error": "Real-time counters are unavailable right now.", "rows": []}
+    rows = [(c, totals.get(str(c.pk), counters.CounterTotals())) for c in customers]
+    rows = sorted((r for r in rows if r[1].requests), key=lambda r: -r[1].tokens)
+    return {
+        "error": "",
+        "rows": rows,
+        "requests": sum(t.requests for _, t in rows),
+        "tokens": sum(t.tokens for _, t in rows),
+    }
+
+
+def ingest_run_list():
+    return IngestRun.objects.select_related("requested_by")
+
+
+def alert_list(*, customer_id=None):
+    qs = Alert.objects.select_related("customer")
+    return qs.filter(customer_id=customer_id) if customer_id else qs
+
+
+def difference_list(*, day: dt.date | None = None):
+    qs = UsageDifference.objects.select_related("customer")
+    return qs.filter(day=day) if day else qs
+
+
+def usage_settings_for(*, customer) -> CustomerUsageSettings:
+    """The customer's settings, or unsaved defaults."""
+    from django.conf import settings
+
+    found = CustomerUsageSettings.objects.filter(customer=customer).first()
+    if found:
+        return found
+    return CustomerUsageSettings(
+        customer=customer, hourly_token_threshold=settings.USAGE_HOURLY_TOKEN_THRESHOLD or None
+    )

@@ -245,16 +245,9 @@ def reconcile_day(*, day: dt.date, client=None) -> int:
     return len(differences)
 
 
-def usage_settings_for(*, customer) -> CustomerUsageSettings:
-    found = CustomerUsageSettings.objects.filter(customer=customer).first()
-    if found:
-        return found
-    return CustomerUsageSettings(
-        customer=customer, hourly_token_threshold=settings.USAGE_HOURLY_TOKEN_THRESHOLD or None
-    )
-
-
 def usage_settings_update(*, customer, **changes) -> CustomerUsageSettings:
+    from .selectors import usage_settings_for
+
     current = usage_settings_for(customer=customer)
     for name, value in changes.items():
         setattr(current, name, value)

@@ -1,0 +1,223 @@
+"""Threshold alerts: recorded and mailed exactly once per period, emails and webhook."""
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from usage.alerts import alerts_check
+from usage.duckdb_engine import DuckDBEngine
+from usage.models import Alert, CustomerUsageSettings
+from usage.notifications import alert_deliver
+
+from .conftest import put_counter
+from .events import make_event, write_events
+
+NOW = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def limited(customer):
+    customer.monthly_token_quota = 1000
+    customer.daily_request_limit = 10
+    customer.extra_contact_emails = ["cto@acme.example"]
+    customer.save()
+    return customer
+
+
+def _usage(client, customer, *, month_tokens=0, day_requests=0):
+    put_counter(
+        client, customer.pk, "MONTH#2026-11", requests=1, input_tokens=month_tokens, output_tokens=0
+    )
+    put_counter(client, customer.pk, "DAY#2026-11-23", requests=day_requests, input_tokens=0)
+
+
+def test_crossings_are_recorded_and_mailed(
+    dynamodb, limited, settings, django_capture_on_commit_callbacks
+):
+    settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
+    _usage(dynamodb, limited, month_tokens=850, day_requests=5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+
+    assert created == 3
+    keys = set(Alert.objects.values_list("rule", "threshold", "period"))
+    assert keys == {
+        ("monthly_tokens", 50, "2026-11"),
+        ("monthly_tokens", 80, "2026-11"),
+        ("daily_requests", 50, "2026-11-23"),
+    }
+    assert len(mail.outbox) == 3
+    message = next(m for m in mail.outbox if "80%" in m.subject)
+    assert message.subject == "[Usage alert] Acme Analytics reached 80% of its monthly token quota"
+    assert message.to == ["billing@acme.example", "cto@acme.example"]
+    assert message.bcc == ["ops@example.com"]
+    assert "used 850 of its 1,000 tokens for 2026-11 (85%)" in message.body
+    assert "provisional" in message.body
+    html = message.alternatives[0][0]
+    assert "<strong>850</strong> of its 1,000 tokens" in html
+    assert "http://127.0.0.1:8000/app/usage/" in message.body
+    assert all(a.emailed_at for a in Alert.objects.all())
+
+
+def test_a_second_check_sends_nothing_new(dynamodb, limited, django_capture_on_commit_callbacks):
+    _usage(dynamodb, limited, month_tokens=1200)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        assert (
+            alerts_check(now=NOW + dt.timedelta(minutes=5), client=dynamodb, engine=DuckDBEngine())
+            == 0
+        )
+    assert len(mail.outbox) == 3
+    assert "Further requests may be refused" in next(
+        m.body for m in mail.outbox if "100%" in m.subject
+    )
+
+
+def test_next_month_alerts_again(dynamodb, limited, django_capture_on_commit_callbacks):
+    _usage(dynamodb, limited, month_tokens=600)
+    alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+    put_counter(dynamodb, limited.pk, "MONTH#2026-12", requests=1, input_tokens=600)
+    alerts_check(
+        now=dt.datetime(2026, 12, 1, 0, 5, tzinfo=dt.UTC), client=dynamodb, engine=DuckDBEngine()
+    )
+    assert sorted(Alert.objects.values_list("period", flat=True)) == ["2026-11", "2026-12"]
+
+
+def test_staff_edited_thresholds_are_used(dynamodb, limited):
+    CustomerUsageSettings.objects.create(
+        customer=limited, monthly_token_percents=[90], daily_request_percents=[], notify_staff=False
+    )
+    _usage(dynamodb, limited, month_tokens=850, day_requests=10)
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 0
+    _usage(dynamodb, limited, month_tokens=950, day_requests=10)
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
+
+
+def test_customers_without_limits_get_no_quota_alerts(dynamodb, customer):
+    put_counter(dynamodb, customer.pk, "MONTH#2026-11", requests=10**6, input_tokens=10**9)
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 0
+
+
+def test_hourly_rule_per_user_application_and_model(
+    dynamodb, customer, events_dir, django_capture_on_commit_callbacks
+):
+    CustomerUsageSettings.objects.create(customer=customer, hourly_token_threshold=10_000)
+    this_hour = NOW.replace(minute=5)
+    events = [
+        make_event(
+            customer.pk, when=this_hour, user_id="alice", input_tokens=4000, output_tokens=1000
+        )
+        for _ in range(2)
+    ]
+    events += [make_event(customer.pk, when=this_hour, user_id="bob", input_tokens=4000)]
+    events += [
+        make_event(
+            customer.pk, when=this_hour - dt.timedelta(hours=2), user_id="bob", input_tokens=9000
+        )
+    ]  # an older hour: not counted
+    write_events(events_dir, events)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_check(now=NOW, client=dynamodb) == 1
+        assert alerts_check(now=NOW, client=dynamodb) == 0
+
+    alert = Alert.objects.get()
+    assert (alert.rule, alert.threshold, alert.period, alert.value) == (
+        "hourly_tokens",
+        10_000,
+        "2026-11-23T14",
+        10_000,
+    )
+    assert alert.subject == (
+        "user=alice application=chatbot model=anthropic.claude-3-haiku-20240307-v1:0"
+    )
+    assert len(mail.outbox) == 1
+    assert "10,000 tokens in one hour" in mail.outbox[0].subject
+
+
+def test_failed_email_is_recorded_and_retried(dynamodb, limited, monkeypatch):
+    _usage(dynamodb, limited, month_tokens=500)
+    alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+    alert = Alert.objects.get()
+
+    def broken(**kwargs):
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr("usage.notifications.send_templated", broken)
+    assert alert_deliver(alert_id=alert.pk) is False
+    alert.refresh_from_db()
+    assert (alert.emailed_at, alert.email_error) == (None, "SMTP down")
+    monkeypatch.undo()
+    assert alert_deliver(alert_id=alert.pk) is True
+    assert alert_deliver(alert_id=alert.pk) is False  # never twice
+    assert len(mail.outbox) == 1
+
+
+def test_webhook_payload_is_signed(dynamodb, limited):
+    CustomerUsageSettings.objects.create(
+        customer=limited, webhook_url="https://hooks.acme.example/u", webhook_secret="s3cret"
+    )
+    _usage(dynamodb, limited, month_tokens=500)
+    alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+    sent = []
+
+    class Response:
+        status = 204
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def opener(request, timeout):
+        sent.append(request)
+        return Response()
+
+    assert alert_deliver(alert_id=Alert.objects.get().pk, opener=opener)
+
+    request = sent[0]
+    body = request.data
+    timestamp = request.get_header("X-portal-timestamp")
+    expected = hmac.new(b"s3cret", timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert request.get_header("X-portal-signature") == f"sha256={expected}"
+    payload = json.loads(body)
+    assert payload["rule"] == "monthly_tokens" and payload["threshold"] == 50
+    assert payload["customer_id"] == str(limited.pk)
+    assert Alert.objects.get().webhook_status == "HTTP 204"
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL (threads)")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_checks_alert_exactly_once(dynamodb, limited):
+    _usage(dynamodb, limited, month_tokens=1000, day_requests=10)
+    barrier = threading.Barrier(6)
+    errors = []
+
+    def check():
+        try:
+            barrier.wait()
+            alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert not errors
+    assert Alert.objects.count() == 6  # 3 monthly + 3 daily thresholds, once each
+    assert len(mail.outbox) == 6
+    assert sorted(m.subject for m in mail.outbox) == sorted({m.subject for m in mail.outbox})

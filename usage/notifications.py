@@ -1,0 +1,116 @@
+"""Delivery of usage alerts and summaries: email (text + HTML) and the optional signed webhook.
+
+The webhook body is JSON; `X-Portal-Signature: sha256=<hex>` is the HMAC-SHA256 of
+`<timestamp>.<body>` with the customer's webhook secret, and `X-Portal-Timestamp` carries that
+timestamp so receivers can reject replays (seed 001 6.2).
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from .models import Alert, CustomerUsageSettings
+
+logger = logging.getLogger(__name__)
+
+
+def send_templated(*, name: str, to: list[str], bcc: list[str], context: dict) -> None:
+    context = {"portal_base_url": settings.PORTAL_BASE_URL.rstrip("/"), **context}
+    subject = render_to_string(f"email/{name}_subject.txt", context).strip().replace("\n", " ")
+    text = render_to_string(f"email/{name}.txt", context)
+    html = render_to_string(f"email/{name}.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, to, bcc=bcc)
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def webhook_post(*, url: str, secret: str, payload: dict, opener=urllib.request.urlopen) -> str:
+    """POST the signed payload; returns a short status for the alert history."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(  # noqa: S310 (https URL validated by the form)
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "bedrock-usage-portal-webhook",
+            "X-Portal-Timestamp": timestamp,
+            "X-Portal-Signature": sign(secret, timestamp, body),
+        },
+    )
+    try:
+        with opener(request, timeout=settings.USAGE_WEBHOOK_TIMEOUT_SECONDS) as response:
+            return f"HTTP {response.status}"
+    except Exception as exc:
+        logger.warning("webhook %s failed: %s", url, exc)
+        return f"failed: {exc}"[:64]
+
+
+def alert_payload(alert: Alert) -> dict:
+    return {
+        "type": "usage.threshold_crossed",
+        "alert_id": alert.pk,
+        "customer_id": str(alert.customer_id),
+        "rule": alert.rule,
+        "threshold": alert.threshold,
+        "period": alert.period,
+        "subject": alert.subject,
+        "value": alert.value,
+        "limit": alert.limit,
+        "created_at": alert.created_at.isoformat(),
+    }
+
+
+def alert_deliver(*, alert_id: int, opener=urllib.request.urlopen) -> bool:
+    """Email (and webhook) one alert, once: the emailed_at claim stops a second sender."""
+    claimed = Alert.objects.filter(pk=alert_id, emailed_at__isnull=True).update(
+        emailed_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    alert = Alert.objects.select_related("customer").get(pk=alert_id)
+    customer = alert.customer
+    options = CustomerUsageSettings.objects.filter(customer=customer).first()
+    notify_staff = options.notify_staff if options else True
+    context = {
+        "alert": alert,
+        "customer": customer,
+        "percent_used": (100 * alert.value // alert.limit) if alert.limit else None,
+        "usage_url": settings.PORTAL_BASE_URL.rstrip("/") + reverse("customer:usage_overview"),
+    }
+    try:
+        send_templated(
+            name="usage_alert",
+            to=customer.contact_emails,
+            bcc=list(settings.STAFF_ALERT_EMAILS) if notify_staff else [],
+            context=context,
+        )
+    except Exception as exc:
+        logger.exception("alert %s email failed", alert_id)
+        Alert.objects.filter(pk=alert_id).update(emailed_at=None, email_error=str(exc)[:500])
+        return False
+    Alert.objects.filter(pk=alert_id).update(email_error="")
+    if options and options.webhook_url:
+        status = webhook_post(
+            url=options.webhook_url,
+            secret=options.webhook_secret,
+            payload=alert_payload(alert),
+            opener=opener,
+        )
+        Alert.objects.filter(pk=alert_id).update(webhook_status=status)
+    return True

@@ -1,0 +1,144 @@
+"""Staff usage pages: ingest runs and re-ingest, reconciliation, alerts, per-customer usage."""
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+
+from customers.models import Customer
+from portal.access import staff_required
+
+from . import selectors
+from .export import usage_csv_response
+from .forms import DateRangeForm, IngestForm, StaffExportForm, UsageSettingsForm
+from .models import IngestRun
+from .services import days_between, ingest_range_request, utc_today
+from .views_customer import GROUPS, usage_breakdown
+
+
+@staff_required
+def usage_dashboard(request):
+    today = utc_today()
+    live = cache.get("usage:staff-live")
+    if live is None:
+        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
+        live = selectors.realtime_usage_all(customers=list(active), today=today)
+        cache.set("usage:staff-live", live, 60)
+    context = {
+        "live": live,
+        "top": live["rows"][:20],
+        "runs": selectors.ingest_run_list()[:5],
+        "differences": selectors.difference_list().count(),
+        "alerts": selectors.alert_list()[:10],
+        "export_form": StaffExportForm(),
+    }
+    return render(request, "usage/staff_dashboard.html", context)
+
+
+@staff_required
+def usage_ingest(request):
+    form = IngestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = ingest_range_request(
+                start=form.cleaned_data["start"],
+                end=form.cleaned_data["end"],
+                trigger=IngestRun.Trigger.STAFF,
+                requested_by=request.user,
+                engine=form.cleaned_data["engine"] or None,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Ingest of {run.days_total} day(s) queued.")
+            return redirect("staff:usage_ingest_run", run_id=run.pk)
+    page = Paginator(selectors.ingest_run_list(), 25).get_page(request.GET.get("page"))
+    return render(request, "usage/staff_ingest.html", {"form": form, "page": page})
+
+
+@staff_required
+def usage_ingest_run(request, run_id):
+    run = get_object_or_404(IngestRun, pk=run_id)
+    return render(request, "usage/staff_ingest_run.html", {"run": run})
+
+
+@staff_required
+def usage_reconciliation(request):
+    day = None
+    if request.GET.get("day"):
+        try:
+            day = dt.date.fromisoformat(request.GET["day"])
+        except ValueError:
+            messages.error(request, "The day must be a date in YYYY-MM-DD form.")
+    differences = selectors.difference_list(day=day)
+    page = Paginator(differences, 50).get_page(request.GET.get("page"))
+    return render(request, "usage/staff_reconciliation.html", {"page": page, "day": day})
+
+
+@staff_required
+def usage_alerts(request):
+    page = Paginator(selectors.alert_list(), 50).get_page(request.GET.get("page"))
+    return render(request, "usage/alert_list.html", {"page": page, "staff": True})
+
+
+@staff_required
+def usage_export(request):
+    form = StaffExportForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        messages.error(request, " ".join(m for ms in form.errors.values() for m in ms))
+        return redirect("staff:usage_dashboard")
+    start, end = form.range()
+    customer = form.cleaned_data.get("customer") if form.is_bound else None
+    return usage_csv_response(
+        customer_id=customer.pk if customer else None,
+        start=start,
+        end=end,
+        name=str(customer.pk) if customer else "all",
+    )
+
+
+@staff_required
+def usage_customer(request, customer_id):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    form = DateRangeForm(request.GET or None)
+    context = {
+        "customer": customer,
+        "form": form,
+        "live": selectors.realtime_usage(customer=customer, today=utc_today()),
+        "alerts": selectors.alert_list(customer_id=customer.pk)[:10],
+        "options": selectors.usage_settings_for(customer=customer),
+        "export_extra": f"&customer={customer.pk}",
+    }
+    if not form.is_bound or form.is_valid():
+        start, end = form.range()
+        by = request.GET.get("by") if request.GET.get("by") in dict(GROUPS) else "model_id"
+        context.update(
+            start=start,
+            end=end,
+            groups=GROUPS,
+            breakdown=usage_breakdown(customer_id=customer.pk, start=start, end=end, by=by),
+            totals=selectors.usage_totals(customer_id=customer.pk, start=start, end=end),
+            days_missing=len(days_between(start, end))
+            - len(selectors.ingested_days(start=start, end=end)),
+        )
+    return render(request, "usage/staff_customer.html", context)
+
+
+@staff_required
+def usage_customer_settings(request, customer_id):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    current = selectors.usage_settings_for(customer=customer)
+    old_secret = current.webhook_secret
+    form = UsageSettingsForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        if saved.webhook_secret != old_secret:
+            messages.warning(request, f"Webhook signing secret: {saved.webhook_secret}")
+        messages.success(request, "Usage alert settings saved.")
+        return redirect("staff:usage_customer", customer_id=customer.pk)
+    return render(
+        request, "usage/staff_customer_settings.html", {"customer": customer, "form": form}
+    )
