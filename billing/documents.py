@@ -71,9 +71,13 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
         title += " - VOID"
     pdf.cell(0, 10, _latin1(title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
+    customer = invoice.customer
+    bill_to = getattr(customer, "billing_name", "") or customer.name
     header = [
         f"From: {settings.BILLING_SELLER_NAME}",
-        f"To: {invoice.customer.name} <{invoice.customer.contact_email}>",
+        f"To: {bill_to} <{customer.contact_email}>",
+        *[f"    {line}" for line in (getattr(customer, "billing_address", "") or "").splitlines()],
+        *([f"Tax id: {customer.tax_id}"] if getattr(customer, "tax_id", "") else []),
         f"Period: {invoice.period_start:%Y-%m-%d} to {invoice.period_end:%Y-%m-%d}",
         f"Plan: {invoice.plan_name}",
         f"Issued: {invoice.issued_at:%Y-%m-%d}" if invoice.issued_at else "Not issued",

@@ -11,6 +11,11 @@ from .models import Invoice
 from .selectors import credit_balance
 
 
+def recipients(customer) -> list[str]:
+    """The contact address and the extra ones the customers app keeps, if any."""
+    return list(getattr(customer, "contact_emails", None) or [customer.contact_email])
+
+
 def _message(name: str, context: dict, to: list[str]) -> EmailMultiAlternatives:
     context = {**context, "portal_url": settings.PORTAL_BASE_URL}
     subject = render_to_string(f"email/billing/{name}_subject.txt", context).strip()
@@ -25,7 +30,7 @@ def invoice_issued_email_send(*, invoice_id) -> None:
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
     if invoice.status == Invoice.Status.DRAFT:
         return
-    message = _message("invoice_issued", {"invoice": invoice}, [invoice.customer.contact_email])
+    message = _message("invoice_issued", {"invoice": invoice}, recipients(invoice.customer))
     message.attach(f"{invoice.number}.pdf", invoice_pdf_bytes(invoice), "application/pdf")
     message.send()
 
@@ -40,4 +45,4 @@ def low_balance_email_send(*, customer_id) -> None:
         "threshold": billing_profile_get(customer_id=customer.pk).low_balance_threshold,
         "currency": settings.BILLING_CURRENCY,
     }
-    _message("low_balance", context, [customer.contact_email]).send()
+    _message("low_balance", context, recipients(customer)).send()

@@ -40,3 +40,18 @@ def test_csv_escapes_formulas(db):
     text = invoice_csv_text(invoice)
     assert "'=HYPERLINK" in text
     assert "total" in text
+
+
+def test_pdf_uses_billing_details_when_the_customer_has_them(db):
+    customer = Customer.objects.create(name="Acme", contact_email="x@example.com")
+    if not hasattr(customer, "billing_address"):
+        return
+    customer.billing_name = "Acme Analytics GmbH"
+    customer.billing_address = "Hauptstrasse 1\n10115 Berlin"
+    customer.tax_id = "DE123456789"
+    customer.save()
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    pdf = invoice_pdf_bytes(invoice)
+    assert pdf.startswith(b"%PDF")
