@@ -80,8 +80,17 @@ def token_list_usable(*, customer: Customer) -> list[Token]:
     return [t for t in tokens if t.state(now) in ("active", "rotating")]
 
 
-def audit_list(*, customer: Customer, limit: int = 100) -> QuerySet:
-    return AuditEvent.objects.filter(customer=customer).select_related("actor")[:limit]
+def audit_list(*, customer: Customer, limit: int = 100) -> list[AuditEvent]:
+    """The latest events, each with `changes`: [(field, before, after)] for display."""
+    events = list(AuditEvent.objects.filter(customer=customer).select_related("actor")[:limit])
+    for event in events:
+        before, after = event.before or {}, event.after or {}
+        keys = [k for k in after if before.get(k) != after.get(k)]
+        if not before:  # a creation: its empty fields say nothing
+            keys = [k for k in keys if after[k] not in ("", [], {}, None)]
+        keys += [k for k in before if k not in after]
+        event.changes = [(k, before.get(k), after.get(k)) for k in keys]
+    return events
 
 
 def customers_by_ids(*, ids) -> list[Customer]:
