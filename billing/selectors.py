@@ -195,6 +195,20 @@ def invoice_get_for_customer(customer, invoice_id) -> Invoice:
     return get_object_or_404(invoices_for_customer(customer), pk=invoice_id)
 
 
+def customers_for_billing(*, query: str = ""):
+    """Customers with their current prepaid balance (unexpired grants), for the staff lookup."""
+    from customers.models import Customer
+
+    today = date.today()
+    usable = Q(credit_grants__remaining__gt=0) & (
+        Q(credit_grants__expires_on__isnull=True) | Q(credit_grants__expires_on__gte=today)
+    )
+    qs = Customer.objects.annotate(balance=Sum("credit_grants__remaining", filter=usable))
+    if query:
+        qs = qs.filter(Q(name__icontains=query) | Q(contact_email__icontains=query))
+    return qs.order_by("name", "pk")
+
+
 def invoice_list_for_staff(*, status: str = ""):
     qs = Invoice.objects.select_related("customer")
     if status in Invoice.Status.values:

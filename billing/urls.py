@@ -51,6 +51,7 @@ staff_urlpatterns: list = [
         staff.billing_invoice_csv,
         name="billing_invoice_csv",
     ),
+    path("billing/customers/", staff.billing_customers, name="billing_customers"),
     path("billing/customers/<uuid:customer_id>/", staff.billing_customer, name="billing_customer"),
     path(
         "billing/customers/<uuid:customer_id>/credits/",

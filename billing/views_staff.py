@@ -1,5 +1,7 @@
 """Staff pages: drafts review and invoice actions, plans and wallets per customer, the run."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -212,6 +214,20 @@ def billing_invoice_csv(request, invoice_id):
     name = invoice.number or f"draft-{invoice.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+@staff_required
+def billing_customers(request):
+    """Find a customer's billing page (plan, wallet), also before their first invoice."""
+    query = request.GET.get("q", "").strip()[:100]
+    page = Paginator(selectors.customers_for_billing(query=query), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "billing/staff_customers.html",
+        {"page": page, "q": query, "query_string": urlencode({"q": query}) if query else ""},
+    )
 
 
 @staff_required

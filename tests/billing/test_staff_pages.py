@@ -195,3 +195,15 @@ def test_run_with_a_broken_plan_is_a_message(staff_client, customer, make_plan):
     assert response.status_code == 200
     assert "Broken" in response.content.decode() and "open-ended" in response.content.decode()
     assert not Invoice.objects.exists()
+
+
+def test_customer_lookup_reaches_billing_page_before_any_invoice(
+    staff_client, customer, other_customer
+):
+    from billing.services import credit_grant
+
+    credit_grant(customer=customer, amount=D("12.50"))
+    page = staff_client.get(reverse("staff:billing_customers") + "?q=acme").content.decode()
+    assert reverse("staff:billing_customer", args=[customer.pk]) in page
+    assert "12.50" in page
+    assert other_customer.name not in page
