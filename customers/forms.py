@@ -208,6 +208,16 @@ class CustomerFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False, choices=[("", "Any status"), *Customer.Status.choices]
     )
+    sync = forms.ChoiceField(
+        required=False,
+        label="Sync",
+        choices=[
+            ("", "Any sync state"),
+            ("failing", "Failing"),
+            ("pending", "Pending"),
+            ("in sync", "In sync"),
+        ],
+    )
     sort = forms.ChoiceField(
         required=False,
         choices=[

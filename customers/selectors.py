@@ -32,7 +32,12 @@ def with_sync_state(customers: QuerySet) -> QuerySet:
     )
 
 
-def customer_list(*, search: str = "", status: str = "", order: str = "name") -> QuerySet:
+SYNC_STATES = ["in sync", "pending", "failing"]
+
+
+def customer_list(
+    *, search: str = "", status: str = "", order: str = "name", sync: str = ""
+) -> QuerySet:
     """Customers with their active token count and sync state; cheap per page."""
     customers = Customer.objects.all()
     search = (search or "").strip()
@@ -48,7 +53,10 @@ def customer_list(*, search: str = "", status: str = "", order: str = "name") ->
         .values("n")
     )
     customers = customers.annotate(active_tokens=Coalesce(Subquery(active_tokens), 0))
-    return with_sync_state(customers).order_by(*SORTS.get(order, SORTS["name"]))
+    customers = with_sync_state(customers)
+    if sync in SYNC_STATES:
+        customers = customers.filter(sync_state=sync)
+    return customers.order_by(*SORTS.get(order, SORTS["name"]))
 
 
 @dataclass

@@ -176,6 +176,8 @@ def outbox_deliver(*, customer_id=None, limit: int = 500, force: bool = False, c
         report.superseded += 0 if applied else 1
     if report.failed:
         pending = SyncOutbox.objects.filter(delivered_at__isnull=True)
+        if customer_id is not None:
+            pending = pending.filter(customer_id=customer_id)
         soonest = pending.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)
         first = soonest.first()
         report.retry_in = max(1.0, (first - timezone.now()).total_seconds()) if first else 1.0

@@ -44,6 +44,7 @@ def customer_list(request):
         search=values.get("q", ""),
         status=values.get("status", ""),
         order=values.get("sort") or "name",
+        sync=values.get("sync", ""),
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()

@@ -54,3 +54,13 @@ def test_sync_state_column(staff_client, customer):
     assert response.context["page"][0].sync_state == "pending"
     SyncOutbox.objects.update(attempts=1, last_error="boom")
     assert staff_client.get(URL).context["page"][0].sync_state == "failing"
+
+
+def test_filter_by_sync_state(staff_client, customer, other_customer):
+    SyncOutbox.objects.create(
+        customer=other_customer, kind="customer", version=1, payload={}, attempts=2
+    )
+    response = staff_client.get(URL, {"sync": "failing"})
+    assert [c.name for c in response.context["page"]] == ["Globex Research"]
+    response = staff_client.get(URL, {"sync": "in sync"})
+    assert [c.name for c in response.context["page"]] == ["Acme Analytics"]

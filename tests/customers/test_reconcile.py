@@ -66,3 +66,12 @@ def test_dry_run_changes_nothing(ddb, customer):
     report = dynamodb_reconcile(dry_run=True)
     assert len(report.repairs) == 1
     assert contract.get_customer(ddb, str(customer.pk)) is None
+
+
+def test_dead_tokens_dropped_by_ttl_are_left_alone(ddb, customer, issued):
+    services.token_revoke(token=issued.token)
+    table = contract.table_names().tokens
+    ddb.delete_item(TableName=table, Key={"token_hash": {"S": issued.token.token_hash}})
+    dynamodb_reconcile()  # the customer item itself was never synced by the fixture
+    assert dynamodb_reconcile().repairs == []
+    assert remote_token(ddb, issued.plaintext) is None
