@@ -66,7 +66,11 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
     pdf.set_creator(_latin1(settings.BILLING_SELLER_NAME))
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    title = f"Invoice {invoice.number}" if invoice.number else "DRAFT invoice (not issued)"
+    title = (
+        f"{invoice.get_kind_display()} {invoice.number}"
+        if invoice.number
+        else "DRAFT invoice (not issued)"
+    )
     if invoice.status == Invoice.Status.VOID:
         title += " - VOID"
     pdf.cell(0, 10, _latin1(title), new_x="LMARGIN", new_y="NEXT")
@@ -82,6 +86,11 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
         f"Plan: {invoice.plan_name}",
         f"Issued: {invoice.issued_at:%Y-%m-%d}" if invoice.issued_at else "Not issued",
         f"Status: {invoice.get_status_display()}",
+        *(
+            [f"Credits invoice {invoice.credited_invoice.number}; added to your prepaid credit"]
+            if invoice.credited_invoice_id
+            else []
+        ),
     ]
     for text in header:
         pdf.cell(0, 6, _latin1(text), new_x="LMARGIN", new_y="NEXT")

@@ -22,9 +22,18 @@ class VoidForm(forms.Form):
     )
 
 
+class CreditNoteForm(forms.Form):
+    amount = forms.DecimalField(
+        **MONEY_FIELD, min_value=Decimal("0.01"), help_text="Before tax; tax is credited too."
+    )
+    reason = forms.CharField(max_length=250)
+
+
 class CreditGrantForm(forms.Form):
     amount = forms.DecimalField(**MONEY_FIELD, min_value=Decimal("0.01"))
-    kind = forms.ChoiceField(choices=CreditGrant.Kind.choices)
+    kind = forms.ChoiceField(
+        choices=[c for c in CreditGrant.Kind.choices if c[0] != CreditGrant.Kind.CREDIT_NOTE]
+    )
     expires_on = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Optional."
     )

@@ -95,7 +95,9 @@ def invoice_run(*, period_start: date) -> RunResult:
     tax_rate = to_decimal(settings.BILLING_TAX_RATE)
     prices, dates, names = price_book()
 
-    already = Invoice.objects.filter(period_start=period_start, replaces__isnull=True)
+    already = Invoice.objects.filter(
+        period_start=period_start, replaces__isnull=True, kind=Invoice.Kind.INVOICE
+    )
     # Active customers, plus any other with usage in the period: a customer suspended (say at
     # zero balance) or closed mid-month still owes for what it used before.
     used = UsageDaily.objects.filter(day__gte=period_start, day__lte=period_end)
@@ -151,6 +153,7 @@ def invoice_run(*, period_start: date) -> RunResult:
                 Invoice.objects.filter(
                     period_start=period_start,
                     replaces__isnull=True,
+                    kind=Invoice.Kind.INVOICE,
                     customer_id__in=[inv.customer_id for inv, _ in drafts],
                 ).values_list("customer_id", flat=True)
             )

@@ -139,6 +139,7 @@ class CreditGrant(models.Model):
     class Kind(models.TextChoices):
         PURCHASE = "purchase", "Purchase"
         PROMOTIONAL = "promotional", "Promotional grant"
+        CREDIT_NOTE = "credit_note", "Credit note"
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, related_name="credit_grants"
@@ -174,6 +175,10 @@ class Invoice(models.Model):
         PAID = "paid", "Paid"
         VOID = "void", "Void"
 
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        CREDIT_NOTE = "credit_note", "Credit note"
+
     # Fields that may still change once an invoice has left draft (the lifecycle itself).
     LIFECYCLE_FIELDS = frozenset({"status", "paid_at", "voided_at", "void_reason"})
 
@@ -181,6 +186,7 @@ class Invoice(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="invoices"
     )
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
     period_start = models.DateField()
     period_end = models.DateField(help_text="Last day of the period, inclusive.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
@@ -195,6 +201,9 @@ class Invoice(models.Model):
     replaces = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
     )
+    credited_invoice = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     issued_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -205,10 +214,11 @@ class Invoice(models.Model):
         ordering = ["-period_start", "customer"]
         constraints = [
             # The monthly run's invoice: one per customer and period, whatever happens to it.
-            # Reissues (void + reissue) point at the invoice they replace, so they are exempt.
+            # Reissues (void + reissue) point at the invoice they replace, and credit notes are
+            # not invoices, so both are exempt.
             models.UniqueConstraint(
                 fields=["customer", "period_start"],
-                condition=Q(replaces__isnull=True),
+                condition=Q(replaces__isnull=True, kind="invoice"),
                 name="invoice_one_per_customer_period",
             ),
         ]

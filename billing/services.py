@@ -127,12 +127,14 @@ def invoice_line_delete(*, line: InvoiceLine) -> None:
     invoice_recalculate(invoice=invoice).save()
 
 
-def _next_number() -> str:
-    counter, _ = InvoiceCounter.objects.get_or_create(name="invoice")
+def _next_number(series: str = "invoice") -> str:
+    """Invoices and credit notes are two gapless series: INV-000001 and INV-CN-000001."""
+    counter, _ = InvoiceCounter.objects.get_or_create(name=series)
     counter = InvoiceCounter.objects.select_for_update().get(pk=counter.pk)
     counter.last_number += 1
     counter.save(update_fields=["last_number"])
-    return f"{settings.BILLING_INVOICE_PREFIX}-{counter.last_number:06d}"
+    infix = "-CN" if series == "credit_note" else ""
+    return f"{settings.BILLING_INVOICE_PREFIX}{infix}-{counter.last_number:06d}"
 
 
 @transaction.atomic
@@ -168,7 +170,7 @@ def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
 @transaction.atomic
 def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != Invoice.Status.ISSUED:
+    if invoice.status != Invoice.Status.ISSUED or invoice.kind != Invoice.Kind.INVOICE:
         raise InvoiceStateError("Only an issued invoice can be marked paid.")
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
@@ -188,6 +190,10 @@ def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Inv
         raise InvoiceStateError("A draft is not voided: edit it, or delete its lines.")
     if invoice.status == Invoice.Status.VOID:
         raise InvoiceStateError("This invoice is already void.")
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE:
+        raise InvoiceStateError("A credit note is final; issue an invoice line to undo it.")
+    if invoice.credit_notes.exists():
+        raise InvoiceStateError("This invoice has credit notes: correct it with another one.")
     if invoice.status == Invoice.Status.PAID and not reissue:
         raise InvoiceStateError("A paid invoice is voided only to reissue it.")
     credits_restore(invoice=invoice)
@@ -223,9 +229,71 @@ def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Inv
     return draft
 
 
+@transaction.atomic
+def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invoice:
+    """Credit part of an issued or paid invoice without touching it: a credit note with its own
+    gapless number, a negative line of `amount` (before tax) plus the matching tax, whose value
+    goes to the customer's prepaid wallet (Stripe's "credit the customer balance")."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PricingError("Say why the invoice is credited.")
+    amount = to_decimal(amount)
+    if amount <= 0 or amount != round_money(amount):
+        raise PricingError("A credit note is a positive amount in whole cents.")
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.kind != Invoice.Kind.INVOICE or invoice.status not in (
+        Invoice.Status.ISSUED,
+        Invoice.Status.PAID,
+    ):
+        raise InvoiceStateError("Only an issued or paid invoice can be credited.")
+    credited = -(invoice.credit_notes.aggregate(s=Sum("subtotal"))["s"] or Decimal(0))
+    if amount > invoice.subtotal - credited:
+        raise PricingError(
+            f"At most {invoice.subtotal - credited} of {invoice.number} is left to credit."
+        )
+    tax = tax_amount(amount, invoice.tax_rate)
+    note = Invoice.objects.create(
+        kind=Invoice.Kind.CREDIT_NOTE,
+        customer=invoice.customer,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        currency=invoice.currency,
+        plan_name=invoice.plan_name,
+        credited_invoice=invoice,
+        subtotal=-amount,
+        tax_rate=invoice.tax_rate,
+        tax=-tax,
+        total=-(amount + tax),
+    )
+    InvoiceLine.objects.create(
+        invoice=note,
+        position=1,
+        kind=InvoiceLine.Kind.MANUAL,
+        description=f"Credit for {invoice.number}: {reason}"[:300],
+        quantity=Decimal(1),
+        amount=-amount,
+    )
+    note.number = _next_number("credit_note")
+    note.status = Invoice.Status.ISSUED
+    note.issued_at = timezone.now()
+    note.save()
+    credit_grant(
+        customer=invoice.customer,
+        amount=amount + tax,
+        kind="credit_note",
+        note=f"Credit note {note.number} for {invoice.number}",
+    )
+    from .tasks import invoice_email_send
+
+    note_id = str(note.pk)
+    transaction.on_commit(lambda: invoice_email_send.delay(note_id))
+    return note
+
+
 __all__ = [
     "InvoiceImmutable",
     "InvoiceStateError",
+    "credit_note_issue",
     "invoice_issue",
     "invoice_line_add",
     "invoice_line_delete",

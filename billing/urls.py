@@ -37,6 +37,11 @@ staff_urlpatterns: list = [
         name="billing_invoice_mark_paid",
     ),
     path(
+        "billing/invoices/<uuid:invoice_id>/credit-note/",
+        staff.billing_invoice_credit_note,
+        name="billing_invoice_credit_note",
+    ),
+    path(
         "billing/invoices/<uuid:invoice_id>/void/",
         staff.billing_invoice_void,
         name="billing_invoice_void",

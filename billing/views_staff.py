@@ -16,6 +16,7 @@ from .documents import invoice_csv_text, invoice_pdf_bytes
 from .forms import (
     BillingProfileForm,
     CreditGrantForm,
+    CreditNoteForm,
     InvoiceRunForm,
     ManualLineForm,
     PlanAssignForm,
@@ -119,6 +120,7 @@ def billing_invoice_detail(request, invoice_id):
             "can_edit": invoice.status == Invoice.Status.DRAFT,
             "line_form": ManualLineForm(),
             "void_form": VoidForm(),
+            "credit_note_form": CreditNoteForm(),
             "balance": selectors.credit_balance(invoice.customer_id),
         },
     )
@@ -195,6 +197,21 @@ def billing_invoice_void(request, invoice_id):
         lambda inv: services.invoice_void(invoice=inv, **form.cleaned_data),
         "Invoice voided."
         + (" A corrected draft was created." if form.cleaned_data["reissue"] else ""),
+    )
+
+
+@staff_required
+@require_POST
+def billing_invoice_credit_note(request, invoice_id):
+    form = CreditNoteForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("staff:billing_invoice_detail", invoice_id=invoice_id)
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.credit_note_issue(invoice=inv, **form.cleaned_data),
+        "Credit note issued; its value is in the customer's prepaid credit.",
     )
 
 

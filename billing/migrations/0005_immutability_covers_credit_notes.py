@@ -1,0 +1,35 @@
+"""The PostgreSQL immutability trigger also covers the columns added for credit notes."""
+
+from django.db import migrations
+
+FUNCTION = """
+CREATE OR REPLACE FUNCTION billing_invoice_immutable() RETURNS trigger AS $$
+BEGIN
+  IF OLD.status <> 'draft' AND (
+       NEW.customer_id, NEW.period_start, NEW.period_end, NEW.number, NEW.currency,
+       NEW.plan_name, NEW.subtotal, NEW.credits_applied, NEW.tax_rate, NEW.tax, NEW.total,
+       NEW.replaces_id, NEW.issued_at, NEW.kind, NEW.credited_invoice_id
+     ) IS DISTINCT FROM (
+       OLD.customer_id, OLD.period_start, OLD.period_end, OLD.number, OLD.currency,
+       OLD.plan_name, OLD.subtotal, OLD.credits_applied, OLD.tax_rate, OLD.tax, OLD.total,
+       OLD.replaces_id, OLD.issued_at, OLD.kind, OLD.credited_invoice_id
+     ) THEN
+    RAISE EXCEPTION 'invoice % is %: it cannot change', OLD.number, OLD.status;
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.status = 'void' AND NEW.status <> 'void' THEN
+    RAISE EXCEPTION 'invoice % is void for good', OLD.number;
+  END IF;
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+"""
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(FUNCTION)  # no params: the % in RAISE are not placeholders
+
+
+class Migration(migrations.Migration):
+    dependencies = [("billing", "0004_credit_notes")]
+    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
