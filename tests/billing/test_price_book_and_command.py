@@ -43,3 +43,19 @@ def test_invoice_run_command_rejects_bad_month(db):
 
     with pytest.raises(CommandError):
         call_command("invoice_run", "--month", "October")
+
+
+def test_seed_plans_command_is_idempotent_and_plans_rate(db):
+    from billing.models import PricingPlan
+    from billing.pricing import TokenUsage
+    from billing.rating import PlanTerms, UsageRow, rate_usage
+
+    out = StringIO()
+    call_command("billing_seed_plans", stdout=out)
+    call_command("billing_seed_plans", stdout=out)
+    assert (
+        "7 example plans created" in out.getvalue() and "0 example plans created" in out.getvalue()
+    )
+    rows = [UsageRow("m", None, TokenUsage(requests=25000, input_tokens=900_000))]
+    for plan in PricingPlan.objects.all():
+        rate_usage(rows, terms=PlanTerms.from_plan(plan), prices={})
