@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 
+from .forms import PricingPlanForm
 from .models import (
     CreditGrant,
     CustomerPlan,
@@ -9,7 +9,6 @@ from .models import (
     ModelPrice,
     PricingPlan,
 )
-from .pricing import PricingError, parse_tiers
 
 
 @admin.register(ModelPrice)
@@ -17,19 +16,6 @@ class ModelPriceAdmin(admin.ModelAdmin):
     list_display = ["model_id", "effective_from", "input_per_1k", "output_per_1k", "source_seen_on"]
     list_filter = ["model_id"]
     search_fields = ["model_id", "display_name"]
-
-
-class PricingPlanForm(admin.ModelAdmin.form):
-    def clean(self):
-        data = super().clean()
-        if data.get("kind") == PricingPlan.Kind.TIERED:
-            try:
-                parse_tiers(data.get("tiers") or [])
-            except (PricingError, TypeError, ValueError, AttributeError) as exc:
-                raise ValidationError({"tiers": str(exc)}) from exc
-        if data.get("kind") == PricingPlan.Kind.PACKAGE and (data.get("package_size") or 0) <= 0:
-            raise ValidationError({"package_size": "A package plan needs a positive size."})
-        return data
 
 
 @admin.register(PricingPlan)

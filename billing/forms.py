@@ -4,6 +4,7 @@ from decimal import Decimal
 from django import forms
 
 from .models import BillingProfile, CreditGrant, PricingPlan
+from .pricing import PricingError, parse_tiers
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
 
@@ -68,3 +69,52 @@ class InvoiceRunForm(forms.Form):
             return date(year, month, 1)
         except ValueError as exc:
             raise forms.ValidationError("Enter a month as YYYY-MM.") from exc
+
+
+class PricingPlanForm(forms.ModelForm):
+    """Plan terms; only the fields of the chosen kind matter (docs/billing.md, "Plans")."""
+
+    class Meta:
+        model = PricingPlan
+        fields = [
+            "name",
+            "code",
+            "kind",
+            "metric",
+            "markup_percent",
+            "per_request_price",
+            "tier_mode",
+            "tiers",
+            "monthly_fee",
+            "included_units",
+            "overage_unit_price",
+            "package_size",
+            "package_price",
+            "minimum_commitment",
+            "is_active",
+            "description",
+        ]
+        help_texts = {
+            "tiers": 'JSON, e.g. [{"up_to": 5, "unit_price": "7"}, {"up_to": 10, "unit_price":'
+            ' "6.5"}, {"unit_price": "6"}]; the last tier has no up_to.',
+            "metric": "What tiered, subscription and package plans count.",
+        }
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == PricingPlan.Kind.TIERED:
+            tiers = data.get("tiers")
+            try:
+                if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
+                    raise PricingError("Tiers must be a list of objects.")
+                parse_tiers(tiers)
+            except (PricingError, TypeError, ValueError) as exc:
+                self.add_error("tiers", str(exc))
+        if kind == PricingPlan.Kind.PACKAGE and (data.get("package_size") or 0) <= 0:
+            self.add_error("package_size", "A package plan needs a positive size.")
+        for name in ("markup_percent", "per_request_price", "monthly_fee", "overage_unit_price"):
+            value = data.get(name)
+            if value is not None and value < 0:
+                self.add_error(name, "Must not be negative.")
+        return data

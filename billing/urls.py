@@ -11,6 +11,8 @@ staff_urlpatterns: list = [
     path("billing/run/", staff.billing_run, name="billing_run"),
     path("billing/invoices/issue/", staff.billing_invoices_issue, name="billing_invoices_issue"),
     path("billing/catalog/", staff.billing_catalog, name="billing_catalog"),
+    path("billing/plans/new/", staff.billing_plan_edit, name="billing_plan_new"),
+    path("billing/plans/<int:plan_id>/", staff.billing_plan_edit, name="billing_plan_edit"),
     path(
         "billing/invoices/<uuid:invoice_id>/",
         staff.billing_invoice_detail,

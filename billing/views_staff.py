@@ -20,6 +20,7 @@ from .forms import (
     InvoiceRunForm,
     ManualLineForm,
     PlanAssignForm,
+    PricingPlanForm,
     VoidForm,
 )
 from .models import Invoice, InvoiceImmutable, InvoiceLine, ModelPrice, PricingPlan
@@ -319,6 +320,17 @@ def billing_profile_update(request, customer_id):
     else:
         _form_errors(request, form)
     return redirect("staff:billing_customer", customer_id=customer.pk)
+
+
+@staff_required
+def billing_plan_edit(request, plan_id=None):
+    plan = get_object_or_404(PricingPlan, pk=plan_id) if plan_id else None
+    form = PricingPlanForm(request.POST or None, instance=plan)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Plan “{form.instance.name}” saved.")
+        return redirect("staff:billing_catalog")
+    return render(request, "billing/staff_plan_form.html", {"form": form, "plan": plan})
 
 
 @staff_required

@@ -207,3 +207,45 @@ def test_customer_lookup_reaches_billing_page_before_any_invoice(
     assert reverse("staff:billing_customer", args=[customer.pk]) in page
     assert "12.50" in page
     assert other_customer.name not in page
+
+
+def test_staff_create_and_validate_plans(staff_client):
+    from billing.models import PricingPlan
+
+    url = reverse("staff:billing_plan_new")
+    assert staff_client.get(url).status_code == 200
+    base = {
+        "name": "Stripe fonts",
+        "code": "stripe-fonts",
+        "kind": "tiered",
+        "metric": "requests",
+        "markup_percent": "0",
+        "per_request_price": "0",
+        "tier_mode": "graduated",
+        "monthly_fee": "0",
+        "included_units": "0",
+        "overage_unit_price": "0",
+        "package_size": "0",
+        "package_price": "0",
+        "is_active": "on",
+    }
+    bad = staff_client.post(url, {**base, "tiers": '[{"up_to": 5, "unit_price": "7"}]'})
+    assert bad.status_code == 200 and "open-ended" in bad.content.decode()
+    garbage = staff_client.post(url, {**base, "tiers": "not json"})
+    assert garbage.status_code == 200 and not PricingPlan.objects.exists()
+    good = staff_client.post(
+        url,
+        {
+            **base,
+            "tiers": '[{"up_to": 5, "unit_price": "7"}, {"up_to": 10, "unit_price": "6.5"},'
+            ' {"unit_price": "6"}]',
+        },
+    )
+    assert good.status_code == 302
+    plan = PricingPlan.objects.get(code="stripe-fonts")
+    edit = staff_client.post(
+        reverse("staff:billing_plan_edit", args=[plan.pk]),
+        {**base, "tiers": "[]", "kind": "package"},
+    )
+    assert edit.status_code == 200 and "positive size" in edit.content.decode()
+    assert "Stripe fonts" in staff_client.get(reverse("staff:billing_catalog")).content.decode()
