@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Case, DateField, F, Q, Sum, Value, When
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from usage.models import UsageDaily
 
@@ -139,7 +140,7 @@ def usable_grants(customer_id, on_day: date):
 
 
 def credit_balance(customer_id, on_day: date | None = None) -> Decimal:
-    on_day = on_day or date.today()
+    on_day = on_day or timezone.localdate()
     total = usable_grants(customer_id, on_day).aggregate(s=Sum("remaining"))["s"]
     return (total or Decimal(0)).quantize(CENT)
 
@@ -199,7 +200,7 @@ def customers_for_billing(*, query: str = ""):
     """Customers with their current prepaid balance (unexpired grants), for the staff lookup."""
     from customers.models import Customer
 
-    today = date.today()
+    today = timezone.localdate()
     usable = Q(credit_grants__remaining__gt=0) & (
         Q(credit_grants__expires_on__isnull=True) | Q(credit_grants__expires_on__gte=today)
     )
@@ -271,7 +272,7 @@ def cost_so_far(customer_id, today: date | None = None) -> dict:
     the usage so far scaled by days_in_month / days_covered, priced again with the same plan
     (so tiers and allowances apply to the projected month, not to a scaled amount).
     """
-    window = _month_window(today or date.today())
+    window = _month_window(today or timezone.localdate())
     prices, dates, names = price_book()
     rows = []
     if window["covered_to"]:
@@ -285,7 +286,7 @@ def cost_so_far(customer_id, today: date | None = None) -> dict:
 
 def cost_so_far_all(customers, today: date | None = None) -> dict:
     """The same, summed over a queryset of customers (staff dashboard), set-based."""
-    window = _month_window(today or date.today())
+    window = _month_window(today or timezone.localdate())
     prices, dates, names = price_book()
     usage = {}
     if window["covered_to"]:
