@@ -144,3 +144,16 @@ def test_a_run_executes_once(events_dir, customer, no_counters):
     ingest_run_execute(run_id=run.pk)
     again = ingest_run_execute(run_id=run.pk)
     assert again.days_done == 1
+
+
+def test_rows_whose_customer_id_differs_only_in_case_are_merged(customer):
+    upper = str(customer.pk).upper()
+    rows = [
+        (str(customer.pk), "m", "", "", "", 2, 20, 2, 0, 0),
+        (upper, "m", "", "", "", 3, 30, 3, 0, 0),
+        (str(customer.pk), "other", "", "", "", 1, 1, 1, 0, 0),
+    ]
+    ingested = usage_day_replace(day=DAY, rows=rows, engine="athena")
+    assert (ingested.rows, ingested.requests) == (2, 6)
+    merged = UsageDaily.objects.get(day=DAY, model_id="m")
+    assert (merged.requests, merged.input_tokens) == (5, 50)
