@@ -54,9 +54,10 @@ class AthenaEngine:
         return daily_usage_sql(source=self.source, day=day)
 
     def daily_rows(self, day: dt.date) -> Iterator[tuple]:
+        """Runs the query now (outside the caller's load transaction); pages are read lazily."""
         execution_id = self.run_query(self.daily_sql(day))
-        for record in self.result_records(execution_id, RESULT_COLUMNS):
-            yield tuple(record[c] for c in RESULT_COLUMNS)
+        records = self.result_records(execution_id, RESULT_COLUMNS)
+        return (tuple(record[c] for c in RESULT_COLUMNS) for record in records)
 
     def hourly_token_rows(self, now: dt.datetime, minimum: int) -> list[tuple]:
         sql = hourly_tokens_sql(source=self.source, now=now, minimum=minimum)

@@ -116,7 +116,13 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
     if not claimed:
         logger.info("ingest run %s is already %s", run_id, run.status)
         return run
-    engine = engine or get_engine(run.engine)
+    try:
+        engine = engine or get_engine(run.engine)
+    except Exception as exc:
+        run.errors.append({"day": run.days[0], "stage": "engine", "error": str(exc)[:500]})
+        run.status, run.finished_at = IngestRun.Status.FAILED, timezone.now()
+        run.save(update_fields=["errors", "status", "finished_at"])
+        return run
     for day in (dt.date.fromisoformat(d) for d in run.days):
         try:
             ingested = usage_day_replace(
@@ -136,7 +142,7 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
                 )
         run.days_done += 1
         run.save(update_fields=["rows_written", "errors", "days_done"])
-    failed = any(e["stage"] == "ingest" for e in run.errors)
+    failed = any(e["stage"] != "reconcile" for e in run.errors)
     run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])

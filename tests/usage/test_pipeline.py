@@ -205,3 +205,31 @@ def test_summaries_are_opt_in_and_sent_once(customer, other_customer):
     assert "- model-a: 12 requests, 3,400 input tokens, 560 output tokens" in message.body
     assert "6 day(s) of this period were not imported yet" in message.body
     assert '<td style="padding: 4px 8px;">model-a</td>' in message.alternatives[0][0]
+
+
+def test_nightly_task_ingests_yesterday(dynamodb, events_dir, customer):
+    from usage.services import utc_today
+    from usage.tasks import ingest_nightly_task
+
+    yesterday = utc_today() - dt.timedelta(days=1)
+    write_events(events_dir, [make_event(customer.pk, when=_at(yesterday))])
+    run = IngestRun.objects.get(pk=ingest_nightly_task.delay().get())
+    assert run.trigger == "nightly" and run.status == "succeeded"
+    assert IngestedDay.objects.get(day=yesterday).requests == 1
+
+
+def test_unknown_engine_fails_the_run_cleanly(customer):
+    from usage.services import ingest_run_create, ingest_run_execute
+
+    run = ingest_run_create(days=[dt.date(2026, 11, 20)], trigger="command", engine="bogus")
+    run = ingest_run_execute(run_id=run.pk)
+    assert run.status == "failed" and "Unknown usage engine" in run.errors[0]["error"]
+
+
+def test_beat_runs_the_nightly_ingest_after_the_export_and_crawler():
+    from portal.celery import app
+
+    entry = app.conf.beat_schedule["usage-nightly-ingest"]
+    assert entry["task"] == "usage.tasks.ingest_nightly_task"
+    assert entry["schedule"].hour == {3} and entry["schedule"].minute == {0}
+    assert "usage-alert-check" in app.conf.beat_schedule
