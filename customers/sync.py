@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from proxy import contract
 
 from portal.aws import aws_client
+from proxy import contract
 
 from .models import Customer, SyncOutbox, Token
 
@@ -50,7 +50,7 @@ def customer_payload(customer: Customer) -> dict:
         "allowed_models": list(customer.allowed_models or []),
         "ip_allowlist": list(customer.ip_allowlist or []),
         "default_model_params": dict(customer.default_model_params or {}),
-        "updated_at": _epoch(customer.updated_at or timezone.now()),
+        "updated_at": (customer.updated_at or timezone.now()).isoformat(),
     }
 
 

@@ -90,8 +90,15 @@ def default_model_params(value) -> dict:
 
 def importable_token(value: str) -> str:
     """A token brought from elsewhere (the seed's `--token`): printable, 20 to 256 characters."""
+    from proxy import contract
+
     token = (value or "").strip()
-    if not TOKEN_IMPORT_RE.match(token):
+    if token.startswith(contract.TOKEN_PREFIX) and not contract.token_has_valid_checksum(token):
+        raise ValidationError(
+            f"A token starting with {contract.TOKEN_PREFIX} must carry a valid checksum; "
+            "leave the token empty to generate one."
+        )
+    if not TOKEN_IMPORT_RE.match(token) or not contract.token_is_well_formed(token):
         raise ValidationError(
             "An imported token must be 20 to 256 printable characters, without spaces."
         )

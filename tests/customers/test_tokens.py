@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from proxy import contract
 
 from customers import services
 from customers.models import Token
+from proxy import contract
 
 from .conftest import remote_token
 
@@ -119,3 +119,11 @@ def test_last_used_only_moves_forward(ddb, customer, issued):
     assert services.tokens_record_last_used(last_used={issued.token.pk: now - timedelta(1)}) == 0
     issued.token.refresh_from_db()
     assert issued.token.last_used_at == now
+
+
+def test_imported_token_with_our_prefix_needs_a_valid_checksum(ddb, customer):
+    good = contract.generate_token()
+    bad = good[:-1] + ("A" if good[-1] != "A" else "B")
+    with pytest.raises(ValidationError, match="checksum"):
+        services.token_create(customer=customer, plaintext=bad)
+    assert services.token_create(customer=customer, plaintext=good).plaintext == good
