@@ -1,23 +1,17 @@
 """Read the proxy's DynamoDB usage counters (real time, provisional until a day is ingested).
 
-Item keys are the proxy's contract: pk `CUST#<customer_id>`, sk `DAY#YYYY-MM-DD`,
-`MONTH#YYYY-MM`, `MIN#...`, `DAY#YYYY-MM-DD#MODEL#<model_id>`; attributes requests and the
-four token counts. Reads are strongly consistent batch gets (100 keys per call).
+Keys and attributes are the proxy's contract (proxy/contract.py): pk `CUST#<customer_id>`,
+sk `DAY#YYYY-MM-DD`, `MONTH#YYYY-MM` (and `#MODEL#<model_id>` per model); requests and the four
+token counts. Many customers are read with strongly consistent batch gets (100 keys a call).
 """
 
 import datetime as dt
-import os
 from dataclasses import dataclass, fields
 
 from portal.aws import aws_client
+from proxy import contract
 
-COUNTER_FIELDS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
+COUNTER_FIELDS = contract.COUNTER_FIELDS
 
 
 @dataclass(frozen=True)
@@ -37,28 +31,19 @@ class CounterTotals:
 
 
 def counters_table_name() -> str:
-    try:
-        from proxy import contract
-
-        names = contract.table_names()
-        name = getattr(names, "usage_counters", None) or getattr(names, "counters", None)
-        if name:
-            return name
-    except (ImportError, AttributeError):
-        pass
-    return os.environ.get("USAGE_COUNTERS_TABLE", "bedrock_usage_counters")
+    return contract.table_names().usage_counters
 
 
 def customer_pk(customer_id) -> str:
-    return f"CUST#{customer_id}"
+    return contract.counter_pk(str(customer_id))
 
 
 def day_sk(day: dt.date) -> str:
-    return f"DAY#{day.isoformat()}"
+    return contract.day_sk(day)
 
 
 def month_sk(day: dt.date) -> str:
-    return f"MONTH#{day:%Y-%m}"
+    return contract.month_sk(day)
 
 
 def _totals(item: dict | None) -> CounterTotals:
@@ -92,11 +77,18 @@ def read_counters(
     return {key: found.get(key, CounterTotals()) for key in unique}
 
 
-def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict[str, CounterTotals]:
-    """Today's and this month's counters of one customer."""
-    pk = customer_pk(customer_id)
-    result = read_counters([(pk, day_sk(today)), (pk, month_sk(today))], client=client)
-    return {"today": result[(pk, day_sk(today))], "month": result[(pk, month_sk(today))]}
+def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict:
+    """Today's and this month's counters of one customer, in total and by model."""
+    client = client or aws_client("dynamodb")
+    raw = contract.get_usage_snapshot(client, str(customer_id), today)
+    return {
+        "today": CounterTotals(**raw["day"]),
+        "month": CounterTotals(**raw["month"]),
+        "today_by_model": sorted(
+            ((m, CounterTotals(**v)) for m, v in raw["day_by_model"].items()),
+            key=lambda mv: -mv[1].tokens,
+        ),
+    }
 
 
 def day_totals(customer_ids, *, day: dt.date, client=None) -> dict[str, CounterTotals]:

@@ -4,6 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from proxy import contract
 from usage.counters import counters_table_name
 
 
@@ -14,28 +15,6 @@ def events_dir(tmp_path, settings):
     return tmp_path
 
 
-def _create_counters_table(client):
-    try:
-        from proxy import contract
-
-        contract.create_tables(client)
-    except ImportError:
-        pass
-    if counters_table_name() not in client.list_tables()["TableNames"]:
-        client.create_table(
-            TableName=counters_table_name(),
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-
 @pytest.fixture
 def dynamodb(settings):
     """moto DynamoDB with the proxy's usage counters table."""
@@ -43,7 +22,7 @@ def dynamodb(settings):
     with mock_aws():
         settings.AWS_ENDPOINT_URL = None
         client = boto3.client("dynamodb", region_name=settings.AWS_REGION)
-        _create_counters_table(client)
+        contract.create_tables(client)
         yield client
 
 

@@ -56,13 +56,14 @@ def test_customer_overview_shows_only_own_usage(customer_client, dynamodb, usage
     put_counter(
         dynamodb, customer.pk, f"DAY#{utc_today()}", requests=42, input_tokens=1234, output_tokens=1
     )
+    put_counter(dynamodb, customer.pk, f"DAY#{utc_today()}#MODEL#live-model", requests=42)
     response = customer_client.get(
         reverse("customer:usage_overview"), {"start": "2026-11-01", "end": "2026-11-30"}
     )
     body = response.content.decode()
     assert response.status_code == 200
     assert "acme-model" in body and "globex-model" not in body
-    assert "provisional" in body and ">42<" in body
+    assert "provisional" in body and ">42<" in body and "live-model" in body
     by_app = customer_client.get(
         reverse("customer:usage_overview"),
         {"start": "2026-11-01", "end": "2026-11-30", "by": "application_id"},
