@@ -175,6 +175,10 @@ def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=N
     counts = {"seen": 0, "skipped": 0}
     cleaned = _clean_rows(rows, known, counts)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two loads of the same day (nightly and a staff re-ingest) take turns.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [5_0001, day.toordinal()])
         UsageDaily.objects.filter(day=day).delete()
         if connection.vendor == "postgresql":
             from .bulk import copy_day_rows

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from usage.duckdb_engine import DuckDBEngine
 from usage.models import IngestedDay, IngestRun, UsageDaily
@@ -157,3 +158,30 @@ def test_rows_whose_customer_id_differs_only_in_case_are_merged(customer):
     assert (ingested.rows, ingested.requests) == (2, 6)
     merged = UsageDaily.objects.get(day=DAY, model_id="m")
     assert (merged.requests, merged.input_tokens) == (5, 50)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL (threads)")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_loads_of_a_day_give_the_same_totals(events_dir, customer):
+    import threading
+
+    write_events(events_dir, [make_event(customer.pk, when=NOON) for _ in range(50)])
+    barrier, errors = threading.Barrier(4), []
+
+    def load():
+        try:
+            barrier.wait()
+            _ingest()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert usage_totals(customer_id=customer.pk, start=DAY, end=DAY)["requests"] == 50
+    assert IngestedDay.objects.get(day=DAY).requests == 50
