@@ -121,6 +121,13 @@ def test_ingest_command_prints_the_sql(events_dir):
     assert "year = '2026' AND month = '11' AND day = '20'" in out.getvalue()
 
 
+def test_ingest_command_prints_the_athena_table():
+    out = StringIO()
+    call_command("usage_ingest", "--print-ddl", stdout=out)
+    assert "PARTITIONED BY (year string, month string, day string)" in out.getvalue()
+    assert "'projection.enabled' = 'true'" in out.getvalue()
+
+
 def test_usage_report_by_model(customer):
     day = dt.date(2026, 11, 20)
     usage_day_replace(

@@ -35,8 +35,16 @@ class Command(BaseCommand):
         parser.add_argument("--nightly", action="store_true")
         parser.add_argument("--engine", choices=["athena", "duckdb"])
         parser.add_argument("--print-sql", action="store_true", help="Show the query, run nothing")
+        parser.add_argument(
+            "--print-ddl", action="store_true", help="Show the Athena table definition and exit"
+        )
 
     def handle(self, *args, **options):
+        if options["print_ddl"]:
+            from usage.athena import events_table_ddl
+
+            self.stdout.write(events_table_ddl())
+            return
         if options["nightly"]:
             run = ingest_nightly()
         else:
