@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+
 from proxy import contract
 
 from .audit import audit_record

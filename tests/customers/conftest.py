@@ -1,10 +1,10 @@
 """Fixtures for the customers tests: DynamoDB (moto) through the real contract module."""
 
 import pytest
-from proxy import contract
 
 from customers import services
 from customers.sync import dynamodb_client
+from proxy import contract
 
 
 @pytest.fixture

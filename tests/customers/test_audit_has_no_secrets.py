@@ -6,11 +6,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from proxy import contract
 
 from customers import services
 from customers.models import AuditEvent, SyncOutbox
 from customers.reconcile import dynamodb_reconcile
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 

@@ -1,8 +1,8 @@
 import pytest
 from django.urls import reverse
-from proxy import contract
 
 from customers.models import AuditEvent, Customer
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 URL = reverse("staff:customer_bulk")

@@ -3,9 +3,9 @@
 import pytest
 from django.core import mail
 from django.urls import reverse
-from proxy import contract
 
 from customers.models import AuditEvent
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 

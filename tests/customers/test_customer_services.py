@@ -1,9 +1,9 @@
 import pytest
 from django.core.exceptions import ValidationError
-from proxy import contract
 
 from customers import services
 from customers.models import AuditEvent, Customer, SyncOutbox
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 

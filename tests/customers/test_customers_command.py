@@ -3,9 +3,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from proxy import contract
 
 from customers.models import AuditEvent, Customer, Token
+from proxy import contract
 
 from .conftest import remote_token
 

@@ -1,10 +1,10 @@
 import pytest
 from django.core import mail
 from django.urls import reverse
-from proxy import contract
 
 from customers.models import AuditEvent, Customer
 from portal.models import User
+from proxy import contract
 
 from .conftest import remote_token
 

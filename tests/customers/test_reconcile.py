@@ -1,11 +1,11 @@
 import dataclasses
 
 import pytest
-from proxy import contract
 
 from customers import services
 from customers.models import AuditEvent, SyncOutbox
 from customers.reconcile import dynamodb_reconcile
+from proxy import contract
 
 from .conftest import remote_token
 
@@ -75,3 +75,10 @@ def test_dead_tokens_dropped_by_ttl_are_left_alone(ddb, customer, issued):
     dynamodb_reconcile()  # the customer item itself was never synced by the fixture
     assert dynamodb_reconcile().repairs == []
     assert remote_token(ddb, issued.plaintext) is None
+
+
+def test_float_and_nested_model_params_round_trip_without_drift(ddb, customer):
+    params = {"temperature": 0.7, "top_p": 1, "stop": ["\n\n"], "extra": {"a": True}}
+    services.customer_update_limits(customer=customer, default_model_params=params)
+    assert contract.get_customer(ddb, str(customer.pk)).default_model_params == params
+    assert dynamodb_reconcile().repairs == []

@@ -2,9 +2,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from proxy import contract
 
 from customers.models import Customer, Token
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 

@@ -1,8 +1,8 @@
 """In a real browser: staff onboard a customer, copy the token, rotate it, bulk-suspend."""
 
 import pytest
-from proxy import contract
 
+from proxy import contract
 from tests.browser.conftest import browser_type_launch_args, screenshot  # noqa: F401
 from tests.conftest import TEST_PASSWORD
 

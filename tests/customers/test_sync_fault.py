@@ -3,11 +3,11 @@
 import random
 
 import pytest
-from proxy import contract
 
 from customers import selectors, services
 from customers.models import Customer, SyncOutbox, Token
 from customers.sync import dynamodb_client, outbox_deliver
+from proxy import contract
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

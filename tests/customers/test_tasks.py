@@ -2,10 +2,10 @@ import time
 
 import pytest
 from django.core import mail
-from proxy import contract
 
 from customers import services, tasks
 from customers.models import SyncOutbox
+from proxy import contract
 
 pytestmark = pytest.mark.django_db
 
