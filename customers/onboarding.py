@@ -54,6 +54,54 @@ def customer_user_invite(
     return user
 
 
+def customer_user_set_active(
+    *, user: User, active: bool, actor=None, ip: str | None = None, source: str = ""
+) -> User:
+    """Disable or re-enable a customer's login; a disabled user is signed out at once."""
+    if user.is_staff or user.customer_id is None:
+        raise ValidationError("Only customer users are managed here.")
+    with transaction.atomic():
+        if user.is_active != active:
+            User.objects.filter(pk=user.pk).update(is_active=active)
+            audit_record(
+                customer=user.customer,
+                actor=actor,
+                action="user.enable" if active else "user.disable",
+                object_type="user",
+                object_id=user.pk,
+                before={"email": user.email, "is_active": user.is_active},
+                after={"email": user.email, "is_active": active},
+                ip=ip,
+                source=source,
+            )
+    user.refresh_from_db()
+    return user
+
+
+def customer_user_resend_invite(
+    *, user: User, actor=None, ip: str | None = None, source: str = ""
+) -> None:
+    """A fresh set-password link, for a user who has not chosen a password yet."""
+    from .tasks import send_customer_invite
+
+    if user.is_staff or user.customer_id is None or user.has_usable_password():
+        raise ValidationError("Only a customer user who has not set a password can be re-invited.")
+    if not user.is_active:
+        raise ValidationError("This user is disabled; enable it first.")
+    with transaction.atomic():
+        audit_record(
+            customer=user.customer,
+            actor=actor,
+            action="user.reinvite",
+            object_type="user",
+            object_id=user.pk,
+            after={"email": user.email},
+            ip=ip,
+            source=source,
+        )
+        transaction.on_commit(lambda: send_customer_invite.delay(user.pk))
+
+
 def customer_onboard(
     *,
     name: str,

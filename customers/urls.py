@@ -14,6 +14,11 @@ staff_urlpatterns: list = [
     path("customers/<uuid:pk>/limits/", views.customer_limits, name="customer_limits"),
     path("customers/<uuid:pk>/status/", views.customer_status, name="customer_status"),
     path("customers/<uuid:pk>/invite/", views.customer_invite, name="customer_invite"),
+    path(
+        "customers/<uuid:pk>/users/<int:user_id>/",
+        views.customer_user_action,
+        name="customer_user_action",
+    ),
     path("customers/<uuid:pk>/sync/", views.customer_sync_now, name="customer_sync_now"),
     path("customers/<uuid:pk>/tokens/new/", views_tokens.token_create, name="token_create"),
     path(

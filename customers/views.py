@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -21,6 +22,8 @@ from .models import Customer
 from .onboarding import (
     customer_onboard,
     customer_user_invite,
+    customer_user_resend_invite,
+    customer_user_set_active,
     customers_bulk_reactivate,
     customers_bulk_set_limits,
     customers_bulk_suspend,
@@ -183,6 +186,32 @@ def customer_invite(request, pk):
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect("staff:customer_detail", pk=customer.pk)
     return render(request, "staff/customers/invite.html", {"customer": customer, "form": form})
+
+
+USER_ACTIONS = {
+    "disable": (lambda user, **kw: customer_user_set_active(user=user, active=False, **kw)),
+    "enable": (lambda user, **kw: customer_user_set_active(user=user, active=True, **kw)),
+    "reinvite": (lambda user, **kw: customer_user_resend_invite(user=user, **kw)),
+}
+
+
+@staff_required
+@require_POST
+def customer_user_action(request, pk, user_id):
+    customer = get_customer_or_404(pk)
+    user = customer.users.filter(pk=user_id).first()
+    if user is None:
+        raise Http404("No such user.")
+    action = USER_ACTIONS.get(request.POST.get("action", ""))
+    if action is None:
+        messages.error(request, "Unknown action.")
+    else:
+        try:
+            action(user, **audit_context(request))
+            messages.success(request, f"Done for {user.email}.")
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+    return redirect("staff:customer_detail", pk=customer.pk)
 
 
 @staff_required
