@@ -43,6 +43,7 @@ def _urls(customer, token):
         reverse("staff:token_rotate", args=[customer.pk, token.pk]),
         reverse("staff:token_revoke", args=[customer.pk, token.pk]),
         reverse("staff:token_issued"),
+        reverse("staff:customer_user_action", args=[customer.pk, 10**12]),
     ]
 
 
