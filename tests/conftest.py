@@ -88,4 +88,9 @@ def celery_worker_on_broker(settings):
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
     finally:
+        from celery.result import _set_task_join_will_block
+
         app.conf.task_always_eager, app.conf.broker_url = previous
+        # The worker thread marks joins as blocking process-wide; eager tasks in later tests
+        # would refuse result.get() if it stayed set.
+        _set_task_join_will_block(False)
