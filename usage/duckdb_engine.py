@@ -43,7 +43,9 @@ def _source(root: Path) -> str:
     columns = ", ".join(f"'{name}': '{kind}'" for name, kind in EVENT_COLUMNS.items())
     pattern = str(root / "year=*" / "month=*" / "day=*" / "*").replace("'", "''")
     return (
+        # ignore_errors: a torn or malformed line is skipped, like Athena's ignore.malformed.json
         f"read_json('{pattern}', format = 'newline_delimited', hive_partitioning = true, "
+        "ignore_errors = true, "
         "hive_types = {'year': 'VARCHAR', 'month': 'VARCHAR', 'day': 'VARCHAR'}, "
         f"columns = {{{columns}}})"
     )

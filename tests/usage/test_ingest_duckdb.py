@@ -185,3 +185,12 @@ def test_concurrent_loads_of_a_day_give_the_same_totals(events_dir, customer):
     assert not errors
     assert usage_totals(customer_id=customer.pk, start=DAY, end=DAY)["requests"] == 50
     assert IngestedDay.objects.get(day=DAY).requests == 50
+
+
+def test_a_malformed_line_is_skipped_like_athena_does(events_dir, customer):
+    write_events(events_dir, [make_event(customer.pk, when=NOON)])
+    folder = next(events_dir.rglob("day=20"))
+    with (folder / "part-0.jsonl").open("a") as handle:
+        handle.write('{"request_id": "torn", "customer_id": \n')
+    write_events(events_dir, [make_event(customer.pk, when=NOON)])
+    assert _ingest().requests == 2
