@@ -91,7 +91,7 @@ def customer_create(
     name = (name or "").strip()
     if not name:
         raise ValidationError("A customer needs a name.")
-    validators.emails([contact_email])
+    validators.one_email(contact_email)
     details = {k: v for k, v in fields.items() if k in DETAIL_FIELDS}
     limits = clean_limits(**{k: v for k, v in fields.items() if k in LIMIT_FIELDS})
     unknown = set(fields) - set(DETAIL_FIELDS) - set(LIMIT_FIELDS)
@@ -125,7 +125,7 @@ def customer_update(
     if "name" in fields and not (fields["name"] or "").strip():
         raise ValidationError("A customer needs a name.")
     if "contact_email" in fields:
-        validators.emails([fields["contact_email"]])
+        validators.one_email(fields["contact_email"])
     if "extra_contact_emails" in fields:
         fields["extra_contact_emails"] = validators.emails(fields["extra_contact_emails"])
     return _change(customer, fields, "customer.update", actor, ip, source)

@@ -114,3 +114,11 @@ def emails(value) -> list[str]:
         if item.lower() not in [e.lower() for e in out]:
             out.append(item)
     return out
+
+
+def one_email(value) -> str:
+    from django.core.validators import validate_email
+
+    value = (value or "").strip()
+    validate_email(value)
+    return value

@@ -102,3 +102,9 @@ def test_update_details_syncs_only_the_name(ddb, customer):
 def test_update_refuses_bad_email(ddb, customer):
     with pytest.raises(ValidationError):
         services.customer_update(customer=customer, contact_email="not-an-email")
+
+
+@pytest.mark.parametrize("email", ["a@b.example, c@d.example", "", "x"])
+def test_contact_email_must_be_one_address(ddb, email):
+    with pytest.raises(ValidationError):
+        services.customer_create(name="X", contact_email=email)
