@@ -259,6 +259,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` or `kind`; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "CustomerStatusEnum": "customers.models.Customer.Status",
+        "TokenStatusEnum": "customers.models.Token.Status",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "InvoiceKindEnum": "billing.models.Invoice.Kind",
+        "InvoiceLineKindEnum": "billing.models.InvoiceLine.Kind",
+        "PlanKindEnum": "billing.models.PricingPlan.Kind",
+        "CreditGrantKindEnum": "billing.models.CreditGrant.Kind",
+    },
 }
 
 LOGGING = {

@@ -5,11 +5,19 @@ import logging
 import uuid
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "The object's current state does not allow this action."
+    default_code = "conflict"
+
 
 _TYPES = [
     (exceptions.NotAuthenticated, "authentication_error"),
@@ -22,6 +30,7 @@ _TYPES = [
     (exceptions.UnsupportedMediaType, "validation_error"),
     (exceptions.MethodNotAllowed, "invalid_request"),
     (exceptions.NotAcceptable, "invalid_request"),
+    (Conflict, "invalid_state"),
 ]
 
 
@@ -55,7 +64,25 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
+def _from_service(exc):
+    """Services refuse with Django's ValidationError or billing's own errors: never a 500."""
+    from billing.models import InvoiceImmutable
+    from billing.pricing import PricingError
+    from billing.services import InvoiceStateError
+
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            return exceptions.ValidationError(exc.message_dict)
+        return exceptions.ValidationError({"non_field_errors": exc.messages})
+    if isinstance(exc, InvoiceStateError | InvoiceImmutable):
+        return Conflict(str(exc))
+    if isinstance(exc, PricingError):
+        return exceptions.ValidationError({"non_field_errors": [str(exc)]})
+    return exc
+
+
 def api_exception_handler(exc, context):
+    exc = _from_service(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -39,9 +39,15 @@ class IdempotentCreateMixin:
     idempotency_redact_fields: tuple[str, ...] = ()
 
     def create(self, request, *args, **kwargs):
+        return self.idempotently(
+            request, lambda: super(IdempotentCreateMixin, self).create(request, *args, **kwargs)
+        )
+
+    def idempotently(self, request, run):
+        """Run `run()` (which answers a creating POST) under the request's Idempotency-Key."""
         key = request.META.get(HEADER, "").strip()
         if not key:
-            return super().create(request, *args, **kwargs)
+            return run()
         if len(key) > 255:
             return _error(
                 request, "key_too_long", "Idempotency-Key is at most 255 characters.", 400
@@ -77,7 +83,7 @@ class IdempotentCreateMixin:
             replay["Idempotent-Replayed"] = "true"
             return replay
         try:
-            response = super().create(request, *args, **kwargs)
+            response = run()
         except Exception:
             record.delete()  # nothing was stored: a retry may run again
             raise

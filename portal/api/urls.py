@@ -7,10 +7,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from customers import api as customers_api
+
 from . import views
 from .errors import api_not_found
 
 router = DefaultRouter(trailing_slash=True)
+customers_api.register(router)
 
 v1_patterns = [
     path("me/", views.me, name="api-me"),

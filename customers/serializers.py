@@ -1,0 +1,246 @@
+"""API representations of customers, limits, tokens, users and audit events.
+
+Validation of limits calls the services' own `clean_limits`, so the API accepts exactly what
+the staff pages accept; a token's hash is never a field of anything here.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from portal.models import User
+
+from .models import AuditEvent, Customer, Token
+from .services import DETAIL_FIELDS, LIMIT_FIELDS, clean_limits
+
+MAX_LIMIT = 10**15
+
+
+def _service_rule(field: str, value):
+    try:
+        return clean_limits(**{field: value})[field]
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from None
+
+
+class LimitsSerializer(serializers.ModelSerializer):
+    """What the proxy enforces. null: no limit; an empty allowed_models: every model."""
+
+    daily_request_limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+    )
+    monthly_token_quota = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+    )
+    rpm_limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+    )
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=1000
+    )
+    ip_allowlist = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=1000
+    )
+    default_model_params = serializers.DictField(required=False)
+
+    class Meta:
+        model = Customer
+        fields = LIMIT_FIELDS
+
+    def validate_allowed_models(self, value):
+        return _service_rule("allowed_models", value)
+
+    def validate_ip_allowlist(self, value):
+        return _service_rule("ip_allowlist", value)
+
+    def validate_default_model_params(self, value):
+        return _service_rule("default_model_params", value)
+
+
+class CustomerSerializer(LimitsSerializer):
+    """A customer with its limits. `status` changes through the suspend/reactivate actions."""
+
+    name = serializers.CharField(max_length=200)
+    contact_email = serializers.EmailField(max_length=254)
+    extra_contact_emails = serializers.ListField(
+        child=serializers.EmailField(max_length=254), required=False, max_length=50
+    )
+    billing_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    billing_address = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    tax_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    notes = serializers.CharField(max_length=10000, required=False, allow_blank=True)
+    sync_state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "name",
+            "contact_email",
+            "extra_contact_emails",
+            "status",
+            "billing_name",
+            "billing_address",
+            "tax_id",
+            "notes",
+            *LIMIT_FIELDS,
+            "sync_state",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "status", "sync_state", "created_at", "updated_at"]
+
+    def validate_name(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("A customer needs a name.")
+        return value.strip()
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["in sync", "pending", "failing"], allow_null=True)
+    )
+    def get_sync_state(self, customer):
+        """Whether the proxy's copy is up to date (null where not computed)."""
+        return getattr(customer, "sync_state", None)
+
+    def split(self) -> tuple[dict, dict]:
+        """Validated data as (details for customer_update, limits for customer_update_limits)."""
+        data = self.validated_data
+        return (
+            {k: v for k, v in data.items() if k in DETAIL_FIELDS},
+            {k: v for k, v in data.items() if k in LIMIT_FIELDS},
+        )
+
+
+class CustomerForCustomerSerializer(CustomerSerializer):
+    """What a customer user sees of their own account: no staff notes."""
+
+    class Meta(CustomerSerializer.Meta):
+        fields = [f for f in CustomerSerializer.Meta.fields if f != "notes"]
+
+
+class StatusActionSerializer(serializers.Serializer):
+    pass
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    """A token as listed: never its hash or plaintext, only a masked form."""
+
+    state = serializers.SerializerMethodField()
+    masked = serializers.CharField(read_only=True)
+    effective_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Token
+        fields = [
+            "id",
+            "customer",
+            "label",
+            "masked",
+            "display_prefix",
+            "last4",
+            "status",
+            "state",
+            "expires_at",
+            "grace_until",
+            "effective_expires_at",
+            "replaced_by",
+            "created_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["active", "rotating", "expired", "revoked"])
+    )
+    def get_state(self, token):
+        return token.state()
+
+
+class IssuedTokenSerializer(TokenSerializer):
+    """A token just created or rotated in: `token` is the plaintext, shown this once."""
+
+    token = serializers.CharField(read_only=True, help_text="The plaintext; never shown again.")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+    @classmethod
+    def of(cls, issued) -> dict:
+        return {**cls(issued.token).data, "token": issued.plaintext}
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, required=False, default="default")
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Omit for the configured default lifetime; null for no expiry.",
+    )
+
+
+class TokenRotateSerializer(serializers.Serializer):
+    grace_hours = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=24 * 90,
+        help_text="How long the old token keeps working (default: the configured grace).",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class CustomerUserSerializer(serializers.ModelSerializer):
+    invitation_pending = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "is_active",
+            "invitation_pending",
+            "date_joined",
+            "last_login",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_invitation_pending(self, user) -> bool:
+        """True until the user has chosen a password."""
+        return not user.has_usable_password()
+
+
+class InviteSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    full_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "customer",
+            "actor",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+            "source_ip",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CustomerListQuery(serializers.Serializer):
+    """Filters of the customer list (the staff page's own selector applies them)."""
+
+    search = serializers.CharField(
+        required=False, max_length=200, help_text="Part of the name or contact email."
+    )
+    status = serializers.ChoiceField(choices=Customer.Status.choices, required=False)

@@ -1,0 +1,123 @@
+"""What every resource of the API shares: who may call it, whose data it sees, how service
+refusals become 400/409 answers, and the error responses its schema documents."""
+
+from axes.helpers import get_client_ip_address
+from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from portal.access import is_customer_user, is_staff_user
+
+from .auth import IsCustomerReadOnly, IsStaffWithKeyScope
+
+API_SOURCE = "api"
+
+ErrorSerializer = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorDetail",
+            {
+                "type": serializers.CharField(),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(required=False),
+                "request_id": serializers.CharField(),
+            },
+        )
+    },
+)
+
+_ERROR_STATUSES = {
+    "400": "Invalid input; `fields` names each invalid field.",
+    "401": "No credentials, or an unknown, expired or revoked API key.",
+    "403": "Not allowed for this user or key (e.g. a read-only key writing).",
+    "404": "No such object, or not yours.",
+    "409": "The object's state does not allow this action.",
+    "429": "Rate limit exceeded; see Retry-After.",
+}
+
+
+class PortalAutoSchema(AutoSchema):
+    """Every operation documents the API's one error shape for each error status."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction=direction)
+        error = self._get_response_for_code(ErrorSerializer, "400")
+        for status, description in _ERROR_STATUSES.items():
+            if status not in responses:
+                responses[status] = {**error, "description": description}
+        return responses
+
+
+def audit_context(request) -> dict:
+    """What services record in the audit log: who acted, from where, through what."""
+    return {"actor": request.user, "ip": get_client_ip_address(request), "source": API_SOURCE}
+
+
+NO_CUSTOMER = "00000000-0000-0000-0000-000000000000"
+
+
+def customer_scope(request):
+    """None for staff (every customer); the user's own customer id for customer users."""
+    if is_staff_user(request.user):
+        return None
+    return getattr(request.user, "customer_id", None) or NO_CUSTOMER
+
+
+def schema_only(view) -> bool:
+    """True while drf-spectacular inspects the view (no real request, no user)."""
+    return getattr(view, "swagger_fake_view", False)
+
+
+class StaffOrOwnCustomerReadOnly(BasePermission):
+    """Staff (session or key; a read-only key only reads) or a customer user reading."""
+
+    message = "Customer accounts have read-only API access to their own data."
+
+    def has_permission(self, request, view):
+        if is_staff_user(request.user):
+            staff = IsStaffWithKeyScope()
+            allowed = staff.has_permission(request, view)
+            self.message = staff.message
+            return allowed
+        if is_customer_user(request.user):
+            return IsCustomerReadOnly().has_permission(request, view)
+        return False
+
+
+class StaffViewSetMixin:
+    schema = PortalAutoSchema()
+    permission_classes = [IsStaffWithKeyScope]
+
+
+class SharedViewSetMixin:
+    """Readable by customer users too; `scoped(queryset, field)` keeps them to their own data."""
+
+    schema = PortalAutoSchema()
+    permission_classes = [StaffOrOwnCustomerReadOnly]
+
+    def scoped(self, queryset, field="customer_id"):
+        customer_id = customer_scope(self.request)
+        return queryset if customer_id is None else queryset.filter(**{field: customer_id})
+
+
+class StaffModelViewSet(StaffViewSetMixin, viewsets.GenericViewSet):
+    pass
+
+
+class SharedViewSet(SharedViewSetMixin, viewsets.GenericViewSet):
+    pass
+
+
+def is_write(request) -> bool:
+    return request.method not in SAFE_METHODS
+
+
+def not_found(what: str = "object"):
+    raise Http404(f"No such {what}.")
+
+
+UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"

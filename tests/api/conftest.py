@@ -1,0 +1,53 @@
+"""API clients of every kind the permission rules distinguish."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from portal.api.keys import api_key_create
+from portal.models import ApiKey
+
+
+def _client_with_key(staff_user, scope):
+    issued = api_key_create(name=f"test-{scope}", scope=scope, created_by=staff_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    client.api_key = issued.api_key
+    return client
+
+
+@pytest.fixture
+def anon():
+    return APIClient()
+
+
+@pytest.fixture
+def rw(staff_user):
+    """A staff service account's read-write key."""
+    return _client_with_key(staff_user, ApiKey.Scope.READ_WRITE)
+
+
+@pytest.fixture
+def ro(staff_user):
+    """A staff service account's read-only key."""
+    return _client_with_key(staff_user, ApiKey.Scope.READ)
+
+
+@pytest.fixture
+def staff_api(staff_user):
+    client = APIClient()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def customer_api(customer_user):
+    client = APIClient()
+    client.force_login(customer_user)
+    return client
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert {"type", "code", "message", "request_id"} <= set(body["error"])
+    return body["error"]
