@@ -165,13 +165,6 @@ TOKEN_EXPIRY_WARNING_DAYS = env.int("TOKEN_EXPIRY_WARNING_DAYS", default=14)
 SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=5)
 SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600)
 
-# Tokens and their sync to DynamoDB (customers app). A lifetime of 0 days means no expiry.
-TOKEN_DEFAULT_LIFETIME_DAYS = env.int("TOKEN_DEFAULT_LIFETIME_DAYS", default=365)
-TOKEN_ROTATION_GRACE_HOURS = env.float("TOKEN_ROTATION_GRACE_HOURS", default=24)
-TOKEN_EXPIRY_WARNING_DAYS = env.int("TOKEN_EXPIRY_WARNING_DAYS", default=14)
-SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=5)
-SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600)
-
 # Celery: Redis in production; the filesystem transport (no server) under `make run`.
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL
