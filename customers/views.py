@@ -42,7 +42,10 @@ def _add_errors(form, error: ValidationError) -> None:
 @staff_required
 def customer_list(request):
     filters = CustomerFilterForm(request.GET or None)
-    values = filters.cleaned_data if filters.is_valid() else {}
+    values = {}
+    if filters.is_bound:
+        filters.is_valid()  # cleaned_data keeps the valid filters even when another is bad
+        values = filters.cleaned_data
     customers = selectors.customer_list(
         search=values.get("q", ""),
         status=values.get("status", ""),

@@ -64,3 +64,8 @@ def test_filter_by_sync_state(staff_client, customer, other_customer):
     assert [c.name for c in response.context["page"]] == ["Globex Research"]
     response = staff_client.get(URL, {"sync": "in sync"})
     assert [c.name for c in response.context["page"]] == ["Acme Analytics"]
+
+
+def test_a_bad_filter_keeps_the_good_ones(staff_client, customer, other_customer):
+    response = staff_client.get(URL, {"q": "globex", "sort": "nonsense"})
+    assert [c.name for c in response.context["page"]] == ["Globex Research"]
