@@ -8,15 +8,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from customers import api as customers_api
+from usage import api as usage_api
 
 from . import views
 from .errors import api_not_found
 
 router = DefaultRouter(trailing_slash=True)
 customers_api.register(router)
+usage_api.register(router)
 
 v1_patterns = [
     path("me/", views.me, name="api-me"),
+    *usage_api.urlpatterns,
     path("", include(router.urls)),
 ]
 
