@@ -55,6 +55,8 @@ def customer_list(request):
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
     return render(
         request,
         "staff/customers/list.html",
@@ -62,6 +64,8 @@ def customer_list(request):
             "filters": filters,
             "page": page,
             "query": query.urlencode(),
+            "sort_query": sort_query.urlencode(),
+            "sort": values.get("sort") or "name",
             "bulk_actions": BulkForm.ACTIONS,
         },
     )
@@ -266,7 +270,8 @@ def customer_bulk(request):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"{dict(BulkForm.ACTIONS)[action]}: {count} customers changed.")
+        noun = "customer" if count == 1 else "customers"
+        messages.success(request, f"{dict(BulkForm.ACTIONS)[action]}: {count} {noun} changed.")
     return redirect("staff:customer_list")
 
 

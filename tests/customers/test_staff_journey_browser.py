@@ -47,5 +47,5 @@ def test_onboard_copy_rotate_and_bulk_suspend(page, live_server, staff_user, ddb
     page.get_by_label("Select Initech").check()
     page.get_by_role("button", name="Continue…").click()
     page.get_by_role("button", name="Suspend").click()
-    assert page.get_by_text("Suspend: 1 customers changed.").is_visible()
+    assert page.get_by_text("Suspend: 1 customer changed.").is_visible()
     screenshot("customer-list")
