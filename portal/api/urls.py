@@ -7,6 +7,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from billing import api as billing_api
 from customers import api as customers_api
 from usage import api as usage_api
 
@@ -15,6 +16,7 @@ from .errors import api_not_found
 
 router = DefaultRouter(trailing_slash=True)
 customers_api.register(router)
+billing_api.register(router)
 usage_api.register(router)
 
 v1_patterns = [
