@@ -1,0 +1,53 @@
+"""Settings of the proxy, read from the environment once per container (see docs/proxy.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import contract
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    tables: contract.TableNames = field(default_factory=contract.table_names)
+    region: str = "us-east-1"
+    # The cache only saves reads: the admission transaction re-checks status and version, so
+    # the TTL bounds memory staleness, not how long a revoked token keeps working.
+    cache_ttl_seconds: int = 300
+    cache_size: int = 10_000
+    max_body_bytes: int = 1_000_000
+    cors_origins: tuple[str, ...] = ()
+    warning_percent: int = 80
+    usage_bucket: str = ""
+    usage_events_dir: str = ""
+    # False: no Bedrock (local runner without credentials); only the sandbox model answers.
+    bedrock_enabled: bool = True
+    bedrock_endpoint_url: str | None = None
+
+
+def load() -> Settings:
+    return Settings(
+        tables=contract.table_names(),
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        cache_ttl_seconds=_int("PROXY_CACHE_TTL_SECONDS", 300),
+        cache_size=_int("PROXY_CACHE_SIZE", 10_000),
+        max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 1_000_000),
+        cors_origins=_list("PROXY_CORS_ORIGINS"),
+        warning_percent=_int("PROXY_RATE_WARNING_PERCENT", 80),
+        usage_bucket=os.environ.get("USAGE_BUCKET", ""),
+        usage_events_dir=os.environ.get("USAGE_EVENTS_DIR", ""),
+        bedrock_enabled=os.environ.get("PROXY_BEDROCK", "on").lower() not in ("off", "0", "false"),
+        bedrock_endpoint_url=os.environ.get("BEDROCK_ENDPOINT_URL") or None,
+    )

@@ -1,0 +1,202 @@
+"""The three request formats, each mapped to one Bedrock call and back.
+
+(a) seed 002: `{"modelId": ..., <the model's native body>}`            -> InvokeModel
+(b) seed 004: `{"model": alias, "prompt": {"messages", "parameters"}, "tags"}` -> Converse
+(c) OpenAI:   `POST /v1/chat/completions` (see openai_format.py)         -> Converse
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from . import models
+from .errors import ProxyError
+
+TAG_HEADERS = {
+    "applicationId": "x-application-id",
+    "costCenter": "x-cost-center",
+    "environment": "x-environment",
+    "userId": "x-user-id",
+}
+TAG_NAMES = tuple(TAG_HEADERS)
+MAX_TAG_LENGTH = 128
+
+
+@dataclass
+class ModelCall:
+    api_format: str  # "native" | "prompt" | "openai"
+    model_id: str
+    model_alias: str
+    operation: str  # "invoke_model" | "converse"
+    params: dict  # keyword arguments of the boto3 call (modelId added by the caller)
+    tags: dict = field(default_factory=dict)
+    stream: bool = False
+    include_usage: bool = False
+    requested_model: str = ""
+
+
+def tags_from(body_tags, headers: dict) -> dict:
+    """applicationId/costCenter/environment/userId: the body wins over X-* headers."""
+    if body_tags is not None and not isinstance(body_tags, dict):
+        raise ProxyError("invalid_request", "'tags' must be an object.")
+    tags = {}
+    for name, header in TAG_HEADERS.items():
+        value = (body_tags or {}).get(name, headers.get(header))
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or len(value) > MAX_TAG_LENGTH:
+            raise ProxyError("invalid_request", f"Tag {name} must be a string of <= 128 chars.")
+        tags[name] = value
+    return tags
+
+
+# --- (a) seed 002: native body -> InvokeModel -------------------------------------------
+
+
+def parse_native(body: dict, headers: dict) -> ModelCall:
+    native = dict(body)
+    requested = native.pop("modelId")
+    model_id, alias = models.resolve(requested)
+    tags = tags_from(native.pop("tags", None), headers)
+    return ModelCall(
+        api_format="native",
+        model_id=model_id,
+        model_alias=alias,
+        operation="invoke_model",
+        params={
+            "body": json.dumps(native).encode(),
+            "contentType": "application/json",
+            "accept": "application/json",
+        },
+        tags=tags,
+        requested_model=requested,
+    )
+
+
+# --- Converse helpers shared by (b) and (c) ----------------------------------------------
+
+_PARAM_NAMES = {
+    "max_tokens": "maxTokens",
+    "max_completion_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop": "stopSequences",
+}
+
+
+def inference_config(params: dict, defaults: dict, model_id: str) -> tuple[dict, dict]:
+    """(inferenceConfig, additionalModelRequestFields); the customer's defaults fill gaps
+    (seed 001 6.2, custom model parameters)."""
+    merged = {**(defaults or {}), **{k: v for k, v in params.items() if v is not None}}
+    config, extra = {}, {}
+    for name, value in merged.items():
+        if name in _PARAM_NAMES:
+            target = _PARAM_NAMES[name]
+            if target == "stopSequences":
+                value = [value] if isinstance(value, str) else value
+                if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                    raise ProxyError("invalid_request", "'stop' must be a string or a list.")
+            elif target == "maxTokens":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ProxyError("invalid_request", f"'{name}' must be a positive integer.")
+            elif not isinstance(value, int | float) or isinstance(value, bool):
+                raise ProxyError("invalid_request", f"'{name}' must be a number.")
+            config[target] = value
+        elif name == "top_k":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ProxyError("invalid_request", "'top_k' must be an integer.")
+            if model_id.startswith("amazon.nova"):
+                extra = {"inferenceConfig": {"topK": value}}
+            elif model_id.startswith("anthropic."):
+                extra = {"top_k": value}
+    return config, extra
+
+
+def converse_messages(messages) -> tuple[list, list]:
+    """OpenAI-style [{role, content: str | [{type: text, text}]}] -> (system, messages)."""
+    if not isinstance(messages, list) or not messages:
+        raise ProxyError("invalid_request", "'messages' must be a non-empty list.")
+    system, converted = [], []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise ProxyError("invalid_request", "Each message must be an object.")
+        role, text = message.get("role"), _text(message.get("content"))
+        if role in ("system", "developer"):
+            system.append({"text": text})
+        elif role in ("user", "assistant"):
+            if converted and converted[-1]["role"] == role:  # Converse wants alternation
+                converted[-1]["content"].append({"text": text})
+            else:
+                converted.append({"role": role, "content": [{"text": text}]})
+        else:
+            raise ProxyError("invalid_request", f"Unsupported message role {str(role)[:20]!r}.")
+    if not converted:
+        raise ProxyError("invalid_request", "At least one user message is required.")
+    return system, converted
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise ProxyError("invalid_request", "Only text content parts are supported.")
+            parts.append(str(part.get("text", "")))
+        return "".join(parts)
+    raise ProxyError("invalid_request", "Message content must be a string or a list of parts.")
+
+
+def converse_params(system, messages, config, extra) -> dict:
+    params = {"messages": messages}
+    if system:
+        params["system"] = system
+    if config:
+        params["inferenceConfig"] = config
+    if extra:
+        params["additionalModelRequestFields"] = extra
+    return params
+
+
+def converse_text(response: dict) -> str:
+    content = response.get("output", {}).get("message", {}).get("content", [])
+    return "".join(block.get("text", "") for block in content if "text" in block)
+
+
+# --- (b) seed 004: alias + prompt + tags -> Converse ------------------------------------
+
+
+def parse_prompt(body: dict, headers: dict, defaults: dict) -> ModelCall:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, dict):
+        raise ProxyError("invalid_request", "'prompt' must be an object with 'messages'.")
+    requested = body.get("model")
+    model_id, alias = models.resolve(requested)
+    parameters = prompt.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ProxyError("invalid_request", "'prompt.parameters' must be an object.")
+    system, messages = converse_messages(prompt.get("messages"))
+    config, extra = inference_config(parameters, defaults, model_id)
+    return ModelCall(
+        api_format="prompt",
+        model_id=model_id,
+        model_alias=alias,
+        operation="converse",
+        params=converse_params(system, messages, config, extra),
+        tags=tags_from(body.get("tags"), headers),
+        requested_model=requested,
+    )
+
+
+def render_prompt(call: ModelCall, response: dict, usage: dict, request_id: str) -> dict:
+    return {
+        "id": request_id,
+        "model": call.model_alias or call.model_id,
+        "model_id": call.model_id,
+        "output": {"role": "assistant", "content": converse_text(response)},
+        "stop_reason": response.get("stopReason"),
+        "usage": usage,
+        "tags": call.tags,
+    }

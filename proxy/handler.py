@@ -1,0 +1,324 @@
+"""The Lambda entry point for API Gateway REST (v1) and HTTP API (v2) proxy events.
+
+Per warm request: auth from the in-memory cache (no read), ONE admission transaction
+(limits.py), the Bedrock call, ONE counter transaction (usage.py): two DynamoDB calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+from botocore.config import Config
+
+from . import auth, config, formats, limits, models, openai_format, upstream, usage
+from .errors import ProxyError, error_body
+
+logger = logging.getLogger("proxy")
+
+CORS_ALLOW_HEADERS = (
+    "Authorization, Content-Type, X-Application-Id, X-Cost-Center, X-Environment, X-User-Id"
+)
+CORS_EXPOSE_HEADERS = (
+    "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+    "X-RateLimit-Warning"
+)
+
+
+class Request:
+    __slots__ = ("client_ip", "headers", "is_base64", "method", "path", "raw_body", "request_id")
+
+    @classmethod
+    def from_event(cls, event: dict) -> Request:
+        self = cls()
+        context = event.get("requestContext") or {}
+        if event.get("version") == "2.0":
+            http = context.get("http") or {}
+            self.method = http.get("method", "GET")
+            self.path = event.get("rawPath") or http.get("path") or "/"
+            self.client_ip = http.get("sourceIp", "")
+        else:
+            self.method = event.get("httpMethod", "GET")
+            self.path = event.get("path") or "/"
+            self.client_ip = (context.get("identity") or {}).get("sourceIp", "")
+        self.headers = {
+            k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None
+        }
+        self.raw_body = event.get("body") or ""
+        self.is_base64 = bool(event.get("isBase64Encoded"))
+        self.request_id = context.get("requestId") or str(uuid.uuid4())
+        return self
+
+
+def route(method: str, path: str) -> str:
+    path = path.rstrip("/") or "/"
+    if path.endswith("/chat/completions"):
+        name = "chat"
+    elif path.endswith("/models"):
+        name = "models"
+    elif path == "/" or path.endswith(("/bedrock", "/invoke")):
+        name = "invoke"
+    else:
+        raise ProxyError("not_found")
+    allowed = "GET" if name == "models" else "POST"
+    if method != allowed:
+        raise ProxyError("method_not_allowed", f"Use {allowed} on {path}.")
+    return name
+
+
+class ProxyApp:
+    def __init__(self, settings: config.Settings, *, dynamodb, bedrock=None, s3=None, stream=None):
+        self.settings, self.dynamodb, self.bedrock = settings, dynamodb, bedrock
+        self.auth = auth.Authenticator(
+            dynamodb,
+            settings.tables,
+            size=settings.cache_size,
+            ttl_seconds=settings.cache_ttl_seconds,
+        )
+        self.limiter = limits.Limiter(
+            dynamodb, settings.tables, self.auth, settings.warning_percent
+        )
+        self.sink = usage.EventSink(s3, settings.usage_bucket, settings.usage_events_dir, stream)
+
+    # --- HTTP plumbing ---------------------------------------------------------------------
+
+    def _cors(self, headers: dict) -> dict:
+        origin = headers.get("origin")
+        allowed = self.settings.cors_origins
+        if not origin or not (origin in allowed or "*" in allowed):
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+            "Vary": "Origin",
+        }
+
+    def _body(self, request: Request) -> dict:
+        content_type = request.headers.get("content-type", "application/json").split(";")[0]
+        content_type = content_type.strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise ProxyError("unsupported_content_type")
+        raw = request.raw_body
+        if len(raw) > self.settings.max_body_bytes * (4 / 3 if request.is_base64 else 1):
+            raise ProxyError(
+                "body_too_large", f"The body exceeds {self.settings.max_body_bytes} bytes."
+            )
+        try:
+            data = base64.b64decode(raw, validate=True) if request.is_base64 else raw
+            body = json.loads(data)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ProxyError("invalid_json") from None
+        if not isinstance(body, dict):
+            raise ProxyError("invalid_json", "The body must be a JSON object.")
+        return body
+
+    def _response(self, status, body, headers, request: Request, content_type="application/json"):
+        out = {"Content-Type": content_type, "X-Request-Id": request.request_id}
+        out.update(headers)
+        out.update(self._cors(request.headers))
+        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+        return {"statusCode": status, "headers": out, "body": text, "isBase64Encoded": False}
+
+    # --- the request -----------------------------------------------------------------------
+
+    def handle(self, event: dict) -> dict:
+        started = time.perf_counter()
+        request = Request.from_event(event)
+        now = datetime.now(UTC)
+        state = {"principal": None, "call": None, "result": None, "status": "rejected"}
+        response = None
+        try:
+            response = self._handle(request, now, state)
+        except ProxyError as exc:
+            state["error"] = exc
+            response = self._response(
+                exc.status, error_body(exc, request.request_id), exc.headers, request
+            )
+        except Exception as exc:  # never a stack trace to the client; no secrets in the log
+            logger.error(
+                "request %s failed: %s", request.request_id, type(exc).__name__, exc_info=True
+            )
+            exc = ProxyError("internal_error")
+            state["error"], state["status"] = exc, "error"
+            response = self._response(500, error_body(exc, request.request_id), {}, request)
+        finally:
+            self._emit(request, now, state, response, started)
+        return response
+
+    def _handle(self, request: Request, now: datetime, state: dict) -> dict:
+        if request.method == "OPTIONS":
+            if not self._cors(request.headers):
+                raise ProxyError("origin_not_allowed")
+            headers = {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": "600",
+            }
+            return self._response(204, "", headers, request)
+        name = route(request.method, request.path)
+        principal = self.auth.authenticate(
+            request.headers, request.client_ip, fresh=name == "models"
+        )
+        state["principal"] = principal
+        if name == "models":
+            state["status"] = "listed"
+            listing = openai_format.render_models(
+                principal.customer.allowed_models, int(now.timestamp())
+            )
+            return self._response(200, listing, {}, request)
+        body = self._body(request)
+        call = self._parse(name, body, request.headers, principal.customer.default_model_params)
+        state["call"] = call
+
+        def recheck(fresh: auth.Principal) -> None:
+            auth.check_ip(fresh.customer, request.client_ip)
+            self._check_model(fresh, call)
+            state["principal"] = fresh
+
+        self._check_model(principal, call)
+        admission = self.limiter.admit(principal, recheck, now)
+        principal = state["principal"]
+        customer_id = principal.customer.customer_id
+        try:
+            result = upstream.call(self.bedrock, call, enabled=self.settings.bedrock_enabled)
+        except ProxyError:
+            state["status"] = "upstream_error"
+            self._safely(
+                usage.refund_request, self.dynamodb, self.settings.tables, customer_id, admission
+            )
+            raise
+        state["result"], state["status"] = result, "success"
+        self._safely(
+            usage.record_success,
+            self.dynamodb,
+            self.settings.tables,
+            customer_id,
+            admission,
+            call.model_id,
+            result.usage,
+        )
+        return self._render(call, result, request, admission.headers, int(now.timestamp()))
+
+    def _parse(self, name, body, headers, defaults) -> formats.ModelCall:
+        if name == "chat":
+            return openai_format.parse(body, headers, defaults)
+        if "modelId" in body:
+            return formats.parse_native(body, headers)
+        if "prompt" in body:
+            return formats.parse_prompt(body, headers, defaults)
+        if "messages" in body and "model" in body:
+            return openai_format.parse(body, headers, defaults)
+        raise ProxyError(
+            "invalid_request",
+            "Send 'modelId' with a native body, 'model' with 'prompt', or an OpenAI chat body.",
+        )
+
+    @staticmethod
+    def _check_model(principal: auth.Principal, call: formats.ModelCall) -> None:
+        if not models.is_allowed(
+            call.model_id, call.model_alias, principal.customer.allowed_models
+        ):
+            raise ProxyError(
+                "model_not_allowed", f"Model {call.model_id} is not enabled for this account."
+            )
+
+    def _render(self, call, result, request, headers, created):
+        usage_out = result.usage
+        if call.api_format == "native":
+            return self._response(200, result.response, headers, request)
+        if call.api_format == "prompt":
+            body = formats.render_prompt(call, result.response, usage_out, request.request_id)
+            return self._response(200, body, headers, request)
+        if call.stream:
+            body = openai_format.render_stream(
+                call, result.response, usage_out, request.request_id, created
+            )
+            headers = {**headers, "Cache-Control": "no-cache"}
+            return self._response(200, body, headers, request, "text/event-stream")
+        body = openai_format.render(call, result.response, usage_out, request.request_id, created)
+        return self._response(200, body, headers, request)
+
+    @staticmethod
+    def _safely(function, *args) -> None:
+        """Counters are provisional (the events are what is billed): never fail the answer."""
+        try:
+            function(*args)
+        except Exception as exc:
+            logger.error("usage counters not updated: %s", type(exc).__name__)
+
+    def _emit(self, request: Request, now: datetime, state: dict, response, started) -> None:
+        principal, call, result = state["principal"], state["call"], state["result"]
+        error = state.get("error")
+        event = usage.make_event(
+            request_id=request.request_id,
+            timestamp=usage.timestamp(now),
+            customer_id=principal.customer.customer_id if principal else None,
+            token_id=principal.token.token_id if principal else None,
+            model_id=call.model_id if call else None,
+            model_alias=call.model_alias if call else None,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            status=state["status"],
+            tags=call.tags if call else {},
+            client_ip=request.client_ip,
+            api_format=call.api_format if call else None,
+            http_status=response["statusCode"] if response else None,
+            error_code=error.code if error else None,
+            **(result.usage if result else {}),
+        )
+        try:
+            self.sink.emit(event, now, billable=state["status"] == "success")
+        except Exception as exc:
+            logger.error("usage event not emitted: %s", type(exc).__name__)
+
+
+# --- the Lambda entry point ------------------------------------------------------------------
+
+_APP: ProxyApp | None = None
+
+
+def build_app(settings: config.Settings | None = None) -> ProxyApp:
+    settings = settings or config.load()
+    session = boto3.session.Session(region_name=settings.region)
+    dynamodb = session.client(
+        "dynamodb",
+        config=Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=50,
+        ),
+    )
+    bedrock = None
+    if settings.bedrock_enabled:
+        # Never the emulator (AWS_ENDPOINT_URL) for Bedrock: only a real or explicit endpoint.
+        bedrock = session.client(
+            "bedrock-runtime",
+            endpoint_url=settings.bedrock_endpoint_url,
+            config=Config(
+                connect_timeout=3,
+                read_timeout=60,
+                retries={"max_attempts": 2, "mode": "standard"},
+                ignore_configured_endpoint_urls=True,
+                max_pool_connections=50,
+            ),
+        )
+    s3 = session.client("s3") if settings.usage_bucket else None
+    return ProxyApp(settings, dynamodb=dynamodb, bedrock=bedrock, s3=s3)
+
+
+def set_app(app: ProxyApp | None) -> None:
+    global _APP
+    _APP = app
+
+
+def lambda_handler(event, context):
+    global _APP
+    if _APP is None:
+        _APP = build_app()
+    return _APP.handle(event)

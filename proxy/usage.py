@@ -1,0 +1,153 @@
+"""After the model call: exact token counts into the counters (one call), one usage event.
+
+Counters: the admission transaction already added the request to MIN/DAY/MONTH. A success adds
+the token counts to DAY and MONTH and the request and tokens to the per-model DAY/MONTH items,
+in one TransactWriteItems. A failed Bedrock call is not billed: its request is taken back from
+DAY and MONTH (so it does not use up the daily limit) but stays in MIN, which protects Bedrock.
+
+Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
+ones; the usage SQL counts every stored event as a request) also go to S3 under
+`usage-events/year=YYYY/month=MM/day=DD/<request_id>.json` when USAGE_BUCKET is set, and to
+`$USAGE_EVENTS_DIR/usage-events/year=YYYY/month=MM/day=DD/proxy-<pid>.jsonl` when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import contract, models
+from .limits import DAY_TTL, QUOTA_ATTRIBUTE
+
+logger = logging.getLogger("proxy")
+EVENTS_PREFIX = "usage-events"
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+# The event's fields, in order; the Glue table in deploy/template.yaml has the same columns.
+EVENT_FIELDS = (
+    "request_id",
+    "timestamp",
+    "customer_id",
+    "token_id",
+    "model_id",
+    "model_alias",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "latency_ms",
+    "status",
+    "tags",
+    "client_ip",
+    "api_format",
+    "http_status",
+    "error_code",
+)
+_file_lock = threading.Lock()
+
+
+def _update(table, pk, sk, adds: dict, ttl: int | None = None) -> dict:
+    names, values, parts = {}, {}, []
+    for i, (name, amount) in enumerate(adds.items()):
+        names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(int(amount))}
+        parts.append(f"#a{i} :a{i}")
+    expression = "ADD " + ", ".join(parts)
+    if ttl is not None:
+        names["#ttl"], values[":ttl"] = contract.TTL_ATTRIBUTE, {"N": str(ttl)}
+        expression += " SET #ttl = :ttl"
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {contract.COUNTER_PK: {"S": pk}, contract.COUNTER_SK: {"S": sk}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def record_success(dynamodb, tables, customer_id, admission, model_id, usage: dict) -> None:
+    table, pk = tables.usage_counters, contract.counter_pk(customer_id)
+    tokens = {name: usage[name] for name in TOKEN_FIELDS}
+    month_adds = dict(tokens)
+    if not models.is_free(model_id):
+        month_adds[QUOTA_ATTRIBUTE] = usage["input_tokens"] + usage["output_tokens"]
+    ttl = int(time.time()) + DAY_TTL
+    items = [
+        _update(table, pk, admission.day_sk, tokens),
+        _update(table, pk, admission.month_sk, month_adds),
+        _update(table, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens}, ttl),
+        _update(table, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens}),
+    ]
+    dynamodb.transact_write_items(TransactItems=items)
+
+
+def refund_request(dynamodb, tables, customer_id, admission) -> None:
+    table, pk = tables.usage_counters, contract.counter_pk(customer_id)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            _update(table, pk, admission.day_sk, {"requests": -1}),
+            _update(table, pk, admission.month_sk, {"requests": -1}),
+        ]
+    )
+
+
+def timestamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def make_event(**values) -> dict:
+    event = dict.fromkeys(EVENT_FIELDS)
+    event.update(values)
+    for name in TOKEN_FIELDS:
+        event[name] = int(event.get(name) or 0)
+    event["tags"] = {name: (event.get("tags") or {}).get(name) for name in _TAG_NAMES}
+    return event
+
+
+_TAG_NAMES = ("applicationId", "costCenter", "environment", "userId")
+
+
+def partition(now: datetime) -> str:
+    return f"{EVENTS_PREFIX}/year={now:%Y}/month={now:%m}/day={now:%d}"
+
+
+class EventSink:
+    def __init__(self, s3=None, bucket: str = "", events_dir: str = "", stream=None):
+        self.s3, self.bucket, self.events_dir = s3, bucket, events_dir
+        self.stream = stream
+
+    def emit(self, event: dict, now: datetime, billable: bool) -> None:
+        line = json.dumps(event, separators=(",", ":"))
+        out = self.stream or sys.stdout
+        out.write(line + "\n")
+        out.flush()
+        if not billable:
+            return
+        folder = partition(now)
+        if self.bucket and self.s3 is not None:
+            try:
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=f"{folder}/{event['request_id']}.json",
+                    Body=(line + "\n").encode(),
+                    ContentType="application/json",
+                )
+            except Exception as exc:  # the stdout line stays the record of last resort
+                logger.error(
+                    "usage event %s not stored in S3: %s", event["request_id"], type(exc).__name__
+                )
+        if self.events_dir:
+            path = Path(self.events_dir) / folder / f"proxy-{os.getpid()}.jsonl"
+            try:
+                with _file_lock:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a") as handle:
+                        handle.write(line + "\n")
+            except OSError as exc:
+                logger.error("usage event %s not written locally: %s", event["request_id"], exc)
