@@ -13,7 +13,16 @@ from django.utils import timezone
 from usage.models import UsageDaily
 
 from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice
-from .pricing import CENT, INFERENCE_PROFILE_PREFIXES, TokenPrice, TokenUsage, to_decimal
+from .pricing import (
+    CENT,
+    INFERENCE_PROFILE_PREFIXES,
+    TokenPrice,
+    TokenUsage,
+    price_model_id,
+    round_money,
+    to_decimal,
+    token_cost,
+)
 from .rating import PlanTerms, UsageRow, rate_usage
 
 
@@ -309,3 +318,70 @@ def cost_so_far_all(customers, today: date | None = None) -> dict:
         forecast_total += forecast or Decimal(0)
     forecast = forecast_total if window["days_covered"] else None
     return {**window, "so_far": so_far_total, "forecast": forecast, "plan_name": ""}
+
+
+# --- Cost by tag (staff dashboard, seed 004) ---------------------------------------------
+
+COST_TAGS = ("application_id", "cost_center", "environment", "model_id", "customer_id")
+
+
+def usage_cost_by_tag(*, start: date, end: date, by: str, customer_ids=None) -> dict:
+    """Price-book cost of the usage of [start, end] per value of one tag: one grouped query.
+
+    List price (the price in force on each day, as invoices use it) before any plan markup,
+    tiers, minimums or credits: what the usage costs, to allocate it by cost center,
+    environment or application. Tokens of models missing from the price book are counted in
+    `unpriced_tokens` instead of being priced at zero silently.
+    """
+    if by not in COST_TAGS:
+        raise ValueError(by)
+    prices, dates, _ = price_book()
+    qs = UsageDaily.objects.filter(day__gte=start, day__lte=end)
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=customer_ids)
+    grouped = (
+        qs.annotate(price_from=_price_from_expression(dates))
+        .values(by, "model_id", "price_from")
+        .order_by()
+        .annotate(
+            requests=Sum("requests"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cache_read_tokens=Sum("cache_read_tokens"),
+            cache_write_tokens=Sum("cache_write_tokens"),
+        )
+    )
+    totals: dict = defaultdict(lambda: {"cost": Decimal(0), "tokens": 0, "requests": 0})
+    unpriced_tokens = 0
+    for r in grouped.iterator(chunk_size=5000):
+        usage = TokenUsage(
+            requests=r["requests"] or 0,
+            input_tokens=r["input_tokens"] or 0,
+            output_tokens=r["output_tokens"] or 0,
+            cache_read_tokens=r["cache_read_tokens"] or 0,
+            cache_write_tokens=r["cache_write_tokens"] or 0,
+        )
+        entry = totals[r[by]]
+        entry["tokens"] += usage.total_tokens
+        entry["requests"] += usage.requests
+        price = prices.get((price_model_id(r["model_id"]), r["price_from"]))
+        if price is None:
+            unpriced_tokens += usage.total_tokens
+            continue
+        entry["cost"] += token_cost(usage, price)
+    rows = [
+        {
+            "key": key,
+            "cost": round_money(v["cost"]),
+            "tokens": v["tokens"],
+            "requests": v["requests"],
+        }
+        for key, v in totals.items()
+    ]
+    rows.sort(key=lambda row: (-row["cost"], -row["tokens"], str(row["key"])))
+    return {
+        "rows": rows,
+        "total": sum((row["cost"] for row in rows), Decimal(0)),
+        "unpriced_tokens": unpriced_tokens,
+        "currency": settings.BILLING_CURRENCY,
+    }

@@ -135,6 +135,12 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.min.js from the installed `plotly` package (charts; see portal/staticfinders.py)
+    "portal.staticfinders.PlotlyFinder",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Security: safe by default, relaxed only by DEBUG or explicit variables.

@@ -7,6 +7,7 @@ from customers import urls as customers_urls
 from usage import urls as usage_urls
 
 from . import api_key_views, views
+from .dashboard import urls as dashboard_urls
 from .forms import EmailAuthenticationForm
 
 staff_patterns = (
@@ -17,6 +18,7 @@ staff_patterns = (
         *customers_urls.staff_urlpatterns,
         *usage_urls.staff_urlpatterns,
         *billing_urls.staff_urlpatterns,
+        *dashboard_urls.staff_urlpatterns,
     ],
     "staff",
 )

@@ -180,3 +180,57 @@ def usage_settings_for(*, customer) -> CustomerUsageSettings:
     return CustomerUsageSettings(
         customer=customer, hourly_token_threshold=settings.USAGE_HOURLY_TOKEN_THRESHOLD or None
     )
+
+
+GROUPABLE = ("customer_id", "day", "model_id", "application_id", "cost_center", "environment")
+
+
+def usage_grouped_by(
+    *, start: dt.date, end: dt.date, fields: tuple[str, ...], customer_id=None
+) -> list[dict]:
+    """Totals over [start, end] grouped by several columns at once (dashboard charts): one
+    query whatever the number of rows."""
+    if not fields or any(f not in GROUPABLE for f in fields):
+        raise ValueError(fields)
+    rows = (
+        usage_rows(customer_id=customer_id, start=start, end=end)
+        .values(*fields)
+        .annotate(**_sums())
+        .order_by(*fields)
+    )
+    return [_with_zeros(r) for r in rows]
+
+
+def quota_usage_all(*, customers, today: dt.date, client=None) -> dict:
+    """Today's requests and this month's tokens against the limits of every customer that has
+    one, from the live counters (batched reads); highest share of a limit first."""
+    limited = [c for c in customers if c.monthly_token_quota or c.daily_request_limit]
+    if not limited:
+        return {"error": "", "rows": []}
+    keys = []
+    for c in limited:
+        pk = counters.customer_pk(c.pk)
+        keys += [(pk, counters.day_sk(today)), (pk, counters.month_sk(today))]
+    try:
+        totals = counters.read_counters(keys, client=client)
+    except Exception:
+        logger.warning("usage counters unavailable", exc_info=True)
+        return {"error": "Real-time counters are unavailable right now.", "rows": []}
+    rows = []
+    for c in limited:
+        pk = counters.customer_pk(c.pk)
+        day, month = totals[(pk, counters.day_sk(today))], totals[(pk, counters.month_sk(today))]
+        today_percent = _percent(day.requests, c.daily_request_limit)
+        month_percent = _percent(month.quota_used, c.monthly_token_quota)
+        rows.append(
+            {
+                "customer": c,
+                "today_requests": day.requests,
+                "today_percent": today_percent,
+                "month_tokens": month.quota_used,
+                "month_percent": month_percent,
+                "worst_percent": max(p for p in (today_percent, month_percent) if p is not None),
+            }
+        )
+    rows.sort(key=lambda r: (-r["worst_percent"], r["customer"].name))
+    return {"error": "", "rows": rows}

@@ -1,0 +1,187 @@
+"""Chart specifications for plotly.js, built from selector rows; no database access here.
+
+A chart is a dict the template `dashboard/_chart.html` renders: the Plotly figure (embedded
+with `json_script`, drawn client-side by portal/static/portal/charts.js) and the same numbers
+as an accessible table. Money stays Decimal in the tables; in the figure it is a numeric
+string (plotly.js reads numeric strings), so no float ever carries an amount.
+
+Categories beyond a limit are folded into "Other", so a page's payload is bounded whatever
+the number of models, applications or customers.
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+
+OTHER = "Other"
+NONE_LABEL = "(none)"
+BASE_LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 30, "b": 60},
+    "legend": {"orientation": "h", "y": -0.2},
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "height": 340,
+}
+
+
+def label(value) -> str:
+    return str(value) if value not in ("", None) else NONE_LABEL
+
+
+def _plot_value(value):
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def top_keys(totals: dict, limit: int) -> list:
+    """The `limit` biggest keys, biggest first (ties by name, for stable pages)."""
+    ordered = sorted(totals, key=lambda k: (-totals[k], str(k)))
+    return ordered[:limit]
+
+
+def pivot(rows, *, row_key: str, col_key: str, value, max_rows: int = 15, max_cols: int = 10):
+    """Rows of dicts -> (row labels, column labels, matrix), extra keys folded into Other.
+
+    `value` is a function of one row. Returns labels ordered by their totals, biggest first.
+    """
+    row_totals, col_totals = defaultdict(int), defaultdict(int)
+    cells = defaultdict(int)
+    for r in rows:
+        v = value(r)
+        row_totals[r[row_key]] += v
+        col_totals[r[col_key]] += v
+        cells[(r[row_key], r[col_key])] += v
+    keep_rows, keep_cols = top_keys(row_totals, max_rows), top_keys(col_totals, max_cols)
+    row_labels = [label(k) for k in keep_rows]
+    col_labels = [label(k) for k in keep_cols]
+    if len(row_totals) > max_rows:
+        row_labels.append(OTHER)
+    if len(col_totals) > max_cols:
+        col_labels.append(OTHER)
+    row_index = {k: i for i, k in enumerate(keep_rows)}
+    col_index = {k: i for i, k in enumerate(keep_cols)}
+    matrix = [[0] * len(col_labels) for _ in row_labels]
+    for (rk, ck), v in cells.items():
+        i = row_index.get(rk, len(row_labels) - 1)
+        j = col_index.get(ck, len(col_labels) - 1)
+        matrix[i][j] += v
+    return row_labels, col_labels, matrix
+
+
+def _chart(chart_id, title, data, layout, columns, rows, *, empty: bool) -> dict:
+    return {
+        "id": chart_id,
+        "data_id": f"{chart_id}-data",
+        "title": title,
+        "figure": {"data": data, "layout": {**BASE_LAYOUT, **layout}},
+        "columns": columns,
+        "rows": rows,
+        "empty": empty,
+    }
+
+
+def stacked_bars(chart_id, title, *, x_labels, series: dict, x_title="", y_title="") -> dict:
+    """One bar per x label, one stacked segment per series name ({name: [values by x]})."""
+    data = [
+        {"type": "bar", "name": name, "x": list(x_labels), "y": [_plot_value(v) for v in values]}
+        for name, values in series.items()
+    ]
+    layout = {
+        "barmode": "stack",
+        "xaxis": {"title": {"text": x_title}, "type": "category"},
+        "yaxis": {"title": {"text": y_title}},
+    }
+    names = list(series)
+    rows = [
+        [x, *(series[n][i] for n in names), sum(series[n][i] for n in names)]
+        for i, x in enumerate(x_labels)
+    ]
+    return _chart(
+        chart_id, title, data, layout, [x_title, *names, "Total"], rows, empty=not x_labels
+    )
+
+
+def pie(chart_id, title, *, labels, values, value_title="Tokens") -> dict:
+    total = sum(values)
+    data = [
+        {
+            "type": "pie",
+            "labels": list(labels),
+            "values": [_plot_value(v) for v in values],
+            "hole": 0.4,
+            "sort": False,
+        }
+    ]
+    rows = [
+        [lab, v, f"{(Decimal(100) * v / total).quantize(Decimal('0.1'))}%" if total else "-"]
+        for lab, v in zip(labels, values, strict=True)
+    ]
+    return _chart(chart_id, title, data, {}, ["Model", value_title, "Share"], rows, empty=not total)
+
+
+def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="") -> dict:
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": name,
+            "x": list(x_labels),
+            "y": [_plot_value(v) for v in values],
+        }
+        for name, values in series.items()
+    ]
+    layout = {"xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}}}
+    names = list(series)
+    rows = [[x, *(series[n][i] for n in names)] for i, x in enumerate(x_labels)]
+    return _chart(chart_id, title, data, layout, [x_title, *names], rows, empty=not x_labels)
+
+
+def heatmap(chart_id, title, *, x_labels, y_labels, matrix, x_title="", y_title="") -> dict:
+    data = [
+        {
+            "type": "heatmap",
+            "x": list(x_labels),
+            "y": list(y_labels),
+            "z": matrix,
+            "colorscale": "Blues",
+            "hoverongaps": False,
+        }
+    ]
+    layout = {
+        "xaxis": {"title": {"text": x_title}, "type": "category"},
+        "yaxis": {"title": {"text": y_title}, "type": "category", "automargin": True},
+        "height": max(340, 40 + 28 * len(y_labels)),
+        "margin": {"l": 160, "r": 20, "t": 30, "b": 100},
+    }
+    rows = [[y, *matrix[i]] for i, y in enumerate(y_labels)]
+    return _chart(
+        chart_id,
+        title,
+        data,
+        layout,
+        [f"{y_title} \\ {x_title}", *x_labels],
+        rows,
+        empty=not (x_labels and y_labels),
+    )
+
+
+def bars(chart_id, title, *, labels, values, x_title="", y_title="", columns=None, rows=None):
+    """Simple horizontal bars (rankings); `columns`/`rows` override the default table."""
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "x": [_plot_value(v) for v in values],
+            "y": list(labels),
+        }
+    ]
+    layout = {
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": y_title}, "type": "category", "autorange": "reversed",
+                  "automargin": True},
+        "height": max(260, 60 + 26 * len(labels)),
+    }  # fmt: skip
+    table_columns = columns or [y_title, x_title]
+    table_rows = (
+        rows if rows is not None else [[lab, v] for lab, v in zip(labels, values, strict=True)]
+    )
+    return _chart(chart_id, title, data, layout, table_columns, table_rows, empty=not labels)

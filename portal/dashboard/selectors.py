@@ -1,0 +1,216 @@
+"""Reads behind the staff dashboards: they combine the usage, billing and customers apps'
+selectors (no business rule is restated here) and shape the rows for charts.
+
+Every function runs a fixed number of queries whatever the data size: grouped queries, never
+one query per customer, model or day. Live counters (DynamoDB) are read in batches and cached
+for a minute under the usage app's own cache key.
+"""
+
+import datetime as dt
+from collections import defaultdict
+
+from django.core.cache import cache
+from django.db.models import Q
+
+from billing import selectors as billing_selectors
+from customers import selectors as customer_selectors
+from customers.models import Customer
+from usage import selectors as usage_selectors
+from usage.services import days_between
+
+from . import charts
+
+TREND_DAYS = 30
+TOP_CUSTOMERS = 10
+NEAR_QUOTA_PERCENT = 80
+
+
+def tokens(row: dict) -> int:
+    return row["input_tokens"] + row["output_tokens"]
+
+
+def _customer_names(ids) -> dict:
+    return {c.pk: c.name for c in customer_selectors.customers_by_ids(ids=ids)}
+
+
+def live_today() -> dict:
+    """Today's live totals of the active customers (the usage app's cached figure)."""
+    live = cache.get("usage:staff-live")
+    if live is None:
+        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
+        live = usage_selectors.realtime_usage_all(customers=list(active), today=_today())
+        cache.set("usage:staff-live", live, 60)
+    return live
+
+
+def _today() -> dt.date:
+    from usage.services import utc_today
+
+    return utc_today()
+
+
+def month_cost() -> dict:
+    """This month's cost so far and forecast over active customers (billing's cached figure)."""
+    summary = cache.get("billing:staff-summary")
+    if summary is None:
+        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
+        summary = billing_selectors.cost_so_far_all(active)
+        cache.set("billing:staff-summary", summary, 300)
+    return summary
+
+
+def overview(*, today: dt.date) -> dict:
+    month_start = today.replace(day=1)
+    trend_start = today - dt.timedelta(days=TREND_DAYS)
+    month = usage_selectors.usage_totals(start=month_start, end=today)
+    by_day = usage_selectors.usage_grouped_by(start=trend_start, end=today, fields=("day",))
+    per_day = {r["day"]: r for r in by_day}
+    days = days_between(trend_start, today - dt.timedelta(days=1))
+    x = [d.isoformat() for d in days]
+    trend = charts.lines(
+        "usage-trend",
+        f"Billed usage per day, last {TREND_DAYS} days",
+        x_labels=x,
+        series={
+            "Tokens (input + output)": [tokens(per_day[d]) if d in per_day else 0 for d in days],
+            "Requests": [per_day[d]["requests"] if d in per_day else 0 for d in days],
+        },
+        x_title="Day (UTC)",
+        y_title="Count",
+    )
+    by_customer = usage_selectors.usage_grouped_by(
+        start=month_start, end=today, fields=("customer_id",)
+    )
+    by_customer.sort(key=lambda r: -tokens(r))
+    top = by_customer[:TOP_CUSTOMERS]
+    names = _customer_names([r["customer_id"] for r in top])
+    top_rows = [{**r, "name": names.get(r["customer_id"], "?"), "tokens": tokens(r)} for r in top]
+    top_chart = charts.bars(
+        "top-customers",
+        "Top customers this month (billed tokens)",
+        labels=[r["name"] for r in top_rows],
+        values=[r["tokens"] for r in top_rows],
+        x_title="Tokens",
+        y_title="Customer",
+        columns=["Customer", "Tokens", "Requests"],
+        rows=[[r["name"], r["tokens"], r["requests"]] for r in top_rows],
+    )
+    return {
+        "month": {**month, "tokens": tokens(month)},
+        "trend": trend,
+        "top_chart": top_chart,
+        "top_rows": top_rows,
+    }
+
+
+def quota_watch(*, today: dt.date) -> dict:
+    """Customers at or over NEAR_QUOTA_PERCENT of a limit (live counters, cached a minute)."""
+    found = cache.get("dashboard:quota-watch")
+    if found is None:
+        customers = Customer.objects.filter(status=Customer.Status.ACTIVE).filter(
+            Q(monthly_token_quota__isnull=False) | Q(daily_request_limit__isnull=False)
+        )
+        result = usage_selectors.quota_usage_all(customers=list(customers), today=today)
+        found = {
+            "error": result["error"],
+            "rows": [r for r in result["rows"] if r["worst_percent"] >= NEAR_QUOTA_PERCENT],
+        }
+        cache.set("dashboard:quota-watch", found, 60)
+    return found
+
+
+def failing_syncs(limit: int = 20) -> dict:
+    failing = customer_selectors.customer_list(sync="failing")
+    return {"rows": list(failing[:limit]), "count": failing.count()}
+
+
+def recent_alerts(limit: int = 10) -> list:
+    return list(usage_selectors.alert_list()[:limit])
+
+
+def models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) -> dict:
+    """Seed 003's stacked bars (tokens by application and model) and share by model."""
+    rows = usage_selectors.usage_grouped_by(
+        start=start, end=end, fields=("application_id", "model_id"), customer_id=customer_id
+    )
+    apps, models, matrix = charts.pivot(
+        rows, row_key="application_id", col_key="model_id", value=tokens
+    )
+    stacked = charts.stacked_bars(
+        "tokens-by-app-model",
+        "Tokens by application and model",
+        x_labels=apps,
+        series={m: [matrix[i][j] for i in range(len(apps))] for j, m in enumerate(models)},
+        x_title="Application",
+        y_title="Tokens",
+    )
+    model_totals = defaultdict(int)
+    for r in rows:
+        model_totals[r["model_id"]] += tokens(r)
+    keep = charts.top_keys(model_totals, 10)
+    labels = [charts.label(k) for k in keep]
+    values = [model_totals[k] for k in keep]
+    if len(model_totals) > len(keep):
+        labels.append(charts.OTHER)
+        values.append(sum(v for k, v in model_totals.items() if k not in keep))
+    share = charts.pie("share-by-model", "Share of tokens by model", labels=labels, values=values)
+    return {"stacked": stacked, "share": share}
+
+
+def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
+    """Seed 003's heatmap. Billed usage rows have no end-user dimension (the proxy's usage
+    events carry an optional `tags.userId`, but the daily aggregation leaves it out), so the
+    "user" axis is the customer account: application x customer, in tokens."""
+    rows = usage_selectors.usage_grouped_by(
+        start=start, end=end, fields=("application_id", "customer_id")
+    )
+    apps, customer_ids, matrix = charts.pivot(
+        rows, row_key="application_id", col_key="customer_id", value=tokens,
+        max_rows=20, max_cols=25,
+    )  # fmt: skip
+    # pivot labels are str(customer_id); show names (one query for the kept customers).
+    names = {str(k): v for k, v in _customer_names(
+        [r["customer_id"] for r in rows if str(r["customer_id"]) in customer_ids]
+    ).items()}  # fmt: skip
+    x = [names.get(c, c) for c in customer_ids]
+    return {
+        "heatmap": charts.heatmap(
+            "app-customer-heatmap",
+            "Tokens by application and customer",
+            x_labels=x,
+            y_labels=apps,
+            matrix=matrix,
+            x_title="Customer",
+            y_title="Application",
+        )
+    }
+
+
+COST_TAG_LABELS = {
+    "cost_center": "Cost center",
+    "environment": "Environment",
+    "application_id": "Application",
+}
+
+
+def cost_by_tag(*, start: dt.date, end: dt.date, by: str, customer_id=None) -> dict:
+    """Seed 004's cost allocation by tag, priced by billing (list price)."""
+    result = billing_selectors.usage_cost_by_tag(
+        start=start,
+        end=end,
+        by=by,
+        customer_ids=[customer_id] if customer_id else None,
+    )
+    rows = result["rows"][:25]
+    title = f"Cost by {COST_TAG_LABELS[by].lower()} ({result['currency']})"
+    chart = charts.bars(
+        "cost-by-tag",
+        title,
+        labels=[charts.label(r["key"]) for r in rows],
+        values=[r["cost"] for r in rows],
+        x_title=f"Cost ({result['currency']})",
+        y_title=COST_TAG_LABELS[by],
+        columns=[COST_TAG_LABELS[by], f"Cost ({result['currency']})", "Tokens", "Requests"],
+        rows=[[charts.label(r["key"]), r["cost"], r["tokens"], r["requests"]] for r in rows],
+    )
+    return {**result, "chart": chart, "shown": len(rows), "by_label": COST_TAG_LABELS[by]}
