@@ -13,11 +13,18 @@ TEST_PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Rate-limit counters and other cached state never leak from one test to the next."""
+def _fresh_process_state():
+    """Rate-limit counters and other cached state never leak from one test to the next.
+
+    Celery's process-wide "joining would block" flag is reset too: eager tasks run from
+    other threads (e.g. the concurrency tests) can leave it set, which makes every later
+    eager `result.get()` raise.
+    """
+    from celery.result import _set_task_join_will_block
     from django.core.cache import cache
 
     cache.clear()
+    _set_task_join_will_block(False)
     yield
     cache.clear()
 
