@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from customers.models import Customer
 from portal.api.base import (
     UUID_RE,
+    CustomerFilterSet,
     SharedViewSet,
     StaffModelViewSet,
     customer_scope,
@@ -86,6 +87,7 @@ class CreditViewSet(IdempotentCreateMixin, SharedViewSet):
     """A customer's prepaid wallet: balance and grants; staff grant credit."""
 
     serializer_class = CreditGrantSerializer
+    answers_one_object = True
     pagination_class = None
     filter_backends = []
 
@@ -132,13 +134,19 @@ class PdfRenderer(renderers.BaseRenderer):
         return renderers.JSONRenderer().render(data)
 
 
+class InvoiceFilter(CustomerFilterSet):
+    class Meta:
+        model = Invoice
+        fields = ["customer", "status", "kind", "period_start", "number"]
+
+
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedViewSet):
     """Invoices and credit notes: draft -> issued -> paid | void. Customers see their own,
     never drafts."""
 
     lookup_value_regex = UUID_RE
     filter_backends = [DjangoFilterBackend, OrderingFilter]
-    filterset_fields = ["customer", "status", "kind", "period_start", "number"]
+    filterset_class = InvoiceFilter
     ordering_fields = ["created_at", "period_start", "issued_at", "total"]
     ordering = ["-created_at"]
 

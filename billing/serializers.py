@@ -9,6 +9,8 @@ from .models import CreditGrant, Invoice, InvoiceLine, ModelPrice, PricingPlan
 
 
 class ModelPriceSerializer(serializers.ModelSerializer):
+    source_url = serializers.CharField(read_only=True, help_text="Where the price was read.")
+
     class Meta:
         model = ModelPrice
         fields = [

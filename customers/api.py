@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from portal.api.base import (
     UUID_RE,
+    CustomerFilterSet,
     SharedViewSet,
     StaffModelViewSet,
     audit_context,
@@ -239,7 +240,7 @@ class CustomerUserViewSet(
         return Response(CustomerUserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(CustomerFilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -12,11 +12,13 @@ from rest_framework import mixins, renderers, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.models import Customer
 from portal.api.base import (
+    CustomerFilterSet,
     PortalAutoSchema,
     SharedViewSet,
     StaffOrOwnCustomerReadOnly,
@@ -107,7 +109,7 @@ class CsvRenderer(renderers.BaseRenderer):
         return renderers.JSONRenderer().render(data)
 
 
-class UsageFilter(django_filters.FilterSet):
+class UsageFilter(CustomerFilterSet):
     start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
     end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
 
@@ -198,13 +200,19 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AlertFilter(CustomerFilterSet):
+    class Meta:
+        model = Alert
+        fields = ["customer", "rule", "period"]
+
+
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedViewSet):
     """Threshold crossings (each notified once per period). Customers see their own."""
 
     serializer_class = AlertSerializer
     queryset = Alert.objects.all()
     filter_backends = [DjangoFilterBackend, OrderingFilter]
-    filterset_fields = ["customer", "rule", "period"]
+    filterset_class = AlertFilter
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]
 
@@ -219,10 +227,14 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
     daily_request_percents = serializers.ListField(
         child=serializers.IntegerField(), required=False, max_length=50
     )
+    webhook_url = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="An https URL, or empty."
+    )
     webhook_secret = serializers.CharField(
         read_only=True,
-        required=False,
-        help_text="Only in the answer that generated it (a new webhook URL, or regenerate).",
+        allow_null=True,
+        help_text="The signing secret, only in the answer that generated it (a new webhook URL, "
+        "or regenerate_secret); null otherwise.",
     )
     regenerate_secret = serializers.BooleanField(write_only=True, required=False)
 
@@ -245,6 +257,7 @@ class AlertSettingsView(APIView):
     staff copy, webhook and summary emails. PATCH changes only the fields sent."""
 
     schema = PortalAutoSchema()
+    parser_classes = [JSONParser]
     permission_classes = [StaffOrOwnCustomerReadOnly]
 
     def _customer(self, customer_pk) -> Customer:
@@ -257,7 +270,7 @@ class AlertSettingsView(APIView):
     def _answer(self, current, secret_shown=False):
         data = AlertSettingsSerializer(current).data
         if not secret_shown or customer_scope(self.request) is not None:
-            data.pop("webhook_secret", None)
+            data["webhook_secret"] = None
         return Response(data)
 
     @extend_schema(responses=AlertSettingsSerializer)

@@ -1,11 +1,13 @@
 """What every resource of the API shares: who may call it, whose data it sees, how service
 refusals become 400/409 answers, and the error responses its schema documents."""
 
+import django_filters
 from axes.helpers import get_client_ip_address
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, viewsets
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from portal.access import is_customer_user, is_staff_user
@@ -51,6 +53,12 @@ class PortalAutoSchema(AutoSchema):
                 responses[status] = {**error, "description": description}
         return responses
 
+    def _is_list_view(self, serializer=None):
+        # A collection route answering one object (e.g. a wallet: balance and grants).
+        if getattr(self.view, "answers_one_object", False):
+            return False
+        return super()._is_list_view(serializer)
+
 
 def audit_context(request) -> dict:
     """What services record in the audit log: who acted, from where, through what."""
@@ -90,6 +98,7 @@ class StaffOrOwnCustomerReadOnly(BasePermission):
 
 class StaffViewSetMixin:
     schema = PortalAutoSchema()
+    parser_classes = [JSONParser]
     permission_classes = [IsStaffWithKeyScope]
 
 
@@ -97,6 +106,7 @@ class SharedViewSetMixin:
     """Readable by customer users too; `scoped(queryset, field)` keeps them to their own data."""
 
     schema = PortalAutoSchema()
+    parser_classes = [JSONParser]
     permission_classes = [StaffOrOwnCustomerReadOnly]
 
     def scoped(self, queryset, field="customer_id"):
@@ -121,3 +131,9 @@ def not_found(what: str = "object"):
 
 
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class CustomerFilterSet(django_filters.FilterSet):
+    """`?customer=<uuid>`: an unknown id filters to nothing (a 200), not a 400."""
+
+    customer = django_filters.UUIDFilter(field_name="customer_id")

@@ -7,9 +7,16 @@ from portal.api.keys import api_key_create
 from portal.models import ApiKey
 
 
+def _json_client() -> APIClient:
+    """The API reads JSON bodies only."""
+    client = APIClient()
+    client.default_format = "json"
+    return client
+
+
 def _client_with_key(staff_user, scope):
     issued = api_key_create(name=f"test-{scope}", scope=scope, created_by=staff_user)
-    client = APIClient()
+    client = _json_client()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     client.api_key = issued.api_key
     return client
@@ -17,7 +24,7 @@ def _client_with_key(staff_user, scope):
 
 @pytest.fixture
 def anon():
-    return APIClient()
+    return _json_client()
 
 
 @pytest.fixture
@@ -34,14 +41,14 @@ def ro(staff_user):
 
 @pytest.fixture
 def staff_api(staff_user):
-    client = APIClient()
+    client = _json_client()
     client.force_login(staff_user)
     return client
 
 
 @pytest.fixture
 def customer_api(customer_user):
-    client = APIClient()
+    client = _json_client()
     client.force_login(customer_user)
     return client
 
