@@ -29,7 +29,8 @@ from .onboarding import (
     customers_bulk_suspend,
 )
 from .sync import outbox_deliver
-from .views_helpers import audit_context, get_customer_or_404, remember_issued
+from .views_helpers import audit_context, get_customer_or_404
+from .views_tokens import render_issued
 
 PAGE_SIZE = 50
 
@@ -93,9 +94,8 @@ def customer_onboard_view(request):
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            remember_issued(request, issued, onboarded_user_email=user.email)
             messages.success(request, f"{customer.name} is onboarded; {user.email} is invited.")
-            return redirect("staff:token_issued")
+            return render_issued(request, issued, invited=user.email)
     return render(request, "staff/customers/onboard.html", {"form": form})
 
 

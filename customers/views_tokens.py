@@ -4,20 +4,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 
 from portal.access import staff_required
 
 from . import services
 from .forms import RotateForm, TokenCreateForm
-from .models import Customer
-from .views_helpers import (
-    audit_context,
-    get_customer_or_404,
-    get_token_or_404,
-    pop_issued,
-    remember_issued,
-)
+from .views_helpers import audit_context, get_customer_or_404, get_token_or_404
 
 CURL_MODEL = "sandbox.echo-v1"
 
@@ -38,8 +32,7 @@ def token_create(request, pk):
             for message in error.messages:
                 form.add_error(None, message)
         else:
-            remember_issued(request, issued)
-            return redirect("staff:token_issued")
+            return render_issued(request, issued)
     return render(
         request, "staff/customers/token_create.html", {"customer": customer, "form": form}
     )
@@ -58,8 +51,7 @@ def token_rotate(request, pk, token_id):
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
             return redirect("staff:customer_detail", pk=customer.pk)
-        remember_issued(request, issued)
-        return redirect("staff:token_issued")
+        return render_issued(request, issued)
     return render(
         request,
         "staff/customers/token_rotate.html",
@@ -80,26 +72,35 @@ def token_revoke(request, pk, token_id):
     )
 
 
+def render_issued(request, issued, *, invited: str = ""):
+    """The one display of a new token: rendered in the answer to the POST that created it.
+
+    The plaintext is never stored (not in the session, not in a cache): a reload shows a
+    browser warning, and leaving the page loses the token, which is the point.
+    """
+    response = render(
+        request,
+        "staff/customers/token_issued.html",
+        {
+            "issued": True,
+            "invited": invited,
+            "customer": issued.token.customer,
+            "token": issued.token,
+            "plaintext": issued.plaintext,
+            "curl": curl_example(issued.plaintext),
+            "proxy_base_url": settings.PROXY_BASE_URL,
+            "model": CURL_MODEL,
+        },
+    )
+    add_never_cache_headers(response)
+    return response
+
+
 @staff_required
 @never_cache
 def token_issued(request):
-    """Shows a new token once: the session entry is removed as it is read."""
-    issued = pop_issued(request)
-    context = {"issued": None}
-    if issued:
-        customer = Customer.objects.filter(pk=issued["customer_id"]).first()
-        token = customer.tokens.filter(pk=issued["token_id"]).first() if customer else None
-        if token is not None:
-            context = {
-                "issued": issued,
-                "customer": customer,
-                "token": token,
-                "plaintext": issued["plaintext"],
-                "curl": curl_example(issued["plaintext"]),
-                "proxy_base_url": settings.PROXY_BASE_URL,
-                "model": CURL_MODEL,
-            }
-    return render(request, "staff/customers/token_issued.html", context)
+    """Where a reload or a bookmark of the one-time page lands: the token is not kept."""
+    return render(request, "staff/customers/token_issued.html", {"issued": None})
 
 
 def curl_example(plaintext: str) -> str:
