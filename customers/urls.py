@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views, views_tokens
+from . import views, views_customer, views_tokens
 
 staff_urlpatterns: list = [
     path("customers/", views.customer_list, name="customer_list"),
@@ -33,4 +33,17 @@ staff_urlpatterns: list = [
     ),
     path("tokens/issued/", views_tokens.token_issued, name="token_issued"),
 ]
-customer_urlpatterns: list = []
+customer_urlpatterns: list = [
+    path("tokens/", views_customer.customer_tokens, name="customer_tokens"),
+    path(
+        "tokens/<uuid:token_id>/rotate/",
+        views_customer.customer_token_rotate,
+        name="customer_token_rotate",
+    ),
+    path(
+        "tokens/<uuid:token_id>/revoke/",
+        views_customer.customer_token_revoke,
+        name="customer_token_revoke",
+    ),
+    path("account/", views_customer.customer_account, name="customer_account"),
+]

@@ -1,0 +1,159 @@
+"""Customer self-service pages of the customers app: their own tokens and account.
+
+Only `request.customer`'s tokens and users, ever: another customer's ids are 404. Writes go
+through customers.services / customers.onboarding, audited with source "customer portal".
+A new token is rendered in the POST response itself and never stored: reloading cannot show
+it again (the response is never cached).
+"""
+
+from axes.helpers import get_client_ip_address
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from portal.access import customer_required
+from portal.dashboard.snippets import SANDBOX_MODEL, snippets
+from usage.forms import UsageSettingsForm
+from usage.selectors import usage_settings_for
+from usage.services import usage_settings_update
+
+from . import selectors, services
+from .forms import InviteForm, RotateForm, TokenCreateForm
+from .onboarding import customer_user_invite
+
+
+def _audit(request) -> dict:
+    return {
+        "actor": request.user,
+        "ip": get_client_ip_address(request),
+        "source": "customer portal",
+    }
+
+
+def _own_token(request, token_id):
+    token = request.customer.tokens.filter(pk=token_id).first()
+    if token is None:
+        raise Http404("No such token.")
+    return token
+
+
+def _tokens_page(request, *, form=None, issued=None, status=200):
+    context = {
+        "tokens": selectors.token_list(customer=request.customer),
+        "form": form or TokenCreateForm(),
+        "rotate_form": RotateForm(),
+        "issued": issued,
+        "snippets": snippets(issued.plaintext) if issued else snippets(),
+        "model": SANDBOX_MODEL,
+    }
+    return render(request, "customer/tokens.html", context, status=status)
+
+
+@customer_required
+@never_cache
+def customer_tokens(request):
+    if request.method != "POST":
+        return _tokens_page(request)
+    form = TokenCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            issued = services.token_create(
+                customer=request.customer,
+                label=form.cleaned_data["label"],
+                expires_at=form.expires_at(),
+                **_audit(request),
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            return _tokens_page(request, issued=issued)
+    return _tokens_page(request, form=form, status=400)
+
+
+@customer_required
+@never_cache
+@require_POST
+def customer_token_rotate(request, token_id):
+    token = _own_token(request, token_id)
+    form = RotateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The grace period must be between 0 hours and 90 days.")
+        return redirect("customer:customer_tokens")
+    try:
+        issued = services.token_rotate(
+            token=token, grace_hours=form.cleaned_data["grace_hours"], **_audit(request)
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("customer:customer_tokens")
+    return _tokens_page(request, issued=issued)
+
+
+@customer_required
+@require_POST
+def customer_token_revoke(request, token_id):
+    token = _own_token(request, token_id)
+    services.token_revoke(token=token, **_audit(request))
+    messages.success(request, f"Token {token.masked} revoked: it stopped working.")
+    return redirect("customer:customer_tokens")
+
+
+class AlertSettingsForm(UsageSettingsForm):
+    """What a customer may set: its alert thresholds and summary emails (staff set the rest)."""
+
+    class Meta(UsageSettingsForm.Meta):
+        fields = ["monthly_token_percents", "daily_request_percents", "summary_frequency"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["regenerate_secret"]
+
+
+@customer_required
+def customer_account(request):
+    customer = request.customer
+    invite_form = InviteForm(prefix="invite")
+    settings_form = AlertSettingsForm(instance=usage_settings_for(customer=customer))
+    status = 200
+    if request.method == "POST" and request.POST.get("action") == "invite":
+        invite_form = InviteForm(request.POST, prefix="invite")
+        if invite_form.is_valid():
+            try:
+                user = customer_user_invite(
+                    customer=customer,
+                    email=invite_form.cleaned_data["email"],
+                    full_name=invite_form.cleaned_data["full_name"],
+                    **_audit(request),
+                )
+            except ValidationError as error:
+                for message in error.messages:
+                    invite_form.add_error(None, message)
+            else:
+                messages.success(request, f"Invitation sent to {user.email}.")
+                return redirect("customer:customer_account")
+        status = 400
+    elif request.method == "POST" and request.POST.get("action") == "alerts":
+        settings_form = AlertSettingsForm(
+            request.POST, instance=usage_settings_for(customer=customer)
+        )
+        if settings_form.is_valid():
+            usage_settings_update(
+                customer=customer,
+                **{
+                    name: settings_form.cleaned_data[name] for name in AlertSettingsForm.Meta.fields
+                },
+            )
+            messages.success(request, "Your alert and email preferences are saved.")
+            return redirect("customer:customer_account")
+        status = 400
+    context = {
+        "customer": customer,
+        "users": customer.users.order_by("email"),
+        "invite_form": invite_form,
+        "settings_form": settings_form,
+    }
+    return render(request, "customer/account.html", context, status=status)

@@ -1,0 +1,201 @@
+"""Customer site: home, usage charts, account; bounded queries; only their own data."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from billing.models import Invoice
+from billing.services import invoice_issue, invoice_line_add
+from customers import services
+from portal.models import User
+from usage.models import Alert, CustomerUsageSettings
+from usage.services import utc_today
+
+pytestmark = pytest.mark.django_db
+
+
+def _figure(response, chart_id):
+    html = response.content.decode()
+    marker = f'<script id="{chart_id}-data" type="application/json">'
+    start = html.index(marker) + len(marker)
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def _range(days=3):
+    today = utc_today()
+    return f"?start={today - dt.timedelta(days=days)}&end={today - dt.timedelta(days=1)}"
+
+
+def test_usage_page_has_charts_of_own_usage_with_tables(
+    aws, customer_client, customer, other_customer, make_usage
+):
+    make_usage([customer], days=3)
+    make_usage([other_customer], days=3, extra_apps=5)
+    response = customer_client.get(reverse("customer:usage_overview") + _range())
+    assert response.status_code == 200
+    stacked = _figure(response, "daily-tokens-by-model")
+    assert stacked["layout"]["barmode"] == "stack"
+    assert len(stacked["data"][0]["x"]) == 3
+    # per day: model-a = 3 apps x 1000 in + (500 + 1000 + 1500) out = 6000 tokens
+    assert {t["name"]: t["y"][0] for t in stacked["data"]}["test.model-a"] == 6000
+    requests = _figure(response, "requests-per-day")
+    assert requests["data"][0]["y"] == [90, 90, 90]  # 3 models x 3 apps x 10 requests
+    apps = _figure(response, "tokens-by-application")
+    assert set(apps["data"][0]["y"]) == {"chatbot", "search", "(none)"}  # not the other's apps
+    centers = _figure(response, "tokens-by-cost-center")
+    assert set(centers["data"][0]["y"]) == {"sales", "support", "(none)"}
+    html = response.content.decode()
+    assert html.count("Data table") == 4
+    assert "vendor/plotly/plotly.min.js" in html
+
+
+def test_usage_page_without_usage_says_so(aws, customer_client):
+    response = customer_client.get(reverse("customer:usage_overview"))
+    assert "No data for this period." in response.content.decode()
+
+
+def test_home_shows_quota_progress_cost_credit_and_recent_alerts(
+    aws, customer_client, customer, other_customer
+):
+    customer.monthly_token_quota = 1000
+    customer.save()
+    Alert.objects.create(customer=customer, rule="monthly_tokens", threshold=80,
+                         period="2026-11", value=800, limit=1000)  # fmt: skip
+    Alert.objects.create(customer=other_customer, rule="daily_requests", threshold=50,
+                         period="2026-11-02", value=5, limit=10)  # fmt: skip
+    html = customer_client.get(reverse("customer:home")).content.decode()
+    assert "Recent alerts" in html and "Monthly token quota" in html
+    assert "Daily request limit" not in html
+    assert 'role="progressbar"' in html
+    assert "Prepaid credit" in html and "Cost so far" in html
+
+
+def test_account_lists_users_and_invites_one(
+    customer_client, customer, customer_user, other_customer, django_capture_on_commit_callbacks
+):
+    User.objects.create_user("someone@globex.example", "x", customer=other_customer)
+    response = customer_client.get(reverse("customer:customer_account"))
+    html = response.content.decode()
+    assert customer_user.email in html and "someone@globex.example" not in html
+    with django_capture_on_commit_callbacks(execute=True):
+        response = customer_client.post(
+            reverse("customer:customer_account"),
+            {"action": "invite", "invite-email": "New@Acme.example", "invite-full_name": "New"},
+        )
+    assert response.status_code == 302
+    invited = User.objects.get(email="new@acme.example")
+    assert invited.customer == customer and not invited.has_usable_password()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new@acme.example"]
+    again = customer_client.post(
+        reverse("customer:customer_account"),
+        {"action": "invite", "invite-email": "new@acme.example"},
+    )
+    assert again.status_code == 400
+
+
+def test_account_saves_alert_thresholds_and_summary_but_not_staff_settings(
+    customer_client, customer
+):
+    response = customer_client.post(
+        reverse("customer:customer_account"),
+        {
+            "action": "alerts",
+            "monthly_token_percents": "75, 90",
+            "daily_request_percents": "",
+            "summary_frequency": "weekly",
+            "webhook_url": "https://evil.example/hook",
+            "notify_staff": "",
+            "hourly_token_threshold": "1",
+        },
+    )
+    assert response.status_code == 302
+    options = CustomerUsageSettings.objects.get(customer=customer)
+    assert options.monthly_token_percents == [75, 90]
+    assert options.daily_request_percents == []
+    assert options.summary_frequency == "weekly"
+    assert options.webhook_url == "" and options.notify_staff is True
+    assert options.hourly_token_threshold is None
+    bad = customer_client.post(
+        reverse("customer:customer_account"),
+        {"action": "alerts", "monthly_token_percents": "lots", "summary_frequency": ""},
+    )
+    assert bad.status_code == 400
+
+
+def _issued_invoice(customer, month=10):
+    invoice = Invoice.objects.create(
+        customer=customer,
+        period_start=dt.date(2025, month, 1),
+        period_end=dt.date(2025, month, 28),
+    )
+    invoice_line_add(invoice=invoice, description="Usage", amount=Decimal("1.00"))
+    return invoice_issue(invoice=invoice)
+
+
+def test_every_customer_url_with_an_id_is_404_for_another_customers_objects(
+    customer_client, other_customer
+):
+    """Walk the /app/ URL conf: each route with an id is tried with the other customer's."""
+    from django.urls import get_resolver
+
+    from tests.test_access import _walk
+
+    token = services.token_create(customer=other_customer, label="theirs").token
+    invoice = _issued_invoice(other_customer)
+    ids = {"token_id": token.pk, "invoice_id": invoice.pk}
+    routes = [r for r in _walk(get_resolver().url_patterns) if r.startswith("app/") and "<" in r]
+    assert routes
+    for route in routes:
+        url = "/" + route
+        for name, value in ids.items():
+            url = url.replace(f"<uuid:{name}>", str(value))
+        assert "<" not in url, f"{route}: add its id kind to this test"
+        method = (
+            customer_client.post if "/rotate/" in url or "/revoke/" in url else customer_client.get
+        )
+        assert method(url).status_code == 404, url
+    token.refresh_from_db()
+    assert token.status == "active"
+
+
+PAGES = [
+    "customer:home",
+    "customer:usage_overview",
+    "customer:customer_tokens",
+    "customer:customer_account",
+    "customer:invoice_list",
+    "customer:billing_overview",
+]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_customer_pages_query_count_does_not_grow(
+    name, aws, customer_client, customer, make_usage, prices, django_assert_max_num_queries
+):
+    url = reverse(name) + (_range(30) if name == "customer:usage_overview" else "")
+    make_usage([customer], days=2)
+    services.token_create(customer=customer, label="one")
+    _issued_invoice(customer, month=12)
+    Alert.objects.create(customer=customer, rule="daily_requests", threshold=50,
+                         period="2026-11-01", value=1, limit=2)  # fmt: skip
+    with django_assert_max_num_queries(40) as small:
+        assert customer_client.get(url).status_code == 200
+    from usage.models import UsageDaily
+
+    UsageDaily.objects.all().delete()
+    make_usage([customer], days=25, extra_apps=20)
+    for n in range(15):
+        services.token_create(customer=customer, label=f"t{n}")
+        Alert.objects.create(customer=customer, rule="monthly_tokens", threshold=n + 1,
+                             period="2026-11", value=1, limit=1)  # fmt: skip
+        User.objects.create_user(f"u{n}@acme.example", "x", customer=customer)
+        if n < 11:
+            _issued_invoice(customer, month=n + 1)
+    with django_assert_max_num_queries(len(small.captured_queries)) as large:
+        assert customer_client.get(url).status_code == 200
+    print(f"{name}: {len(small.captured_queries)} queries small, {len(large)} large")
+    assert len(large) == len(small.captured_queries)
