@@ -15,8 +15,9 @@ from decimal import Decimal
 OTHER = "Other"
 NONE_LABEL = "(none)"
 BASE_LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 30, "b": 60},
-    "legend": {"orientation": "h", "y": -0.2},
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 60},
+    # Above the plot: below it, a long legend would cover the x axis title.
+    "legend": {"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
     "font": {"family": "system-ui, sans-serif", "size": 12},
     "paper_bgcolor": "rgba(0,0,0,0)",
     "plot_bgcolor": "rgba(0,0,0,0)",
@@ -79,7 +80,9 @@ def _chart(chart_id, title, data, layout, columns, rows, *, empty: bool) -> dict
     }
 
 
-def stacked_bars(chart_id, title, *, x_labels, series: dict, x_title="", y_title="") -> dict:
+def stacked_bars(
+    chart_id, title, *, x_labels, series: dict, x_title="", y_title="", x_type="category"
+) -> dict:
     """One bar per x label, one stacked segment per series name ({name: [values by x]})."""
     data = [
         {"type": "bar", "name": name, "x": list(x_labels), "y": [_plot_value(v) for v in values]}
@@ -87,7 +90,7 @@ def stacked_bars(chart_id, title, *, x_labels, series: dict, x_title="", y_title
     ]
     layout = {
         "barmode": "stack",
-        "xaxis": {"title": {"text": x_title}, "type": "category"},
+        "xaxis": {"title": {"text": x_title}, "type": x_type, "automargin": True},
         "yaxis": {"title": {"text": y_title}},
     }
     names = list(series)
@@ -118,7 +121,7 @@ def pie(chart_id, title, *, labels, values, value_title="Tokens") -> dict:
     return _chart(chart_id, title, data, {}, ["Model", value_title, "Share"], rows, empty=not total)
 
 
-def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="") -> dict:
+def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="", secondary=()) -> dict:
     data = [
         {
             "type": "scatter",
@@ -129,7 +132,16 @@ def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="") ->
         }
         for name, values in series.items()
     ]
-    layout = {"xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}}}
+    layout = {
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": y_title}},
+        "showlegend": len(series) > 1,
+    }
+    for name in secondary:
+        # A second y axis on the right, for a series of another magnitude (requests vs tokens).
+        data[list(series).index(name)]["yaxis"] = "y2"
+        layout["yaxis2"] = {"title": {"text": name}, "overlaying": "y", "side": "right",
+                            "showgrid": False, "rangemode": "tozero"}  # fmt: skip
     names = list(series)
     rows = [[x, *(series[n][i] for n in names)] for i, x in enumerate(x_labels)]
     return _chart(chart_id, title, data, layout, [x_title, *names], rows, empty=not x_labels)
@@ -143,6 +155,7 @@ def heatmap(chart_id, title, *, x_labels, y_labels, matrix, x_title="", y_title=
             "y": list(y_labels),
             "z": matrix,
             "colorscale": "Blues",
+            "reversescale": True,  # plotly's Blues runs dark to light; more tokens = darker
             "hoverongaps": False,
         }
     ]
@@ -176,8 +189,8 @@ def bars(chart_id, title, *, labels, values, x_title="", y_title="", columns=Non
     ]
     layout = {
         "xaxis": {"title": {"text": x_title}},
-        "yaxis": {"title": {"text": y_title}, "type": "category", "autorange": "reversed",
-                  "automargin": True},
+        # No y title: the figure caption names it, and it would overlap long category labels.
+        "yaxis": {"type": "category", "autorange": "reversed", "automargin": True},
         "height": max(260, 60 + 26 * len(labels)),
     }  # fmt: skip
     table_columns = columns or [y_title, x_title]

@@ -76,7 +76,8 @@ def overview(*, today: dt.date) -> dict:
             "Requests": [per_day[d]["requests"] if d in per_day else 0 for d in days],
         },
         x_title="Day (UTC)",
-        y_title="Count",
+        y_title="Tokens",
+        secondary=("Requests",),
     )
     by_customer = usage_selectors.usage_grouped_by(
         start=month_start, end=today, fields=("customer_id",)
@@ -249,6 +250,7 @@ def customer_usage_charts(*, customer_id, start: dt.date, end: dt.date) -> list[
             series=series,
             x_title="Day (UTC)",
             y_title="Tokens",
+            x_type="date",
         ),
         charts.lines(
             "requests-per-day",
