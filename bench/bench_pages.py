@@ -1,0 +1,165 @@
+"""Benchmark: server time and SQL query count of the main pages on the large data set.
+
+Django's test Client in-process (no network), logged in as the benchmark staff user or as the
+user of a large customer (12 tag combinations, about 4,000 usage rows a year). Each page gets
+WARMUP requests, then REQUESTS timed ones (median and p95 of the wall time of `client.get`),
+then one request under CaptureQueriesContext for the query count. DynamoDB (the real-time
+counters) is moto in-process. The same pages are measured on a small data set (scale 0.01)
+for the query counts, which must not grow with the data.
+
+    .venv/bin/python -m bench.bench_pages            # both scales, prints a markdown table
+    BENCH_SCALE=0.01 .venv/bin/python -m bench.bench_pages
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import dataset
+
+GOAL_P95_MS = 150
+REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "30"))
+WARMUP = 3
+SMALL_SCALE = 0.01
+LARGE_CUSTOMER = 7  # dataset: customer n % 100 == 7 is a large one
+
+
+def pages(*, customer_pk, staff_email: str, customer_email: str) -> list[tuple[str, str, str]]:
+    """(label, user email, URL) of every page measured."""
+    return [
+        ("staff home", staff_email, "/staff/"),
+        ("staff customer list", staff_email, "/staff/customers/"),
+        ("staff customer list, search", staff_email, "/staff/customers/?q=customer+0042"),
+        ("staff customer detail", staff_email, f"/staff/customers/{customer_pk}/"),
+        ("staff dashboard overview", staff_email, "/staff/dashboard/"),
+        ("staff usage dashboard", staff_email, "/staff/usage/"),
+        ("staff invoice list (paid)", staff_email, "/staff/billing/invoices/?status=paid"),
+        ("customer home", customer_email, "/app/"),
+        ("customer usage page", customer_email, "/app/usage/"),
+        ("customer invoice list", customer_email, "/app/billing/invoices/"),
+    ]
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))]
+
+
+def measure(page_list, *, requests: int = REQUESTS, warmup: int = WARMUP) -> list[dict]:
+    """Time each page; Django must be set up and the users must exist."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.models import User
+
+    clients = {}
+    results = []
+    for label, email, url in page_list:
+        if email not in clients:
+            clients[email] = Client()
+            clients[email].force_login(User.objects.get(email=email))
+        client = clients[email]
+        for _ in range(warmup):
+            _get(client, url)
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            _get(client, url)
+            times.append((time.perf_counter() - started) * 1000)
+        cache.clear()  # count the queries of a cold request: what a cache miss costs
+        with CaptureQueriesContext(connection) as queries:
+            _get(client, url)
+        results.append(
+            {
+                "page": label,
+                "url": url,
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(_percentile(times, 95), 1),
+                "queries": len(queries),
+            }
+        )
+    return results
+
+
+def _get(client, url):
+    response = client.get(url)
+    if response.status_code != 200:
+        raise AssertionError(f"GET {url} answered {response.status_code}")
+    return response
+
+
+def _bench(at_scale: float) -> list[dict]:
+    url = dataset.database_url(at_scale)
+    dataset.setup_django(url)
+    dataset.ensure(at_scale=at_scale)
+    from django.core.management import call_command
+    from moto import mock_aws
+
+    with mock_aws():
+        call_command("create_aws_resources", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        return measure(
+            pages(
+                customer_pk=dataset.customer_id(LARGE_CUSTOMER),
+                staff_email=dataset.STAFF_EMAIL,
+                customer_email=dataset.customer_email(LARGE_CUSTOMER),
+            )
+        )
+
+
+def _in_subprocess(at_scale: float) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["BENCH_SCALE"] = str(at_scale)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_pages", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run() -> list[dict]:
+    full = dataset.scale()
+    small = {r["page"]: r for r in _in_subprocess(min(SMALL_SCALE, full))}
+    rows = []
+    for r in _in_subprocess(full):
+        small_queries = small[r["page"]]["queries"]
+        rows.append(
+            {
+                "name": f"{r['page']} `{r['url']}`: p50 / p95",
+                "value": f"{r['p50_ms']} / {r['p95_ms']}",
+                "unit": "ms",
+                "goal": f"p95 < {GOAL_P95_MS}",
+                "met": r["p95_ms"] < GOAL_P95_MS,
+            }
+        )
+        rows.append(
+            {
+                "name": f"{r['page']}: SQL queries at scale {min(SMALL_SCALE, full):g} / {full:g}",
+                "value": f"{small_queries} / {r['queries']}",
+                "unit": "queries",
+                "goal": "same at both scales",
+                "met": small_queries == r["queries"],
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    if "--json" in sys.argv:
+        print(json.dumps(_bench(dataset.scale())))
+    else:
+        print("| measure | value | unit | goal | met |\n|---|---|---|---|---|")
+        for row in run():
+            met = "yes" if row["met"] else "**no**"
+            print(f"| {row['name']} | {row['value']} | {row['unit']} | {row['goal']} | {met} |")
