@@ -58,7 +58,7 @@ def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> l
     month_percents = _percents(options.monthly_token_percents if options else [50, 80, 100])
     day_percents = _percents(options.daily_request_percents if options else [50, 80, 100])
     checks = [
-        (Alert.Rule.MONTHLY_TOKENS, customer.monthly_token_quota, month_totals.tokens,
+        (Alert.Rule.MONTHLY_TOKENS, customer.monthly_token_quota, month_totals.quota_used,
          month_percents, f"{now:%Y-%m}"),
         (Alert.Rule.DAILY_REQUESTS, customer.daily_request_limit, today_totals.requests,
          day_percents, f"{now:%Y-%m-%d}"),

@@ -139,7 +139,8 @@ def events_table_ddl(*, bucket: str | None = None) -> str:
   request_id string, `timestamp` string, customer_id string, token_id string,
   model_id string, model_alias string, input_tokens bigint, output_tokens bigint,
   cache_read_tokens bigint, cache_write_tokens bigint, latency_ms bigint, status string,
-  tags struct<applicationId:string,costCenter:string,environment:string,userId:string>
+  tags struct<applicationId:string,costCenter:string,environment:string,userId:string>,
+  client_ip string, api_format string, http_status int, error_code string
 )
 PARTITIONED BY (year string, month string, day string)
 ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'

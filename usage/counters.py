@@ -11,6 +11,9 @@ from dataclasses import dataclass, fields
 from portal.aws import aws_client
 from proxy import contract
 
+# The proxy's name for the MONTH item's quota counter (proxy/limits.py); read, never written.
+QUOTA_ATTRIBUTE = "quota_tokens"
+
 COUNTER_FIELDS = contract.COUNTER_FIELDS
 
 
@@ -21,10 +24,17 @@ class CounterTotals:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # On MONTH items: input + output tokens of priced models, what the proxy holds against
+    # the monthly quota (free models excluded). None when the item has no such attribute.
+    quota_tokens: int | None = None
 
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def quota_used(self) -> int:
+        return self.tokens if self.quota_tokens is None else self.quota_tokens
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"tokens": self.tokens}
@@ -49,7 +59,10 @@ def month_sk(day: dt.date) -> str:
 def _totals(item: dict | None) -> CounterTotals:
     if not item:
         return CounterTotals()
-    return CounterTotals(**{f: int(item[f]["N"]) if f in item else 0 for f in COUNTER_FIELDS})
+    values = {f: int(item[f]["N"]) if f in item else 0 for f in COUNTER_FIELDS}
+    if QUOTA_ATTRIBUTE in item:
+        values["quota_tokens"] = int(item[QUOTA_ATTRIBUTE]["N"])
+    return CounterTotals(**values)
 
 
 def read_counters(
@@ -80,10 +93,12 @@ def read_counters(
 def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict:
     """Today's and this month's counters of one customer, in total and by model."""
     client = client or aws_client("dynamodb")
+    pk = customer_pk(customer_id)
+    totals = read_counters([(pk, day_sk(today)), (pk, month_sk(today))], client=client)
     raw = contract.get_usage_snapshot(client, str(customer_id), today)
     return {
-        "today": CounterTotals(**raw["day"]),
-        "month": CounterTotals(**raw["month"]),
+        "today": totals[(pk, day_sk(today))],
+        "month": totals[(pk, month_sk(today))],
         "today_by_model": sorted(
             ((m, CounterTotals(**v)) for m, v in raw["day_by_model"].items()),
             key=lambda mv: -mv[1].tokens,

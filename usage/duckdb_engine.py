@@ -1,9 +1,9 @@
 """The embedded engine: DuckDB runs the usage SQL over the proxy's local JSON-lines files.
 
-The proxy writes them under USAGE_EVENTS_DIR with the S3 layout
-(`usage-events/year=YYYY/month=MM/day=DD/*.jsonl`), so hive partitioning gives the query the
-same year/month/day columns as the Athena table. The column list is fixed here, as the Glue
-table fixes it for Athena: a file without tags still yields NULL tags, not a missing column.
+The proxy (proxy/usage.py) writes them under USAGE_EVENTS_DIR with the S3 layout
+(`usage-events/year=YYYY/month=MM/day=DD/proxy-<pid>.jsonl`), so hive partitioning gives the
+query the same year/month/day columns as the Athena table. The column list is fixed here, as
+the Glue table fixes it for Athena: a file without tags yields NULL tags, not a missing column.
 """
 
 import datetime as dt
@@ -29,6 +29,10 @@ EVENT_COLUMNS = {
     "status": "VARCHAR",
     "tags": "STRUCT(applicationId VARCHAR, costCenter VARCHAR, environment VARCHAR, "
     "userId VARCHAR)",
+    "client_ip": "VARCHAR",
+    "api_format": "VARCHAR",
+    "http_status": "BIGINT",
+    "error_code": "VARCHAR",
 }
 EVENTS_PREFIX = "usage-events"
 

@@ -135,7 +135,7 @@ def realtime_usage(*, customer, today: dt.date, client=None) -> dict:
         return result
     result.update(snapshot)
     result["today_percent"] = _percent(snapshot["today"].requests, customer.daily_request_limit)
-    result["month_percent"] = _percent(snapshot["month"].tokens, customer.monthly_token_quota)
+    result["month_percent"] = _percent(snapshot["month"].quota_used, customer.monthly_token_quota)
     return result
 
 

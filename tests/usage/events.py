@@ -1,9 +1,19 @@
-"""A small generator of the proxy's usage events, written with the proxy's file layout."""
+"""Usage events as the real proxy builds and writes them (proxy.usage), for the usage tests."""
 
 import datetime as dt
-import json
 import uuid
 from pathlib import Path
+
+from proxy.usage import EventSink, timestamp
+from proxy.usage import make_event as proxy_make_event
+
+
+class _Quiet:
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
 
 
 def make_event(customer_id, *, when: dt.datetime, **overrides) -> dict:
@@ -13,31 +23,29 @@ def make_event(customer_id, *, when: dt.datetime, **overrides) -> dict:
         "environment": overrides.pop("environment", "prod"),
         "userId": overrides.pop("user_id", "alice"),
     }
-    event = {
+    values = {
         "request_id": str(uuid.uuid4()),
-        "timestamp": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "timestamp": timestamp(when.astimezone(dt.UTC)),
         "customer_id": str(customer_id),
         "token_id": str(uuid.uuid4()),
         "model_id": "anthropic.claude-3-haiku-20240307-v1:0",
         "model_alias": "haiku",
         "input_tokens": 100,
         "output_tokens": 20,
-        "cache_read_tokens": 0,
-        "cache_write_tokens": 0,
         "latency_ms": 250,
         "status": "success",
         "tags": tags,
         "client_ip": "203.0.113.7",
+        "api_format": "bedrock",
+        "http_status": 200,
     }
-    event.update(overrides)
-    return event
+    values.update(overrides)
+    return proxy_make_event(**values)
 
 
-def write_events(root: Path, events: list[dict], *, name: str = "part-0.jsonl") -> None:
-    """Append events to `usage-events/year=/month=/day=/<name>` by their timestamp's day."""
+def write_events(root: Path, events: list[dict]) -> None:
+    """Write billable events with the proxy's own sink (its partitioned JSON-lines layout)."""
+    sink = EventSink(events_dir=str(root), stream=_Quiet())
     for event in events:
         when = dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-        folder = root / "usage-events" / f"year={when:%Y}" / f"month={when:%m}" / f"day={when:%d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / name).open("a") as handle:
-            handle.write(json.dumps(event) + "\n")
+        sink.emit(event, when, billable=True)

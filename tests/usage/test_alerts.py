@@ -101,6 +101,30 @@ def test_staff_edited_thresholds_are_used(dynamodb, limited):
     assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
 
 
+def test_the_monthly_quota_counts_what_the_proxy_counts(dynamodb, limited):
+    # quota_tokens (on MONTH#) leaves out free models; the proxy enforces the quota on it.
+    put_counter(
+        dynamodb,
+        limited.pk,
+        "MONTH#2026-11",
+        requests=9,
+        input_tokens=900,
+        output_tokens=50,
+        quota_tokens=400,
+    )
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 0
+    put_counter(
+        dynamodb,
+        limited.pk,
+        "MONTH#2026-11",
+        requests=9,
+        input_tokens=900,
+        output_tokens=50,
+        quota_tokens=500,
+    )
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
+
+
 def test_customers_without_limits_get_no_quota_alerts(dynamodb, customer):
     put_counter(dynamodb, customer.pk, "MONTH#2026-11", requests=10**6, input_tokens=10**9)
     assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 0

@@ -39,7 +39,7 @@ def test_day_is_aggregated_by_model_and_tags(events_dir, customer, other_custome
         )
     )
     events.append(make_event(customer.pk, when=NOON, application_id="search", cost_center=""))
-    events.append(make_event(other_customer.pk, when=NOON, tags=None))
+    events.append(make_event(other_customer.pk, when=NOON, tags={}))
     write_events(events_dir, events)
 
     ingested = _ingest()
@@ -62,7 +62,7 @@ def test_day_is_aggregated_by_model_and_tags(events_dir, customer, other_custome
 def test_duplicate_request_ids_are_counted_once(events_dir, customer):
     event = make_event(customer.pk, when=NOON)
     write_events(events_dir, [event, event])
-    write_events(events_dir, [event], name="retry.jsonl")
+    write_events(events_dir, [event])
 
     _ingest()
 
@@ -189,8 +189,8 @@ def test_concurrent_loads_of_a_day_give_the_same_totals(events_dir, customer):
 
 def test_a_malformed_line_is_skipped_like_athena_does(events_dir, customer):
     write_events(events_dir, [make_event(customer.pk, when=NOON)])
-    folder = next(events_dir.rglob("day=20"))
-    with (folder / "part-0.jsonl").open("a") as handle:
+    written = next(events_dir.rglob("day=20/*.jsonl"))
+    with written.open("a") as handle:
         handle.write('{"request_id": "torn", "customer_id": \n')
     write_events(events_dir, [make_event(customer.pk, when=NOON)])
     assert _ingest().requests == 2
