@@ -1,0 +1,201 @@
+"""Benchmark: the portal under gunicorn on loopback, loaded by locust for 60 s.
+
+Mixed read traffic of logged-in customers (customer home 3 : usage page 2 : invoice list 2,
+no think time) from BENCH_LOAD_USERS concurrent users spread over 20 customer accounts (one
+session each, large customers included) of the shared data set. gunicorn serves
+bench.settings (test settings + a loopback moto server for the real-time counters) on a free
+127.0.0.1 port with BENCH_LOAD_WORKERS workers. Reports the requests per second held, errors
+and p50/p95 latency. Every process is started here and stopped here; the run is bounded by
+locust's --run-time and a subprocess timeout.
+
+    .venv/bin/python -m bench.bench_load           # prints a markdown table
+    BENCH_LOAD_SECONDS=10 BENCH_SCALE=0.01 .venv/bin/python -m bench.bench_load
+"""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
+USERS = int(os.environ.get("BENCH_LOAD_USERS", "12"))
+WORKERS = int(os.environ.get("BENCH_LOAD_WORKERS", "2"))
+ACCOUNTS = 20
+GOAL_P95_MS = 150
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sessions(customers: int) -> list[str]:
+    """One logged-in session per customer account, written straight to the session store."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from portal.models import User
+
+    numbers = [n for n in range(customers) if n % 100 in (7, 1, 2, 3, 4, 5)][:ACCOUNTS]
+    emails = [dataset.customer_email(n) for n in numbers]
+    keys = []
+    for user in User.objects.filter(email__in=emails):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        keys.append(session.session_key)
+    return keys
+
+
+def _wait_until_up(url: str, process, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)  # loopback only
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"gunicorn did not answer on {url}")
+
+
+def _stop(process) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _aggregated(stats_csv: Path) -> dict:
+    with stats_csv.open() as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    return rows
+
+
+def _bench() -> list[dict]:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+
+    url = dataset.database_url()
+    dataset.setup_django(url)
+    details = dataset.ensure()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    gunicorn = None
+    try:
+        settings.AWS_ENDPOINT_URL = moto_url
+        call_command("create_aws_resources", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        sessions = _sessions(details["counts"]["customers"])
+        port = free_port()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": url,
+            "BENCH_AWS_ENDPOINT_URL": moto_url,
+            "PYTHONPATH": str(ROOT),
+        }
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(WORKERS), "--access-logfile", "-", "--log-level", "warning"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        host = f"http://127.0.0.1:{port}"
+        _wait_until_up(f"{host}/healthz", gunicorn)
+        with tempfile.TemporaryDirectory() as tmp:
+            prefix = Path(tmp) / "load"
+            locust_env = {**env, "BENCH_LOAD_SESSIONS": ",".join(sessions)}
+            subprocess.run(
+                [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
+                 "--headless", "--users", str(USERS), "--spawn-rate", str(USERS),
+                 "--run-time", f"{SECONDS}s", "--host", host, "--csv", str(prefix),
+                 "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5"],
+                env=locust_env, cwd=ROOT, check=False, timeout=SECONDS + 120,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            stats = _aggregated(Path(f"{prefix}_stats.csv"))
+    finally:
+        if gunicorn is not None:
+            _stop(gunicorn)
+        moto.stop()
+    total = stats["Aggregated"]
+    requests = int(total["Request Count"])
+    failures = int(total["Failure Count"])
+    rps = float(total["Requests/s"])
+    result = [
+        {
+            "name": f"customer pages under gunicorn ({WORKERS} workers), {USERS} users, "
+            f"{SECONDS} s: requests/s held ({requests:,} requests, {failures} errors)",
+            "value": f"{rps:.1f}",
+            "unit": "req/s",
+            "goal": "0 errors",
+            "met": failures == 0 and requests > 0,
+        },
+        {
+            "name": "  p50 / p95 latency, all pages",
+            "value": f"{total['50%']} / {total['95%']}",
+            "unit": "ms",
+            "goal": f"p95 < {GOAL_P95_MS}",
+            "met": float(total["95%"]) < GOAL_P95_MS,
+        },
+    ]
+    for name in ("customer home", "customer usage page", "customer invoice list"):
+        row = stats.get(name)
+        if row:
+            result.append(
+                {
+                    "name": f"  {name}: p50 / p95 ({row['Request Count']} requests)",
+                    "value": f"{row['50%']} / {row['95%']}",
+                    "unit": "ms",
+                    "goal": "",
+                }
+            )
+    return result
+
+
+def run() -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_load", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 600,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    if "--json" in sys.argv:
+        print(json.dumps(_bench()))
+    else:
+        print("| measure | value | unit | goal | met |\n|---|---|---|---|---|")
+        for r in run():
+            met = "" if r.get("met") is None else ("yes" if r["met"] else "**no**")
+            print(f"| {r['name']} | {r['value']} | {r['unit']} | {r['goal']} | {met} |")
