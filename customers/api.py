@@ -1,7 +1,6 @@
 """/api/v1/ resources of the customers app: customers (with limits and status actions), their
 tokens and users, and the audit log. Every write goes through the same services as the pages."""
 
-import django_filters
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +15,7 @@ from portal.api.base import (
     CustomerFilterSet,
     SharedViewSet,
     StaffModelViewSet,
+    UtcDateTimeFilter,
     audit_context,
     customer_scope,
     schema_only,
@@ -241,8 +241,8 @@ class CustomerUserViewSet(
 
 
 class AuditEventFilter(CustomerFilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -9,12 +9,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.api.base import storable_json
 from portal.models import User
 
 from .models import AuditEvent, Customer, Token
 from .services import DETAIL_FIELDS, LIMIT_FIELDS, clean_limits
 
-MAX_LIMIT = 10**15
+MAX_INT = 2**31 - 1  # the columns of the per-day and per-minute limits
+MAX_BIG = 10**15  # the monthly token quota's, as the services' own validator allows
 
 
 def _service_rule(field: str, value):
@@ -28,13 +30,13 @@ class LimitsSerializer(serializers.ModelSerializer):
     """What the proxy enforces. null: no limit; an empty allowed_models: every model."""
 
     daily_request_limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+        min_value=1, max_value=MAX_INT, allow_null=True, required=False
     )
     monthly_token_quota = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+        min_value=1, max_value=MAX_BIG, allow_null=True, required=False
     )
     rpm_limit = serializers.IntegerField(
-        min_value=1, max_value=MAX_LIMIT, allow_null=True, required=False
+        min_value=1, max_value=MAX_INT, allow_null=True, required=False
     )
     allowed_models = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=1000
@@ -55,7 +57,7 @@ class LimitsSerializer(serializers.ModelSerializer):
         return _service_rule("ip_allowlist", value)
 
     def validate_default_model_params(self, value):
-        return _service_rule("default_model_params", value)
+        return _service_rule("default_model_params", storable_json(value))
 
 
 class CustomerSerializer(LimitsSerializer):

@@ -1,6 +1,8 @@
 """What every resource of the API shares: who may call it, whose data it sees, how service
 refusals become 400/409 answers, and the error responses its schema documents."""
 
+import datetime as dt
+
 import django_filters
 from axes.helpers import get_client_ip_address
 from django.http import Http404
@@ -122,6 +124,27 @@ class SharedViewSet(SharedViewSetMixin, viewsets.GenericViewSet):
     pass
 
 
+def storable_json(value):
+    """Refuse JSON that PostgreSQL's jsonb cannot hold: NUL characters and lone surrogates."""
+
+    def bad(text: str) -> bool:
+        return "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+    def walk(item):
+        if isinstance(item, str) and bad(item):
+            raise serializers.ValidationError("Text may not contain NUL or surrogate characters.")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                walk(key)
+                walk(inner)
+        elif isinstance(item, list):
+            for inner in item:
+                walk(inner)
+
+    walk(value)
+    return value
+
+
 def is_write(request) -> bool:
     return request.method not in SAFE_METHODS
 
@@ -131,6 +154,26 @@ def not_found(what: str = "object"):
 
 
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 instant, converted to UTC: an offset PostgreSQL cannot store (beyond
+    ±15:59) or an instant out of range is a 400, never a database error."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise django_filters.fields.forms.ValidationError(
+                "This instant is out of range.", code="invalid"
+            ) from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class CustomerFilterSet(django_filters.FilterSet):

@@ -29,3 +29,12 @@ def test_read_only_resource(rw):
 def test_customers_and_anonymous_refused(customer_api, anon):
     assert customer_api.get(URL).status_code == 403
     assert anon.get(URL).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "value, status",
+    [("2286-04-10T15:44:49-23:07", 200), ("9999-12-31T23:59:59-14:00", 400), ("garbage", 400)],
+)
+def test_instants_are_compared_in_utc_never_a_500(ro, value, status):
+    """PostgreSQL cannot store an offset beyond 15:59: the filter converts to UTC first."""
+    assert ro.get(URL, {"created_before": value}).status_code == status

@@ -128,3 +128,13 @@ def test_unknown_customer_is_404(rw):
     response = rw.get(f"{URL}00000000-0000-0000-0000-000000000001/")
     assert response.status_code == 404
     assert rw.get(f"{URL}not-a-uuid/").status_code == 404
+
+
+def test_values_beyond_the_columns_are_400_not_500(rw, customer):
+    url = f"{URL}{customer.pk}/limits/"
+    response = rw.patch(url, {"rpm_limit": 2**31, "default_model_params": {"a\x00": "b"}})
+    assert response.status_code == 400
+    assert {"rpm_limit", "default_model_params"} <= set(error_of(response)["fields"])
+    lone_surrogate = b'{"default_model_params": {"x": "\\ud800"}}'
+    response = rw.generic("PATCH", url, lone_surrogate, content_type="application/json")
+    assert response.status_code == 400
