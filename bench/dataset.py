@@ -163,7 +163,9 @@ def _sql_value(value):
         return value.hex  # how Django stores a UUIDField on SQLite
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, dt.datetime):  # Django's SQLite form: naive UTC, space separated
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, dt.date):
         return value.isoformat()
     return value
 
@@ -180,7 +182,7 @@ def _month_starts(end_day: dt.date, count: int) -> list[dt.date]:
 def _usage_rows(customers: int, end_day: dt.date, rng: random.Random):
     """About 1.4 rows per customer and day; 1 % of customers are large (12 tag combinations)."""
     days = [end_day - dt.timedelta(days=d) for d in range(DAYS - 1, -1, -1)]
-    now = dt.datetime.combine(end_day, dt.time(4), tzinfo=dt.UTC).isoformat()
+    now = dt.datetime.combine(end_day, dt.time(4), tzinfo=dt.UTC)
     for n in range(customers):
         cid = customer_id(n)
         large = n % 100 == 7
@@ -243,8 +245,8 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
                 f"Customer {n:05d} {rng.choice(('Labs', 'Inc', 'GmbH', 'Ltd'))}",
                 f"billing@customer{n:05d}.bench.example",
                 statuses[n % 100],
-                (created + dt.timedelta(minutes=n)).isoformat(),
-                created.isoformat(),
+                (created + dt.timedelta(minutes=n)),
+                created,
                 "[]",
                 "",
                 "",
@@ -273,7 +275,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
             "password email full_name is_staff is_superuser customer_id is_active "
             "is_service_account date_joined"
         ),
-        ((*u, True, False, created.isoformat()) for u in users),
+        ((*u, True, False, created) for u in users),
     )
     counts["tokens"] = writer.write(
         "customers_token",
@@ -291,7 +293,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
         ),
         _usage_rows(customers, end_day, rng),
     )
-    stamp = dt.datetime.combine(end_day, dt.time(4), dt.UTC).isoformat()
+    stamp = dt.datetime.combine(end_day, dt.time(4), dt.UTC)
     counts["ingested days"] = writer.write(
         "usage_ingestedday",
         _columns("day engine rows requests skipped_rows ingested_at"),
@@ -312,7 +314,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
                 "",
                 pct * 5_000_000,
                 500_000_000,
-                dt.datetime.combine(m, dt.time(12), dt.UTC).isoformat(),
+                dt.datetime.combine(m, dt.time(12), dt.UTC),
                 "",
                 "",
             )
@@ -341,9 +343,9 @@ def _token_rows(customers: int, created: dt.datetime, end_day: dt.date):
                 "bup_" + digest[:4],
                 digest[-4:],
                 "revoked" if revoked else "active",
-                made.isoformat(),
-                (made + dt.timedelta(days=20)).isoformat() if revoked else None,
-                expires.isoformat(),
+                made,
+                (made + dt.timedelta(days=20)) if revoked else None,
+                expires,
                 1,
             )
 
@@ -377,9 +379,9 @@ def _invoices(writer, customers: int, end_day: dt.date) -> tuple[int, int]:
                     Decimal("0"),
                     Decimal("0.00"),
                     total,
-                    issued.isoformat(),
-                    issued.isoformat(),
-                    (issued + dt.timedelta(days=9)).isoformat() if paid else None,
+                    issued,
+                    issued,
+                    (issued + dt.timedelta(days=9)) if paid else None,
                     "",
                 )
             )
