@@ -37,8 +37,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## make bench: the benchmarks in bench/, results written to bench/RESULTS.md.
+## make bench: the shared data set (PostgreSQL: BENCH_PORTAL_DATABASE_URL, else DATABASE_URL's
+## server, else 127.0.0.1:5432; generated once and cached), then every benchmark in bench/,
+## results written to bench/RESULTS.md. BENCH_SCALE=0.01 for a quick run on a small data set.
 bench: $(STAMP)
+	@$(PY) -m bench.dataset --check
+	$(PY) -m bench.dataset
 	$(PY) -m bench.run
 
 ## make clean-demo: forget the local demo database, settings and queues (asks first).

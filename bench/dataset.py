@@ -14,6 +14,7 @@ ever written. On another engine (the SQLite test database) rows go in with execu
 
     .venv/bin/python -m bench.dataset            # generate if needed, print the summary
     .venv/bin/python -m bench.dataset --check    # is PostgreSQL reachable?
+    .venv/bin/python -m bench.dataset --force    # generate again
 """
 
 import datetime as dt
@@ -548,6 +549,9 @@ def main(argv: list[str]) -> int:
         return 0
     setup_django(url)
     details = ensure(force="--force" in argv)
+    if "--json" in argv:
+        print(json.dumps({**details, "url": url}))
+        return 0
     state = "cached" if details["cached"] else f"generated in {details['seconds']} s"
     print(f"{url}: {state}; " + ", ".join(f"{v:,} {k}" for k, v in details["counts"].items()))
     return 0
