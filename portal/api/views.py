@@ -7,17 +7,23 @@ from rest_framework.response import Response
 from portal.access import is_staff_user
 from portal.models import ApiKey
 
+from .base import ErrorSerializer
+
 
 @extend_schema(
-    responses=inline_serializer(
-        "Me",
-        {
-            "email": serializers.EmailField(),
-            "role": serializers.ChoiceField(choices=["staff", "customer"]),
-            "customer_id": serializers.UUIDField(allow_null=True),
-            "api_key_scope": serializers.CharField(allow_null=True),
-        },
-    )
+    responses={
+        200: inline_serializer(
+            "Me",
+            {
+                "email": serializers.EmailField(),
+                "role": serializers.ChoiceField(choices=["staff", "customer"]),
+                "customer_id": serializers.UUIDField(allow_null=True),
+                "api_key_scope": serializers.CharField(allow_null=True),
+            },
+        ),
+        401: ErrorSerializer,
+        429: ErrorSerializer,
+    }
 )
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])

@@ -138,3 +138,9 @@ def test_values_beyond_the_columns_are_400_not_500(rw, customer):
     lone_surrogate = b'{"default_model_params": {"x": "\\ud800"}}'
     response = rw.generic("PATCH", url, lone_surrogate, content_type="application/json")
     assert response.status_code == 400
+
+
+def test_form_bodies_are_415_in_the_error_shape(rw):
+    response = rw.post(URL, {"name": "x", "contact_email": "x@x.example"}, format="multipart")
+    assert response.status_code == 415
+    assert error_of(response)["type"] == "validation_error"
