@@ -250,7 +250,11 @@ class ProxyApp:
         try:
             function(*args)
         except Exception as exc:
-            logger.error("usage counters not updated: %s", type(exc).__name__)
+            logger.error(
+                "usage counters not updated: %s %s",
+                type(exc).__name__,
+                getattr(exc, "response", {}).get("Error"),
+            )
 
     def _emit(self, request: Request, now: datetime, state: dict, response, started) -> None:
         principal, call, result = state["principal"], state["call"], state["result"]

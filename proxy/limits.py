@@ -21,6 +21,7 @@ costs one extra call once per customer, period and container.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from .errors import ProxyError
 
 MINUTE_TTL = 2 * 3600
 DAY_TTL = 400 * 86400
+MAX_ATTEMPTS = 8
 QUOTA_ATTRIBUTE = "quota_tokens"  # input + output tokens of priced models, on MONTH#<month>
 
 
@@ -104,20 +106,24 @@ class Limiter:
         customer (IP allowlist, model access) when its item changed since it was cached."""
         now = now or datetime.now(UTC)
         slots = periods(now)
-        for attempt in range(1, 5):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             customer = principal.customer
             limits = self._limits(customer)
             items, plan = self._transaction(principal, limits, slots)
             try:
                 self.dynamodb.transact_write_items(TransactItems=items)
             except ClientError as exc:
+                if is_conflict(exc) and attempt < MAX_ATTEMPTS:
+                    # Another transaction holds the same counter item: retry with jitter.
+                    time.sleep(random.uniform(0.005, 0.02 * attempt))  # noqa: S311 (jitter)
+                    continue
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = [
                     r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
                 ]
                 if "ConditionalCheckFailed" not in reasons:
-                    raise  # conflict with a concurrent transaction etc.: the client retries
+                    raise ProxyError("bedrock_unavailable", "Too much contention; retry.") from None
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
             return self._admitted(principal, limits, slots, plan, now, attempt)
@@ -252,3 +258,16 @@ def _status_check(table: str, key: str, value: str, version: int) -> dict:
             },
         }
     }
+
+
+def is_conflict(exc: ClientError) -> bool:
+    """A concurrent transaction on the same item (TransactionConflict), not a failed condition."""
+    error = exc.response.get("Error", {}).get("Code", "")
+    if error in ("TransactionConflictException", "TransactionInProgressException"):
+        return True
+    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+    return (
+        error == "TransactionCanceledException"
+        and "TransactionConflict" in reasons
+        and "ConditionalCheckFailed" not in reasons
+    )

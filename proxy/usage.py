@@ -16,14 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from . import contract, models
-from .limits import DAY_TTL, QUOTA_ATTRIBUTE
+from .limits import DAY_TTL, QUOTA_ATTRIBUTE, is_conflict
 
 logger = logging.getLogger("proxy")
 EVENTS_PREFIX = "usage-events"
@@ -84,16 +87,30 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
         _update(table, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens}, ttl),
         _update(table, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens}),
     ]
-    dynamodb.transact_write_items(TransactItems=items)
+    transact_with_retry(dynamodb, items)
+
+
+def transact_with_retry(dynamodb, items: list, attempts: int = 6) -> None:
+    """Unconditional counter updates: a conflict with a concurrent transaction on the same hot
+    counter item (TransactionConflict) is retried with jitter; anything else is raised."""
+    for attempt in range(attempts):
+        try:
+            dynamodb.transact_write_items(TransactItems=items)
+            return
+        except ClientError as exc:
+            if attempt == attempts - 1 or not is_conflict(exc):
+                raise
+            time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))  # noqa: S311
 
 
 def refund_request(dynamodb, tables, customer_id, admission) -> None:
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
-    dynamodb.transact_write_items(
-        TransactItems=[
+    transact_with_retry(
+        dynamodb,
+        [
             _update(table, pk, admission.day_sk, {"requests": -1}),
             _update(table, pk, admission.month_sk, {"requests": -1}),
-        ]
+        ],
     )
 
 

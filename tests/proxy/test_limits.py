@@ -1,0 +1,116 @@
+"""Limits: one transaction per request, 429 with Retry-After and X-RateLimit-*, warnings first,
+and revocation / suspension effective on the very next request despite a warm cache."""
+
+import dataclasses
+from datetime import UTC, datetime
+
+from proxy import contract
+
+from .conftest import body_of, chat, event, put_customer, put_token
+
+
+def count_calls(client) -> list[str]:
+    calls = []
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **kw: calls.append(model.name)
+    )
+    return calls
+
+
+def test_daily_limit_with_warning_then_429(app, dynamodb):
+    customer = put_customer(dynamodb, daily_request_limit=5)
+    token, _ = put_token(dynamodb, customer)
+    statuses, warnings = [], []
+    for _ in range(7):
+        response = app.handle(event(chat(), token=token))
+        statuses.append(response["statusCode"])
+        warnings.append("X-RateLimit-Warning" in response["headers"])
+    assert statuses == [200] * 5 + [429] * 2
+    # 80 % of 5 = 4: the 5th request is the first past the threshold
+    assert warnings == [False] * 4 + [True] + [False] * 2
+    refused = app.handle(event(chat(), token=token))
+    error = body_of(refused)["error"]
+    assert error["code"] == "daily_limit_exceeded" and error["type"] == "rate_limit_error"
+    headers = refused["headers"]
+    assert headers["X-RateLimit-Limit"] == "5" and headers["X-RateLimit-Remaining"] == "0"
+    midnight = (
+        int(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+        + 86400
+    )
+    assert headers["X-RateLimit-Reset"] == str(midnight)
+    assert 0 < int(headers["Retry-After"]) <= 86400
+    snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
+    assert snapshot["day"]["requests"] == 5  # refusals are not counted
+
+
+def test_rpm_limit(app, dynamodb):
+    customer = put_customer(dynamodb, rpm_limit=3)
+    token, _ = put_token(dynamodb, customer)
+    statuses = [app.handle(event(chat(), token=token))["statusCode"] for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = app.handle(event(chat(), token=token))
+    assert body_of(refused)["error"]["code"] == "rpm_limit_exceeded"
+    assert 1 <= int(refused["headers"]["Retry-After"]) <= 60
+
+
+def test_monthly_token_quota_counts_exact_tokens_of_priced_models(app, dynamodb, bedrock):
+    from .conftest import converse_response
+
+    customer = put_customer(dynamodb, monthly_token_quota=100)
+    token, _ = put_token(dynamodb, customer)
+    bedrock.stubber.add_response("converse", converse_response(input_tokens=60, output_tokens=30))
+    bedrock.stubber.add_response("converse", converse_response(input_tokens=5, output_tokens=5))
+    assert app.handle(event(chat(model="nova-micro"), token=token))["statusCode"] == 200
+    second = app.handle(event(chat(model="nova-micro"), token=token))
+    assert second["statusCode"] == 200 and "X-RateLimit-Warning" in second["headers"]
+    refused = app.handle(event(chat(model="nova-micro"), token=token))
+    assert refused["statusCode"] == 429
+    assert body_of(refused)["error"]["code"] == "monthly_quota_exceeded"
+    first_of_next = refused["headers"]["X-RateLimit-Reset"]
+    assert datetime.fromtimestamp(int(first_of_next), UTC).day == 1
+
+
+def test_two_dynamodb_calls_per_warm_request(app, dynamodb, principal):
+    token = principal[0]
+    app.handle(event(chat(), token=token))  # cold: reads the token and the customer
+    calls = count_calls(dynamodb)
+    for _ in range(3):
+        assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    assert calls == ["TransactWriteItems", "TransactWriteItems"] * 3
+
+
+def test_revocation_takes_effect_on_the_next_request_despite_warm_cache(app, dynamodb, principal):
+    token, customer, item = principal
+    for _ in range(3):
+        assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    assert app.auth.tokens.get(item.token_hash) is not None  # warm
+    revoked = dataclasses.replace(item, status="revoked", version=item.version + 1)
+    assert contract.put_token(dynamodb, revoked)
+    response = app.handle(event(chat(), token=token))
+    assert response["statusCode"] == 401 and body_of(response)["error"]["code"] == "token_revoked"
+    snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
+    assert snapshot["day"]["requests"] == 3
+    # and it stays refused (now from the refreshed cache or a read)
+    assert app.handle(event(chat(), token=token))["statusCode"] == 401
+
+
+def test_suspension_and_limit_changes_take_effect_at_once(app, dynamodb, principal):
+    token, customer, _ = principal
+    assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    tightened = dataclasses.replace(customer, version=2, allowed_models=["nova-lite"], rpm_limit=1)
+    assert contract.put_customer(dynamodb, tightened)
+    refused = app.handle(event(chat(model="claude-3-haiku"), token=token))
+    assert body_of(refused)["error"]["code"] == "model_not_allowed"
+    assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    assert body_of(app.handle(event(chat(), token=token)))["error"]["code"] == "rpm_limit_exceeded"
+    suspended = dataclasses.replace(tightened, version=3, status="suspended")
+    assert contract.put_customer(dynamodb, suspended)
+    response = app.handle(event(chat(), token=token))
+    assert response["statusCode"] == 403
+    assert body_of(response)["error"]["code"] == "customer_suspended"
+
+
+def test_zero_limit_refuses_everything(app, dynamodb):
+    customer = put_customer(dynamodb, daily_request_limit=0)
+    token, _ = put_token(dynamodb, customer)
+    assert app.handle(event(chat(), token=token))["statusCode"] == 429
