@@ -1,0 +1,75 @@
+"""One JSON usage event per request: stdout always, S3 and local JSON-lines for billable calls,
+with the usage app's field names; and no token, hash or Authorization header in any log."""
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from proxy import usage
+
+from .conftest import BUCKET, chat, event, make_app
+
+USAGE_APP_COLUMNS = {  # usage/duckdb_engine.py EVENT_COLUMNS, the columns the ingest reads
+    "request_id",
+    "timestamp",
+    "customer_id",
+    "token_id",
+    "model_id",
+    "model_alias",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "latency_ms",
+    "status",
+    "tags",
+}
+
+
+def test_events_go_to_s3_and_local_files_in_partitions(dynamodb, s3, principal, tmp_path):
+    app = make_app(dynamodb, s3=s3, usage_bucket=BUCKET, usage_events_dir=str(tmp_path))
+    token, customer, item = principal
+    responses = [app.handle(event(chat(), token=token)) for _ in range(2)]
+    refused = app.handle(event(chat(model="nope-model"), token=token))
+    assert [r["statusCode"] for r in responses] == [200, 200] and refused["statusCode"] == 400
+    now = datetime.now(UTC)
+    prefix = f"usage-events/year={now:%Y}/month={now:%m}/day={now:%d}/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="usage-events/")["Contents"]]
+    assert len(keys) == 2 and all(k.startswith(prefix) for k in keys)
+    stored = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in keys]
+    files = list(Path(tmp_path).glob(prefix + "*.jsonl"))
+    assert len(files) == 1
+    local = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert sorted(e["request_id"] for e in local) == sorted(e["request_id"] for e in stored)
+    for event_ in local:
+        assert set(event_) >= USAGE_APP_COLUMNS
+        assert event_["customer_id"] == customer.customer_id and event_["token_id"] == item.token_id
+        assert event_["status"] == "success" and event_["model_id"] == "sandbox.echo-v1"
+        assert event_["timestamp"].endswith("Z") and event_["client_ip"] == "203.0.113.7"
+        assert isinstance(event_["input_tokens"], int)
+    # stdout has one line per request, the refused one included (status rejected)
+    printed = app.sink.stream.events()
+    assert [e["status"] for e in printed] == ["success", "success", "rejected"]
+    assert printed[2]["error_code"] == "unknown_model"
+
+
+def test_event_fields_match_the_usage_app_and_the_glue_table():
+    assert set(usage.EVENT_FIELDS) >= USAGE_APP_COLUMNS
+    from usage.duckdb_engine import EVENT_COLUMNS
+
+    assert set(EVENT_COLUMNS) <= set(usage.EVENT_FIELDS)
+
+
+def test_no_secret_in_any_log_line(dynamodb, principal, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    app = make_app(dynamodb)
+    token, _, item = principal
+    for body in (chat(), {"broken": True}):
+        app.handle(event(body, token=token))
+    app.handle(event(chat(), token=token + "x"))  # malformed
+    app.handle(event("{", token=token))
+    logged = app.sink.stream.getvalue() + caplog.text + capsys.readouterr().out
+    assert logged
+    for secret in (token, item.token_hash, "Bearer", "authorization", token[4:20]):
+        assert secret.lower() not in logged.lower()
