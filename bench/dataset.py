@@ -534,6 +534,19 @@ def ensure(*, at_scale: float | None = None, force: bool = False) -> dict:
     return {**details, "cached": False}
 
 
+def ready(at_scale: float | None = None) -> bool:
+    """Whether the data set of this scale is already generated (without setting Django up)."""
+    import psycopg
+
+    at_scale = scale() if at_scale is None else at_scale
+    try:
+        with psycopg.connect(database_url(at_scale), connect_timeout=3) as conn:
+            row = conn.execute("SELECT version, details FROM bench_dataset").fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row) and row[0] == VERSION and json.loads(row[1]).get("scale") == at_scale
+
+
 def main(argv: list[str]) -> int:
     url = database_url()
     problem = check_reachable(url)

@@ -2,18 +2,22 @@
 
 BENCH_LOAD_SESSIONS holds comma-separated Django session keys of customer users; each simulated
 user takes one in turn and sends it as the session cookie, then loops over the customer home,
-usage and invoice list pages with no think time (what the portal holds at saturation).
+usage and invoice list pages: with no think time (what the portal holds at saturation), or at
+BENCH_LOAD_RATE requests per second per user when set (latency at a sustained load).
 """
 
 import itertools
 import os
 
-from locust import FastHttpUser, task
+from locust import FastHttpUser, constant, constant_throughput, task
 
 _sessions = itertools.cycle(os.environ.get("BENCH_LOAD_SESSIONS", "").split(","))
+_rate = float(os.environ.get("BENCH_LOAD_RATE") or 0)
 
 
 class CustomerReader(FastHttpUser):
+    wait_time = constant_throughput(_rate) if _rate else constant(0)
+
     def on_start(self):
         self.headers = {"Cookie": f"sessionid={next(_sessions)}"}
 

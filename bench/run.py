@@ -23,12 +23,17 @@ def _machine() -> str:
         mem = f", {mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         mem = ""
-    return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}; "
+        f"load average at the start {load} (1/5/15 min; other work shares the machine)"
+    )
 
 
 def main(selected: list[str]) -> int:
     sys.path.insert(0, str(BENCH_DIR.parent))
     rows, failures = [], 0
+    machine = _machine()  # before the benchmarks load it
     modules = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
     if selected:
         modules = [m for m in modules if any(s in m for s in selected)]
@@ -49,7 +54,7 @@ def main(selected: list[str]) -> int:
     lines = [
         "# Benchmark results",
         "",
-        f"Machine: {_machine()}  ",
+        f"Machine: {machine}  ",
         f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         "| benchmark | measure | value | unit | goal | met |",
