@@ -140,8 +140,15 @@ def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="", se
     for name in secondary:
         # A second y axis on the right, for a series of another magnitude (requests vs tokens).
         data[list(series).index(name)]["yaxis"] = "y2"
-        layout["yaxis2"] = {"title": {"text": name}, "overlaying": "y", "side": "right",
-                            "showgrid": False, "rangemode": "tozero"}  # fmt: skip
+        layout["yaxis2"] = {
+            "title": {"text": name},
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+            "automargin": True,
+        }
+        layout["yaxis"]["rangemode"] = "tozero"
     names = list(series)
     rows = [[x, *(series[n][i] for n in names)] for i, x in enumerate(x_labels)]
     return _chart(chart_id, title, data, layout, [x_title, *names], rows, empty=not x_labels)
