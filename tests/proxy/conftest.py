@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 import time
 import uuid
 
@@ -11,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from proxy import contract, handler
 from proxy.config import Settings
@@ -174,3 +177,38 @@ def converse_response(text="Paris.", input_tokens=12, output_tokens=3, cache_rea
 
 def body_of(response) -> dict:
     return json.loads(response["body"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def atomic_moto(monkeypatch):
+    """moto's backend applies a request as read-modify-write without a lock, so two threads can
+    lose an ADD; DynamoDB applies each write atomically. One lock per write restores that (it
+    does not serialise our read-then-decide logic: there is none, the conditions decide)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # transact_write_items calls the others
+    for name in ("transact_write_items", "update_item", "put_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def moto_server(aws_env, atomic_moto):
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

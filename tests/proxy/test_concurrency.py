@@ -4,53 +4,15 @@ Each thread plays its own Lambda container (its own ProxyApp, cache and boto3 cl
 them against one moto server on 127.0.0.1, so only DynamoDB's conditions can keep the count.
 """
 
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import boto3
-import pytest
-from moto.server import ThreadedMotoServer
 
 from proxy import contract
 
 from .conftest import REGION, chat, event, make_app, put_customer, put_token
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def atomic_moto(monkeypatch):
-    """moto's backend applies a request as read-modify-write without a lock, so two threads can
-    lose an ADD; DynamoDB applies each write atomically. One lock per write restores that (it
-    does not serialise our read-then-decide logic: there is none, the conditions decide)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()  # transact_write_items calls the others
-    for name in ("transact_write_items", "update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-@pytest.fixture
-def moto_server(aws_env, atomic_moto):
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def test_fifty_concurrent_requests_against_a_limit_of_twenty(moto_server):

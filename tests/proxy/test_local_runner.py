@@ -1,0 +1,105 @@
+"""The local runner on 127.0.0.1 against a moto server: the OpenAI Python SDK, seed 002's
+`requests` example with the sandbox model, and the events in USAGE_EVENTS_DIR."""
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import openai
+import pytest
+import requests
+
+from proxy import contract, local
+
+from .conftest import REGION, put_customer, put_token
+
+
+@pytest.fixture
+def runner(moto_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("USAGE_EVENTS_DIR", str(tmp_path))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("PROXY_BEDROCK", raising=False)
+    monkeypatch.delenv("USAGE_BUCKET", raising=False)
+    server = local.build(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
+    customer = put_customer(dynamodb, daily_request_limit=5)
+    token, _ = put_token(dynamodb, customer)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield base, token, customer, dynamodb, tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_openai_sdk_against_the_local_runner(runner):
+    base, token, customer, dynamodb, events_dir = runner
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0)
+    completion = client.chat.completions.create(
+        model="sandbox.echo-v1", messages=[{"role": "user", "content": "Hello!"}]
+    )
+    assert completion.choices[0].message.content == "Echo: Hello!"
+    assert completion.usage.prompt_tokens >= 1 and completion.usage.completion_tokens >= 1
+    stream = client.chat.completions.create(
+        model="sandbox.echo-v1",
+        messages=[{"role": "user", "content": "Stream me"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Echo: Stream me" and chunks[-1].usage.completion_tokens >= 1
+    assert "sandbox.echo-v1" in [m.id for m in client.models.list()]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(
+            base_url=f"{base}/v1", api_key=contract.generate_token(), max_retries=0
+        ).models.list()
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(
+            model="nova-lite", messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.status_code == 502  # no Bedrock in the emulator: a clear upstream error
+    assert refused.value.body["code"] == "bedrock_not_configured"
+    for _ in range(3):
+        client.chat.completions.create(
+            model="sandbox.echo-v1", messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(
+            model="sandbox.echo-v1", messages=[{"role": "user", "content": "x"}]
+        )
+    assert limited.value.response.headers["Retry-After"]
+    now = datetime.now(UTC)
+    folder = Path(events_dir) / f"usage-events/year={now:%Y}/month={now:%m}/day={now:%d}"
+    events = [
+        json.loads(line) for f in folder.glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert len(events) == 5 and {e["status"] for e in events} == {"success"}
+    snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, now.date())
+    assert snapshot["day"]["requests"] == 5
+
+
+def test_seed_002_python_example_with_the_sandbox(runner):
+    base, token, *_ = runner
+    payload = {
+        "modelId": "sandbox.echo-v1",
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 1000,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "What is the capital of France?"}],
+            }
+        ],
+    }
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    response = requests.post(f"{base}/bedrock", headers=headers, json=payload, timeout=10)
+    response.raise_for_status()
+    assert response.json()["content"][0]["text"] == "Echo: What is the capital of France?"
+    bad = requests.post(f"{base}/bedrock", headers=headers, data="{oops", timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
