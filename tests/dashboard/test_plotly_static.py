@@ -1,0 +1,29 @@
+"""plotly.min.js comes from the installed `plotly` package through staticfiles, nothing else."""
+
+from django.contrib.staticfiles import finders
+
+from portal.staticfinders import PLOTLY_STATIC_PATH, PlotlyFinder
+
+
+def test_the_bundle_is_found_and_is_plotly():
+    path = finders.find(PLOTLY_STATIC_PATH)
+    assert path and path.endswith("plotly/package_data/plotly.min.js")
+    with open(path, encoding="utf-8") as bundle:
+        assert "plotly.js" in bundle.read(2000)
+
+
+def test_only_that_file_is_exposed():
+    finder = PlotlyFinder()
+    assert [name for name, _ in finder.list([])] == ["plotly.min.js"]
+    assert finder.find("vendor/plotly/widgetbundle.js") is None
+    assert finder.find("vendor/plotly/../plotly/__init__.py") is None
+    assert finder.check() == []
+
+
+def test_no_page_loads_plotly_from_a_cdn():
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    for template in templates.rglob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert "cdn.plot.ly" not in text and "cdn.jsdelivr" not in text, template
