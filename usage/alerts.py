@@ -97,6 +97,9 @@ def hourly_alerts(*, customers, options_by_customer, now, engine=None) -> list[A
         from .services import get_engine
 
         engine = get_engine()
+        if hasattr(engine, "timeout"):
+            # Finish well inside the check interval: the next check covers the same hour.
+            engine.timeout = min(engine.timeout, settings.USAGE_ALERT_CHECK_MINUTES * 60 - 30)
     minimum = min(v for _, v in thresholds.values())
     created = []
     for customer_id, hour, user_id, app_id, model_id, tokens in engine.hourly_token_rows(

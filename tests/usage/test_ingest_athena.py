@@ -172,3 +172,15 @@ def test_a_failed_query_raises_with_its_reason():
 
     with pytest.raises(AthenaQueryError, match="TABLE_NOT_FOUND"):
         AthenaEngine(Failing(), sleep=lambda s: None).run_query("SELECT 1")
+
+
+def test_hourly_rule_sql_prunes_to_the_hours_partitions():
+    from usage.query import hourly_tokens_sql
+
+    sql = hourly_tokens_sql(
+        source='"db"."events"', now=dt.datetime(2027, 1, 1, 0, 10, tzinfo=dt.UTC), minimum=500
+    )
+    assert "(year = '2027' AND month = '01' AND day = '01')" in sql
+    assert "(year = '2026' AND month = '12' AND day = '31')" in sql
+    assert "\"timestamp\" >= '2026-12-31T23:00:00'" in sql
+    assert 'substr("timestamp", 1, 13) AS hour' in sql and ">= 500" in sql
