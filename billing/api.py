@@ -28,9 +28,11 @@ from .models import Invoice, ModelPrice, PricingPlan
 from .serializers import (
     CreditGrantCreateSerializer,
     CreditGrantSerializer,
+    CreditNoteSerializer,
     CreditsSerializer,
     InvoiceDetailSerializer,
     InvoiceSerializer,
+    LineAddSerializer,
     ModelPriceSerializer,
     PlanAssignmentSerializer,
     PlanAssignSerializer,
@@ -175,6 +177,27 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedVie
     @action(detail=True, methods=["post"], url_path="mark-paid")
     def mark_paid(self, request, pk=None):
         return self._detail(services.invoice_mark_paid(invoice=self.get_object()))
+
+    @extend_schema(request=LineAddSerializer, responses={201: InvoiceDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def lines(self, request, pk=None):
+        """Add a manual line (a fee, or a discount as a negative amount) to a draft."""
+        invoice = self.get_object()
+        serializer = LineAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.invoice_line_add(invoice=invoice, **serializer.validated_data)
+        return Response(InvoiceDetailSerializer(self.get_object()).data, status=201)
+
+    @extend_schema(request=CreditNoteSerializer, responses={201: InvoiceDetailSerializer})
+    @action(detail=True, methods=["post"], url_path="credit-note")
+    def credit_note(self, request, pk=None):
+        """Credit part of an issued or paid invoice: a credit note (own number) whose value
+        goes to the customer's prepaid credit. The answer is the credit note."""
+        invoice = self.get_object()
+        serializer = CreditNoteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        note = services.credit_note_issue(invoice=invoice, **serializer.validated_data)
+        return Response(InvoiceDetailSerializer(note).data, status=201)
 
     @extend_schema(request=VoidSerializer, responses=VoidResultSerializer)
     @action(detail=True, methods=["post"])

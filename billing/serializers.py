@@ -153,6 +153,28 @@ class InvoiceDetailSerializer(InvoiceSerializer):
         read_only_fields = fields
 
 
+class LineAddSerializer(serializers.Serializer):
+    description = serializers.CharField(max_length=300)
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("-1000000"),
+        max_value=Decimal("1e11"),
+        help_text="A negative amount is a discount.",
+    )
+
+
+class CreditNoteSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1e11"),
+        help_text="Before tax; tax is credited too.",
+    )
+    reason = serializers.CharField(max_length=250)
+
+
 class VoidSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Shown on the void invoice.")
     reissue = serializers.BooleanField(

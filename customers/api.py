@@ -112,6 +112,13 @@ class CustomerViewSet(
         services.customer_reactivate(customer=self.get_object(), **audit_context(request))
         return self._answer()
 
+    @extend_schema(request=None, responses=CustomerSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        """Close the account: its tokens are revoked. Reactivate to open it again."""
+        services.customer_close(customer=self.get_object(), **audit_context(request))
+        return self._answer()
+
     @extend_schema(methods=["GET"], responses=LimitsSerializer)
     @extend_schema(methods=["PATCH"], request=LimitsSerializer, responses=LimitsSerializer)
     @action(detail=True, methods=["get", "patch"], serializer_class=LimitsSerializer)
@@ -172,11 +179,11 @@ class TokenViewSet(
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        expires_at = data.pop("expires_at", services.DEFAULT)
         issued = services.token_create(
             customer=self.get_customer(),
-            expires_at=expires_at,
-            **data,
+            label=data.get("label", "default"),
+            expires_at=data.get("expires_at", services.DEFAULT),
+            plaintext=data.get("import_token") or None,
             **audit_context(request),
         )
         return Response(IssuedTokenSerializer.of(issued), status=status.HTTP_201_CREATED)
@@ -212,11 +219,16 @@ class TokenViewSet(
 
 @extend_schema(parameters=[CUSTOMER_PK])
 class CustomerUserViewSet(
-    CustomerChildMixin, IdempotentCreateMixin, mixins.ListModelMixin, SharedViewSet
+    CustomerChildMixin,
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    SharedViewSet,
 ):
     """A customer's logins. Inviting one emails a link to choose a password."""
 
     serializer_class = CustomerUserSerializer
+    lookup_value_regex = "[0-9]+"
     filter_backends = [OrderingFilter]
     ordering_fields = ["email", "date_joined"]
     ordering = ["email"]
@@ -238,6 +250,23 @@ class CustomerUserViewSet(
             customer=self.get_customer(), **serializer.validated_data, **audit_context(request)
         )
         return Response(CustomerUserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    def _set_active(self, request, active: bool):
+        user = onboarding.customer_user_set_active(
+            user=self.get_object(), active=active, **audit_context(request)
+        )
+        return Response(CustomerUserSerializer(user).data)
+
+    @extend_schema(request=None, responses=CustomerUserSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request, customer_pk=None, pk=None):
+        """The user can no longer sign in (signed out at once)."""
+        return self._set_active(request, False)
+
+    @extend_schema(request=None, responses=CustomerUserSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request, customer_pk=None, pk=None):
+        return self._set_active(request, True)
 
 
 class AuditEventFilter(CustomerFilterSet):

@@ -176,6 +176,13 @@ class IssuedTokenSerializer(TokenSerializer):
 
 class TokenCreateSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=100, required=False, default="default")
+    import_token = serializers.CharField(
+        max_length=256,
+        required=False,
+        write_only=True,
+        help_text="Bring an existing token (as the first version's --token did) instead of "
+        "generating one; only its hash is kept.",
+    )
     expires_at = serializers.DateTimeField(
         required=False,
         allow_null=True,

@@ -21,15 +21,17 @@ from portal.api.base import (
     CustomerFilterSet,
     PortalAutoSchema,
     SharedViewSet,
+    StaffModelViewSet,
     StaffOrOwnCustomerReadOnly,
     customer_scope,
 )
+from portal.api.idempotency import IdempotentCreateMixin
 
 from . import selectors
 from .export import usage_csv_response
 from .forms import MAX_VIEW_DAYS, UsageSettingsForm
-from .models import Alert, CustomerUsageSettings, UsageDaily
-from .services import utc_today
+from .models import Alert, CustomerUsageSettings, IngestRun, UsageDaily
+from .services import ingest_range_request, utc_today
 
 GROUP_BY = ["model_id", "application_id", "cost_center", "environment", "day"]
 
@@ -305,7 +307,72 @@ class AlertSettingsView(APIView):
         return self._answer(saved, secret_shown=saved.webhook_secret != old_secret)
 
 
+class IngestRunSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(
+        read_only=True, help_text="queued, running, succeeded or failed."
+    )
+
+    class Meta:
+        model = IngestRun
+        fields = [
+            "id",
+            "trigger",
+            "engine",
+            "start_day",
+            "end_day",
+            "status",
+            "days_total",
+            "days_done",
+            "rows_written",
+            "errors",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class IngestRequestSerializer(serializers.Serializer):
+    start = serializers.DateField(help_text="First day (UTC).")
+    end = serializers.DateField(help_text="Last day (UTC, inclusive); before today.")
+    engine = serializers.ChoiceField(
+        choices=["athena", "duckdb"], required=False, help_text="Default: the configured one."
+    )
+
+
+class IngestRunViewSet(
+    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelViewSet
+):
+    """Re-ingest finished days of usage (staff): the run is queued and replaces those days."""
+
+    serializer_class = IngestRunSerializer
+    filter_backends = [OrderingFilter]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        return selectors.ingest_run_list()
+
+    @extend_schema(request=IngestRequestSerializer, responses={202: IngestRunSerializer})
+    def create(self, request, *args, **kwargs):
+        return self.idempotently(request, lambda: self._queue(request))
+
+    def _queue(self, request):
+        serializer = IngestRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = ingest_range_request(
+            start=data["start"],
+            end=data["end"],
+            trigger=IngestRun.Trigger.STAFF,
+            requested_by=request.user,
+            engine=data.get("engine"),
+        )
+        return Response(IngestRunSerializer(run).data, status=202)
+
+
 def register(router):
+    router.register("usage/ingest-runs", IngestRunViewSet, basename="ingest-run")
     router.register("usage", UsageViewSet, basename="usage")
     router.register("alerts", AlertViewSet, basename="alert")
 

@@ -7,6 +7,7 @@ import uuid
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -131,6 +132,7 @@ class ApiJsonErrorsMiddleware:
         return JsonResponse(body, status=500)
 
 
+@csrf_exempt  # a POST to no endpoint is a JSON 404, not the CSRF failure page
 def api_not_found(request, *args, **kwargs):
     body = error_body(
         type_="not_found",

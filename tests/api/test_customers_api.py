@@ -124,6 +124,16 @@ def test_customer_sees_only_own_account_read_only(customer_api, customer, other_
     assert customer_api.patch(f"{URL}{customer.pk}/", {"name": "x"}).status_code == 403
 
 
+def test_post_to_no_endpoint_is_json_404_even_for_sessions(staff_user):
+    from rest_framework.test import APIClient
+
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    response = browser.post("/api/v1/nowhere/", {}, format="json")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "no_such_endpoint"
+
+
 def test_unknown_customer_is_404(rw):
     response = rw.get(f"{URL}00000000-0000-0000-0000-000000000001/")
     assert response.status_code == 404
@@ -144,3 +154,14 @@ def test_form_bodies_are_415_in_the_error_shape(rw):
     response = rw.post(URL, {"name": "x", "contact_email": "x@x.example"}, format="multipart")
     assert response.status_code == 415
     assert error_of(response)["type"] == "validation_error"
+
+
+def test_close_revokes_tokens(rw, ro, customer):
+    from customers.services import token_create
+
+    token = token_create(customer=customer).token
+    assert ro.post(f"{URL}{customer.pk}/close/").status_code == 403
+    response = rw.post(f"{URL}{customer.pk}/close/")
+    assert response.status_code == 200 and response.json()["status"] == "closed"
+    token.refresh_from_db()
+    assert token.status == "revoked"

@@ -100,3 +100,28 @@ def test_customer_sees_own_issued_invoices_only(customer_api, draft, customer, o
 def test_anonymous_is_401(anon, draft):
     assert anon.get(URL).status_code == 401
     assert anon.get(f"{URL}{draft.pk}/pdf/").status_code == 401
+
+
+def test_manual_line_and_credit_note(rw, ro, draft):
+    response = rw.post(f"{URL}{draft.pk}/lines/", {"description": "Discount", "amount": "-5.00"})
+    assert response.status_code == 201, response.json()
+    assert response.json()["subtotal"] == "75.00"
+    assert (
+        rw.post(f"{URL}{draft.pk}/lines/", {"description": " ", "amount": "1"}).status_code == 400
+    )
+    early = rw.post(f"{URL}{draft.pk}/credit-note/", {"amount": "1.00", "reason": "x"})
+    assert early.status_code == 409
+    invoice_issue(invoice=draft)
+    assert (
+        rw.post(f"{URL}{draft.pk}/lines/", {"description": "x", "amount": "1"}).status_code == 409
+    )
+    too_much = rw.post(f"{URL}{draft.pk}/credit-note/", {"amount": "500.00", "reason": "x"})
+    assert too_much.status_code == 400
+    assert (
+        ro.post(f"{URL}{draft.pk}/credit-note/", {"amount": "1.00", "reason": "x"}).status_code
+        == 403
+    )
+    note = rw.post(f"{URL}{draft.pk}/credit-note/", {"amount": "10.00", "reason": "outage"})
+    assert note.status_code == 201, note.json()
+    assert note.json()["kind"] == "credit_note"
+    assert note.json()["credited_invoice"] == str(draft.pk)

@@ -29,9 +29,9 @@ from customers.services import token_create
 from portal.api.keys import api_key_create
 from portal.models import ApiKey, User
 from portal.wsgi import application
-from usage.models import Alert, UsageDaily
+from usage.models import Alert, IngestRun, UsageDaily
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 15
 # Zero server errors, and every response as documented (status, content type, body).
 CHECKS = [
     not_a_server_error,
@@ -64,7 +64,7 @@ def keep_db_connection():
 
 
 @pytest.fixture
-def world(db, customer, keep_db_connection):
+def world(db, customer, customer_user, keep_db_connection):
     staff = User.objects.create_user("fuzz@example.com", "x", is_staff=True)
     issued = api_key_create(name="fuzz", scope=ApiKey.Scope.READ_WRITE, created_by=staff)
     ApiKey.objects.filter(pk=issued.api_key.pk).update(rate_limit_per_minute=100_000)
@@ -81,7 +81,12 @@ def world(db, customer, keep_db_connection):
     price = ModelPrice.objects.create(
         model_id="m", effective_from=date(2026, 1, 1), input_per_1k=1, output_per_1k=1
     )
+    run = IngestRun.objects.create(
+        trigger="staff", engine="duckdb", start_day=date(2026, 10, 1), end_day=date(2026, 10, 1)
+    )
     ids = {
+        "/api/v1/customers/{customer_pk}/users/{id}/": customer_user.pk,
+        "/api/v1/usage/ingest-runs/{id}/": run.pk,
         "/api/v1/customers/{customer_pk}/tokens/{id}/": token.pk,
         "/api/v1/invoices/{id}/": invoice.pk,
         "/api/v1/alerts/{id}/": alert.pk,

@@ -98,3 +98,14 @@ def test_customer_reads_own_tokens_only(customer_api, customer, other_customer):
 
 def test_anonymous_is_401(anon, customer):
     assert anon.get(_url(customer)).status_code == 401
+
+
+def test_import_an_existing_token(rw, customer):
+    plaintext = "legacy-token-0123456789abcdef"
+    response = rw.post(_url(customer), {"label": "legacy", "import_token": plaintext})
+    assert response.status_code == 201, response.json()
+    assert Token.objects.get().token_hash == contract.hash_token(plaintext)
+    again = rw.post(_url(customer), {"import_token": plaintext})
+    assert again.status_code == 400
+    bad = rw.post(_url(customer), {"import_token": "short"})
+    assert bad.status_code == 400

@@ -39,3 +39,13 @@ def test_permissions(ro, customer_api, anon, customer, other_customer):
     assert customer_api.get(_url(other_customer)).status_code == 404
     assert customer_api.post(_url(customer), {"email": "a@b.example"}).status_code == 403
     assert anon.get(_url(customer)).status_code == 401
+
+
+def test_disable_and_enable(rw, ro, customer_api, customer, customer_user):
+    url = f"{_url(customer)}{customer_user.pk}/"
+    assert rw.get(url).json()["email"] == customer_user.email
+    assert ro.post(f"{url}disable/").status_code == 403
+    response = rw.post(f"{url}disable/")
+    assert response.status_code == 200 and response.json()["is_active"] is False
+    assert rw.post(f"{url}enable/").json()["is_active"] is True
+    assert customer_api.post(f"{url}disable/").status_code == 403
