@@ -1,0 +1,148 @@
+"""deploy/template.yaml parses, passes cfn-lint, and has every name the code expects."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from proxy import contract, usage
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "template.yaml"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Accepts the short intrinsic functions (!Ref, !Sub, !GetAtt, ...) as {"Fn": value}."""
+
+
+def _intrinsic(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+
+def resources(template, kind):
+    return {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def param_default(template, value):
+    if isinstance(value, dict) and "Ref" in value:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def test_tables_match_the_contract(template):
+    tables = {
+        param_default(template, p["TableName"]): p
+        for p in resources(template, "AWS::DynamoDB::Table").values()
+    }
+    names = contract.table_names()
+    for table, keys in contract._key_schemas(names).items():
+        props = tables[table]
+        assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == keys
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        if table != names.customers:
+            assert props["TimeToLiveSpecification"]["AttributeName"] == contract.TTL_ATTRIBUTE
+
+
+def test_glue_columns_are_the_event_fields(template):
+    (table,) = resources(template, "AWS::Glue::Table").values()
+    columns = [c["Name"] for c in table["TableInput"]["StorageDescriptor"]["Columns"]]
+    assert columns == list(usage.EVENT_FIELDS)
+    assert [p["Name"] for p in table["TableInput"]["PartitionKeys"]] == ["year", "month", "day"]
+    location = table["TableInput"]["StorageDescriptor"]["Location"]["Sub"]
+    assert location.endswith(f"/{usage.EVENTS_PREFIX}/")
+    assert table["TableInput"]["Parameters"]["projection.enabled"] == "true"
+    template_path = table["TableInput"]["Parameters"]["storage.location.template"]["Sub"]
+    assert (
+        f"/{usage.EVENTS_PREFIX}/year=${{!year}}/month=${{!month}}/day=${{!day}}/" in template_path
+    )
+
+
+def test_glue_and_athena_names_match_the_portal(template, settings):
+    assert template["Parameters"]["GlueDatabaseName"]["Default"] == settings.ATHENA_DATABASE
+    assert template["Parameters"]["GlueTableName"]["Default"] == settings.ATHENA_TABLE
+    from usage.duckdb_engine import EVENT_COLUMNS
+
+    assert set(EVENT_COLUMNS) <= set(usage.EVENT_FIELDS)
+
+
+def _env_names_read_by(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = ast.unparse(node.func)
+            if func in ("os.environ.get", "_int", "_list", "os.getenv"):
+                names.add(node.args[0].value)
+    return names
+
+
+def test_function_environment_has_every_variable_the_code_reads(template):
+    function = template["Resources"]["ProxyFunction"]["Properties"]
+    assert function["Handler"] == "proxy.handler.lambda_handler"
+    variables = set(function["Environment"]["Variables"])
+    read = _env_names_read_by(ROOT / "proxy" / "config.py") | _env_names_read_by(
+        ROOT / "proxy" / "contract.py"
+    )
+    local_only = {"AWS_REGION", "AWS_DEFAULT_REGION", "USAGE_EVENTS_DIR", "BEDROCK_ENDPOINT_URL"}
+    assert read - local_only <= variables
+    assert {"CUSTOMERS_TABLE", "TOKENS_TABLE", "USAGE_COUNTERS_TABLE", "USAGE_BUCKET"} <= variables
+
+
+def test_least_privilege_policy(template):
+    statements = template["Resources"]["ProxyFunction"]["Properties"]["Policies"][0]["Statement"]
+    actions = {
+        a
+        for s in statements
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+        "bedrock:InvokeModel",
+    }
+    s3 = next(s for s in statements if s["Action"] == "s3:PutObject")
+    assert s3["Resource"]["Sub"].endswith(f"/{usage.EVENTS_PREFIX}/*")
+
+
+def test_bucket_encrypted_with_lifecycle_and_alarms(template):
+    (bucket,) = resources(template, "AWS::S3::Bucket").values()
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    prefixes = {r["Prefix"] for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert f"{usage.EVENTS_PREFIX}/" in prefixes
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    metrics = {a.get("MetricName") for a in alarms.values()} | {
+        m["MetricStat"]["Metric"]["MetricName"]
+        for a in alarms.values()
+        for m in a.get("Metrics", [])
+        if "MetricStat" in m
+    }
+    assert {"Errors", "Throttles", "Duration"} <= metrics
+    assert resources(template, "AWS::Athena::WorkGroup")
+
+
+def test_cfn_lint():
+    cfn_lint = shutil.which("cfn-lint") or str(Path(sys.executable).parent / "cfn-lint")
+    if not Path(cfn_lint).exists():
+        pytest.skip("cfn-lint is not installed")
+    result = subprocess.run([cfn_lint, str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
