@@ -111,6 +111,9 @@ class AlertSettingsForm(UsageSettingsForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.fields["regenerate_secret"]
+        self.fields["monthly_token_percents"].label = "Alert at % of the monthly token quota"
+        self.fields["daily_request_percents"].label = "Alert at % of the daily request limit"
+        self.fields["summary_frequency"].label = "Usage summary email"
 
 
 @customer_required

@@ -99,13 +99,13 @@ def test_staff_onboard_copy_token_and_dashboards(
     screenshot("token-copied")
 
     page.get_by_role("link", name="Analytics").click()
-    assert page.get_by_role("heading", name="Analytics").is_visible()
+    expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
     _wait_for_charts(page, 2)
     screenshot("staff-overview")
     page.get_by_role("link", name="Applications and models").click()
     _wait_for_charts(page, 2)
     page.get_by_text("Data table").first.click()
-    assert page.get_by_role("rowheader", name="support-bot").first.is_visible()
+    expect(page.get_by_role("rowheader", name="support-bot").first).to_be_visible()
     screenshot("staff-models")
     page.get_by_role("link", name="Heatmap").click()
     _wait_for_charts(page, 1)
@@ -132,8 +132,8 @@ def test_customer_sees_charts_rotates_token_and_downloads_invoice(
     invoice = invoice_issue(invoice=invoice)
 
     _log_in(page, live_server, customer_user.email)
-    assert page.get_by_role("heading", name=customer.name).is_visible()
-    assert page.get_by_role("progressbar", name="Monthly token quota used").is_visible()
+    expect(page.get_by_role("heading", name=customer.name)).to_be_visible()
+    expect(page.get_by_role("progressbar", name="Monthly token quota used")).to_be_visible()
     screenshot("customer-home")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
@@ -142,7 +142,7 @@ def test_customer_sees_charts_rotates_token_and_downloads_invoice(
     page.get_by_label("To (inclusive)").fill(str(today - dt.timedelta(days=1)))
     page.get_by_role("button", name="Show").click()
     _wait_for_charts(page, 4)
-    assert page.locator("#daily-tokens-by-model .main-svg").first.is_visible()
+    expect(page.locator("#daily-tokens-by-model .main-svg").first).to_be_visible()
     screenshot("customer-usage")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tokens").click()
@@ -150,7 +150,7 @@ def test_customer_sees_charts_rotates_token_and_downloads_invoice(
     new_token = page.locator("#new-token").inner_text().strip()
     assert contract.token_has_valid_checksum(new_token)
     assert new_token in page.locator("#snippet-curl").inner_text()
-    assert page.get_by_text("rotating", exact=True).is_visible()
+    expect(page.get_by_text("rotating", exact=True)).to_be_visible()
     screenshot("customer-token-rotated")
     page.reload()
     assert page.locator("#new-token").count() == 0
@@ -163,6 +163,13 @@ def test_customer_sees_charts_rotates_token_and_downloads_invoice(
     with open(download.path(), "rb") as pdf:
         assert pdf.read(4) == b"%PDF"
     screenshot("customer-invoices")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Account").click()
+    page.get_by_role("textbox", name="Email").fill("colleague@acme.example")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_text("Invitation sent to colleague@acme.example.")).to_be_visible()
+    expect(page.get_by_role("cell", name="colleague@acme.example")).to_be_visible()
+    screenshot("customer-account")
 
 
 def test_another_customers_urls_are_404(
