@@ -1,0 +1,201 @@
+"""Benchmark: the proxy handler's own time per warm request, and DynamoDB calls per request.
+
+1. DynamoDB calls per warm request: the real handler with a real boto3 client against moto
+   (in-process), counted with botocore's `before-call` event hook. Goal <= 2.
+2. Handler overhead excluding I/O: the same handler with DynamoDB, Bedrock and S3 replaced at
+   the client level by objects that answer at once (no botocore, no network), so what is timed
+   is auth from the cache, routing, parsing, the transaction's construction, the Converse
+   mapping, rendering and the usage event (JSON to a buffer). Warm p50 / p99. Goal < 1 ms.
+
+    .venv/bin/python bench/bench_proxy.py        # prints a markdown table
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from proxy import contract, handler
+from proxy.config import Settings
+
+WARM_REQUESTS = int(os.environ.get("BENCH_PROXY_REQUESTS", "5000"))
+COUNTED_REQUESTS = 50
+
+
+def _event(token: str, body: dict) -> dict:
+    return {
+        "version": "2.0",
+        "rawPath": "/v1/chat/completions",
+        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        "requestContext": {
+            "http": {"method": "POST", "path": "/v1/chat/completions", "sourceIp": "203.0.113.7"},
+            "requestId": str(uuid.uuid4()),
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+BODY = {
+    "model": "nova-lite",
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 100,
+}
+CONVERSE_ANSWER = {
+    "output": {"message": {"role": "assistant", "content": [{"text": "Paris."}]}},
+    "stopReason": "end_turn",
+    "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15},
+    "metrics": {"latencyMs": 300},
+}
+
+
+class InstantDynamoDB:
+    """Answers like DynamoDB would for a warm, admitted request, without any I/O."""
+
+    def __init__(self, customer: contract.CustomerItem, token: contract.TokenItem):
+        self.customer, self.token, self.calls = customer, token, 0
+
+    def get_item(self, TableName, Key, **kwargs):
+        self.calls += 1
+        item = self.token if "token_hash" in Key else self.customer
+        return {"Item": contract._serialize(item)}
+
+    def transact_write_items(self, TransactItems):
+        self.calls += 1
+        return {}
+
+
+class InstantBedrock:
+    def converse(self, **kwargs):
+        return CONVERSE_ANSWER
+
+
+def _items(limit: int | None = None):
+    customer = contract.CustomerItem(
+        customer_id=str(uuid.uuid4()),
+        version=1,
+        status="active",
+        name="Bench",
+        daily_request_limit=limit,
+        rpm_limit=limit,
+        monthly_token_quota=limit,
+    )
+    token = contract.generate_token()
+    item = contract.TokenItem(
+        token_hash=contract.hash_token(token),
+        version=1,
+        token_id=str(uuid.uuid4()),
+        customer_id=customer.customer_id,
+        display_prefix=token[:8],
+        status="active",
+        expires_at=None,
+    )
+    return token, customer, item
+
+
+def dynamodb_calls_per_warm_request() -> float:
+    import boto3
+    from moto import mock_aws
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        contract.create_tables(client)
+        token, customer, item = _items(limit=1_000_000)
+        contract.put_customer(client, customer)
+        contract.put_token(client, item)
+        app = handler.ProxyApp(
+            Settings(tables=contract.table_names()),
+            dynamodb=client,
+            bedrock=InstantBedrock(),
+            stream=io.StringIO(),
+        )
+        assert app.handle(_event(token, BODY))["statusCode"] == 200  # cold: two reads
+        calls = []
+        client.meta.events.register(
+            "before-call.dynamodb", lambda model, **kw: calls.append(model.name)
+        )
+        for _ in range(COUNTED_REQUESTS):
+            assert app.handle(_event(token, BODY))["statusCode"] == 200
+        return len(calls) / COUNTED_REQUESTS
+
+
+def handler_overhead() -> tuple[float, float]:
+    token, customer, item = _items(limit=None)
+    dynamodb = InstantDynamoDB(customer, item)
+    app = handler.ProxyApp(
+        Settings(tables=contract.table_names()),
+        dynamodb=dynamodb,
+        bedrock=InstantBedrock(),
+        stream=io.StringIO(),
+    )
+    events = [_event(token, BODY) for _ in range(WARM_REQUESTS + 200)]
+    for event in events[:200]:  # warm: cache filled, code paths hot
+        app.handle(event)
+        app.sink.stream.seek(0)
+        app.sink.stream.truncate()
+    samples = []
+    for event in events[200:]:
+        started = time.perf_counter()
+        response = app.handle(event)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response["statusCode"] != 200:
+            raise RuntimeError(response["body"])
+        app.sink.stream.seek(0)
+        app.sink.stream.truncate()
+    samples.sort()
+    p50 = statistics.median(samples)
+    p99 = samples[int(len(samples) * 0.99) - 1]
+    return p50, p99
+
+
+def run() -> list[dict]:
+    calls = dynamodb_calls_per_warm_request()
+    p50, p99 = handler_overhead()
+    return [
+        {
+            "name": "DynamoDB calls per warm request",
+            "value": f"{calls:g}",
+            "unit": "calls",
+            "goal": "<= 2",
+            "met": calls <= 2,
+        },
+        {
+            "name": "warm handler time excl. I/O, p50",
+            "value": f"{p50:.3f}",
+            "unit": "ms",
+            "goal": "< 1",
+            "met": p50 < 1,
+        },
+        {
+            "name": "warm handler time excl. I/O, p99",
+            "value": f"{p99:.3f}",
+            "unit": "ms",
+            "goal": "< 1",
+            "met": p99 < 1,
+        },
+    ]
+
+
+def main() -> int:
+    rows = run()
+    print("| measure | value | unit | goal | met |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        met = "yes" if row["met"] else "**no**"
+        print(f"| {row['name']} | {row['value']} | {row['unit']} | {row['goal']} | {met} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
