@@ -16,7 +16,7 @@ from billing import selectors as billing_selectors
 from customers import selectors as customer_selectors
 from customers.models import Customer
 from usage import selectors as usage_selectors
-from usage.services import days_between
+from usage.services import days_between, utc_today
 
 from . import charts
 
@@ -38,15 +38,9 @@ def live_today() -> dict:
     live = cache.get("usage:staff-live")
     if live is None:
         active = Customer.objects.filter(status=Customer.Status.ACTIVE)
-        live = usage_selectors.realtime_usage_all(customers=list(active), today=_today())
+        live = usage_selectors.realtime_usage_all(customers=list(active), today=utc_today())
         cache.set("usage:staff-live", live, 60)
     return live
-
-
-def _today() -> dt.date:
-    from usage.services import utc_today
-
-    return utc_today()
 
 
 def month_cost() -> dict:
@@ -169,10 +163,9 @@ def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
         rows, row_key="application_id", col_key="customer_id", value=tokens,
         max_rows=20, max_cols=25,
     )  # fmt: skip
-    # pivot labels are str(customer_id); show names (one query for the kept customers).
-    names = {str(k): v for k, v in _customer_names(
-        [r["customer_id"] for r in rows if str(r["customer_id"]) in customer_ids]
-    ).items()}  # fmt: skip
+    # pivot labels are str(customer_id); show names (one query, for the kept customers only).
+    kept = {r["customer_id"] for r in rows if str(r["customer_id"]) in set(customer_ids)}
+    names = {str(pk): name for pk, name in _customer_names(kept).items()}
     x = [names.get(c, c) for c in customer_ids]
     return {
         "heatmap": charts.heatmap(

@@ -95,3 +95,14 @@ def test_get_on_write_urls_is_refused(customer_client, customer):
     token = services.token_create(customer=customer, label="backend").token
     for name in ("customer:customer_token_rotate", "customer:customer_token_revoke"):
         assert customer_client.get(reverse(name, args=[token.pk])).status_code == 405
+
+
+def test_python_snippets_are_valid_python(settings):
+    from portal.dashboard.snippets import snippets
+
+    settings.PROXY_BASE_URL = "https://proxy.example.test/"
+    by_id = {s["id"]: s["code"] for s in snippets("bup_example")}
+    for snippet_id in ("snippet-python", "snippet-openai"):
+        compile(by_id[snippet_id], snippet_id, "exec")
+    assert "https://proxy.example.test/v1/chat/completions" in by_id["snippet-curl"]
+    assert "//v1" not in "".join(by_id.values())
