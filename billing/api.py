@@ -16,7 +16,7 @@ from portal.api.base import (
     UUID_RE,
     CustomerFilterSet,
     SharedViewSet,
-    StaffModelViewSet,
+    StaffViewSet,
     customer_scope,
     schema_only,
 )
@@ -46,7 +46,7 @@ CUSTOMER_PK = OpenApiParameter(
 )
 
 
-class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelViewSet):
+class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     """The price book: one row per model and the day its price took effect (staff)."""
 
     serializer_class = ModelPriceSerializer
@@ -57,7 +57,7 @@ class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelV
     ordering = ["model_id"]
 
 
-class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelViewSet):
+class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     """Pricing plans (edited on the staff pages); assign one to a customer from a date."""
 
     serializer_class = PricingPlanSerializer

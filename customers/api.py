@@ -14,7 +14,7 @@ from portal.api.base import (
     UUID_RE,
     CustomerFilterSet,
     SharedViewSet,
-    StaffModelViewSet,
+    StaffViewSet,
     UtcDateTimeFilter,
     audit_context,
     customer_scope,
@@ -278,7 +278,7 @@ class AuditEventFilter(CustomerFilterSet):
         fields = ["customer", "action", "object_type", "object_id"]
 
 
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelViewSet):
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     """The audit trail (staff only): who changed what, when and from where."""
 
     serializer_class = AuditEventSerializer

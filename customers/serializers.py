@@ -121,10 +121,6 @@ class CustomerForCustomerSerializer(CustomerSerializer):
         fields = [f for f in CustomerSerializer.Meta.fields if f != "notes"]
 
 
-class StatusActionSerializer(serializers.Serializer):
-    pass
-
-
 class TokenSerializer(serializers.ModelSerializer):
     """A token as listed: never its hash or plaintext, only a masked form."""
 

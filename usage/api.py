@@ -21,8 +21,8 @@ from portal.api.base import (
     CustomerFilterSet,
     PortalAutoSchema,
     SharedViewSet,
-    StaffModelViewSet,
     StaffOrOwnCustomerReadOnly,
+    StaffViewSet,
     customer_scope,
 )
 from portal.api.idempotency import IdempotentCreateMixin
@@ -341,7 +341,7 @@ class IngestRequestSerializer(serializers.Serializer):
 
 
 class IngestRunViewSet(
-    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffModelViewSet
+    IdempotentCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet
 ):
     """Re-ingest finished days of usage (staff): the run is queued and replaces those days."""
 

@@ -1,16 +1,16 @@
-"""What every resource of the API shares: who may call it, whose data it sees, how service
-refusals become 400/409 answers, and the error responses its schema documents."""
+"""What every resource of the API shares: who may call it, whose data it sees, the audit
+context for services, JSON-only bodies, filters safe on PostgreSQL, and the error responses
+its schema documents (service refusals become 400/409 in errors.py)."""
 
 import datetime as dt
 
 import django_filters
 from axes.helpers import get_client_ip_address
-from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 from portal.access import is_customer_user, is_staff_user
 
@@ -116,7 +116,7 @@ class SharedViewSetMixin:
         return queryset if customer_id is None else queryset.filter(**{field: customer_id})
 
 
-class StaffModelViewSet(StaffViewSetMixin, viewsets.GenericViewSet):
+class StaffViewSet(StaffViewSetMixin, viewsets.GenericViewSet):
     pass
 
 
@@ -143,14 +143,6 @@ def storable_json(value):
 
     walk(value)
     return value
-
-
-def is_write(request) -> bool:
-    return request.method not in SAFE_METHODS
-
-
-def not_found(what: str = "object"):
-    raise Http404(f"No such {what}.")
 
 
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
