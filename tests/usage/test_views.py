@@ -258,3 +258,14 @@ def test_counters_unavailable_still_renders(customer_client, monkeypatch):
     monkeypatch.setattr("usage.counters.read_counters", down)
     body = customer_client.get(reverse("customer:usage_overview")).content.decode()
     assert "Real-time counters are unavailable" in body
+
+
+def test_run_page_polls_only_while_the_run_is_unfinished(staff_client):
+    run = IngestRun.objects.create(
+        trigger="staff", engine="duckdb", start_day=DAY, end_day=DAY, days=[str(DAY)], days_total=1
+    )
+    url = reverse("staff:usage_ingest_run", args=[run.pk])
+    body = staff_client.get(url).content.decode()
+    assert 'hx-trigger="every 3s"' in body and "While the run" not in body
+    IngestRun.objects.filter(pk=run.pk).update(status="succeeded", days_done=1)
+    assert "hx-trigger" not in staff_client.get(url).content.decode()
