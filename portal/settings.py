@@ -280,6 +280,8 @@ LOGGING = {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # The filesystem transport of `make run` has no host name; kombu warns on every use.
+        "kombu.connection": {"level": "ERROR"},
     },
 }
 
