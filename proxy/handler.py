@@ -155,6 +155,7 @@ class ProxyApp:
         if request.method == "OPTIONS":
             if not self._cors(request.headers):
                 raise ProxyError("origin_not_allowed")
+            state["status"] = "preflight"
             headers = {
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                 "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
