@@ -90,7 +90,8 @@ def build(port: int) -> ThreadingHTTPServer:
         os.environ["PROXY_BEDROCK"] = "off"  # the emulator has no Bedrock: sandbox only
     settings = config.load()
     app = handler.build_app(settings)
-    contract.create_tables(app.dynamodb, settings.tables)  # idempotent; the emulator starts empty
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        contract.create_tables(app.dynamodb, settings.tables)  # the emulator may start empty
     return ThreadingHTTPServer(("127.0.0.1", port), make_handler(app))
 
 
