@@ -20,7 +20,7 @@ from portal.api.base import (
     customer_scope,
     schema_only,
 )
-from portal.api.idempotency import IdempotentCreateMixin
+from portal.api.idempotency import IdempotentCreateMixin, run_idempotently
 
 from . import selectors, services
 from .documents import invoice_pdf_bytes
@@ -72,6 +72,9 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet
     def assign(self, request, pk=None):
         """Put a customer on this plan from `effective_from` (history is kept)."""
         plan = self.get_object()
+        return run_idempotently(request, lambda: self._assign(request, plan))
+
+    def _assign(self, request, plan):
         serializer = PlanAssignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         customer = get_object_or_404(Customer, pk=serializer.validated_data["customer"])
@@ -183,10 +186,14 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedVie
     def lines(self, request, pk=None):
         """Add a manual line (a fee, or a discount as a negative amount) to a draft."""
         invoice = self.get_object()
-        serializer = LineAddSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.invoice_line_add(invoice=invoice, **serializer.validated_data)
-        return Response(InvoiceDetailSerializer(self.get_object()).data, status=201)
+
+        def run():
+            serializer = LineAddSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            services.invoice_line_add(invoice=invoice, **serializer.validated_data)
+            return Response(InvoiceDetailSerializer(self.get_object()).data, status=201)
+
+        return run_idempotently(request, run)
 
     @extend_schema(request=CreditNoteSerializer, responses={201: InvoiceDetailSerializer})
     @action(detail=True, methods=["post"], url_path="credit-note")
@@ -194,10 +201,14 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedVie
         """Credit part of an issued or paid invoice: a credit note (own number) whose value
         goes to the customer's prepaid credit. The answer is the credit note."""
         invoice = self.get_object()
-        serializer = CreditNoteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        note = services.credit_note_issue(invoice=invoice, **serializer.validated_data)
-        return Response(InvoiceDetailSerializer(note).data, status=201)
+
+        def run():
+            serializer = CreditNoteSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            note = services.credit_note_issue(invoice=invoice, **serializer.validated_data)
+            return Response(InvoiceDetailSerializer(note).data, status=201)
+
+        return run_idempotently(request, run)
 
     @extend_schema(request=VoidSerializer, responses=VoidResultSerializer)
     @action(detail=True, methods=["post"])

@@ -121,7 +121,11 @@ def test_manual_line_and_credit_note(rw, ro, draft):
         ro.post(f"{URL}{draft.pk}/credit-note/", {"amount": "1.00", "reason": "x"}).status_code
         == 403
     )
-    note = rw.post(f"{URL}{draft.pk}/credit-note/", {"amount": "10.00", "reason": "outage"})
+    body = {"amount": "10.00", "reason": "outage"}
+    note = rw.post(f"{URL}{draft.pk}/credit-note/", body, HTTP_IDEMPOTENCY_KEY="cn-1")
     assert note.status_code == 201, note.json()
+    retry = rw.post(f"{URL}{draft.pk}/credit-note/", body, HTTP_IDEMPOTENCY_KEY="cn-1")
+    assert retry.json()["id"] == note.json()["id"] and retry["Idempotent-Replayed"] == "true"
+    assert Invoice.objects.filter(kind="credit_note").count() == 1
     assert note.json()["kind"] == "credit_note"
     assert note.json()["credited_invoice"] == str(draft.pk)
