@@ -86,6 +86,8 @@ def make_handler(app: handler.ProxyApp):
 
 
 def build(port: int) -> ThreadingHTTPServer:
+    # Where the portal's DuckDB engine looks by default (portal/settings.py USAGE_EVENTS_DIR).
+    os.environ.setdefault("USAGE_EVENTS_DIR", str(Path.cwd() / "var" / "usage-events"))
     if os.environ.get("AWS_ENDPOINT_URL") and "PROXY_BEDROCK" not in os.environ:
         os.environ["PROXY_BEDROCK"] = "off"  # the emulator has no Bedrock: sandbox only
     settings = config.load()
