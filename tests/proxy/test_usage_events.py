@@ -73,3 +73,31 @@ def test_no_secret_in_any_log_line(dynamodb, principal, caplog, capsys):
     assert logged
     for secret in (token, item.token_hash, "Bearer", "authorization", token[4:20]):
         assert secret.lower() not in logged.lower()
+
+
+def test_the_usage_apps_duckdb_engine_reads_the_proxys_files(dynamodb, principal, tmp_path):
+    from usage.duckdb_engine import DuckDBEngine
+    from usage.query import RESULT_COLUMNS
+
+    app = make_app(dynamodb, usage_events_dir=str(tmp_path))
+    token, customer, _ = principal
+    tags = {"x-application-id": "chatbot", "x-cost-center": "cc-7", "x-environment": "prod"}
+    for text in ("one", "two two", "three three three"):
+        assert app.handle(event(chat(text=text), token=token, headers=tags))["statusCode"] == 200
+    app.handle(event(chat(model="nope-model"), token=token))  # refused: not billable
+    expected_in = sum(e["input_tokens"] for e in app.sink.stream.events())
+    rows = list(DuckDBEngine(tmp_path).daily_rows(datetime.now(UTC).date()))
+    assert [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows] == [
+        {
+            "customer_id": customer.customer_id,
+            "model_id": "sandbox.echo-v1",
+            "application_id": "chatbot",
+            "cost_center": "cc-7",
+            "environment": "prod",
+            "requests": 3,
+            "input_tokens": expected_in,
+            "output_tokens": sum(e["output_tokens"] for e in app.sink.stream.events()),
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
+    ]
