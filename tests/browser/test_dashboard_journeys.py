@@ -84,6 +84,9 @@ def test_staff_onboard_copy_token_and_dashboards(
 ):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     _usage(customer)
+    customer.monthly_token_quota = 600_000
+    customer.save()
+    _live_counters(aws.client("dynamodb"), customer, requests=1_340, tokens=(412_000, 168_000))
     _log_in(page, live_server, staff_user.email)
     page.get_by_role("link", name="Customers").first.click()
     page.get_by_role("link", name="Onboard a customer").click()
@@ -100,6 +103,8 @@ def test_staff_onboard_copy_token_and_dashboards(
 
     page.get_by_role("link", name="Analytics").click()
     expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
+    quota = page.get_by_role("region", name="Customers near or over quota")
+    expect(quota.get_by_role("row", name="Acme Analytics")).to_contain_text("(96%)")
     _wait_for_charts(page, 2)
     screenshot("staff-overview")
     page.get_by_role("link", name="Applications and models").click()
