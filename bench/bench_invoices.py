@@ -184,6 +184,7 @@ def _shared_dataset() -> bool:
 def _run_shared() -> list[dict]:
     """The run for the last full month of the shared data set, which has no invoices yet (drafts
     left by an earlier benchmark run are deleted first)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench import dataset
 
     dataset.setup_django(dataset.database_url())
