@@ -63,6 +63,7 @@ def token_payload(token: Token) -> dict:
         "status": "revoked" if token.status == Token.Status.REVOKED else "active",
         "expires_at": _epoch(token.effective_expires_at),
         "created_at": _epoch(token.created_at),
+        "grace_ends_at": _epoch(token.grace_until),
     }
 
 

@@ -84,7 +84,7 @@ def check_token(item: contract.TokenItem, now: float) -> None:
     if item.status != "active":
         raise ProxyError("token_revoked")
     if item.expires_at is not None and now >= item.expires_at:
-        raise ProxyError("token_expired")
+        raise ProxyError("token_grace_ended" if item.stopped_by_grace_end else "token_expired")
 
 
 def check_customer(item: contract.CustomerItem | None) -> None:

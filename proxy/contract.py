@@ -171,9 +171,17 @@ class TokenItem:
     status: str  # "active" | "revoked"
     expires_at: int | None  # epoch seconds; a rotated token's grace end goes here
     created_at: int | str | None = None
+    # Set when the token was rotated: the end of its grace period (epoch seconds). When the
+    # token stops because of it, the proxy says "grace ended" rather than "expired".
+    grace_ends_at: int | None = None
 
     def usable_at(self, now_epoch: float) -> bool:
         return self.status == "active" and (self.expires_at is None or now_epoch < self.expires_at)
+
+    @property
+    def stopped_by_grace_end(self) -> bool:
+        """Its end is the rotation's grace end, not its own expiry."""
+        return self.grace_ends_at is not None and self.expires_at == self.grace_ends_at
 
 
 _TTL_AFTER_EXPIRY = 30 * 24 * 3600

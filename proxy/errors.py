@@ -7,10 +7,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "missing_token": (401, "authentication_error", "Send 'Authorization: Bearer <token>'."),
     "malformed_token": (401, "authentication_error", "The bearer token is not well formed."),
     "unknown_token": (401, "authentication_error", "The bearer token is not known."),
-    "token_expired": (
+    "token_expired": (401, "authentication_error", "The token has expired."),
+    "token_grace_ended": (
         401,
         "authentication_error",
-        "The token has expired (or its rotation grace period has ended); use its replacement.",
+        "The token was rotated and its grace period has ended; use its replacement.",
     ),
     "token_revoked": (401, "authentication_error", "The token has been revoked."),
     "customer_suspended": (403, "authentication_error", "The account is suspended."),

@@ -67,3 +67,31 @@ def test_suspension_and_limits_set_in_the_portal(proxy_app, customer, staff_user
     assert refused["statusCode"] == 429 and refused["headers"]["X-RateLimit-Limit"] == "2"
     services.customer_suspend(customer=customer, actor=staff_user)
     assert body_of(call(proxy_app, issued.plaintext))["error"]["code"] == "customer_suspended"
+
+
+def test_past_grace_and_expired_have_their_own_codes(aws, customer, staff_user):
+    from datetime import timedelta
+
+    from proxy.auth import check_token
+    from proxy.errors import ProxyError
+
+    client = aws.client("dynamodb")
+    old = services.token_create(customer=customer, actor=staff_user)
+    services.token_rotate(token=old.token, grace_hours=2, actor=staff_user)
+    rotated = contract.get_token(client, contract.hash_token(old.plaintext))
+    assert rotated.grace_ends_at is not None and rotated.stopped_by_grace_end
+    check_token(rotated, rotated.grace_ends_at - 1)  # still in grace: accepted
+    with pytest.raises(ProxyError) as refused:
+        check_token(rotated, rotated.grace_ends_at)
+    assert refused.value.code == "token_grace_ended"
+
+    expiring = services.token_create(
+        customer=customer,
+        actor=staff_user,
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    item = contract.get_token(client, contract.hash_token(expiring.plaintext))
+    assert item.grace_ends_at is None
+    with pytest.raises(ProxyError) as refused:
+        check_token(item, item.expires_at + 1)
+    assert refused.value.code == "token_expired"
