@@ -19,7 +19,7 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, env):
-    dropped = {*PRODUCTION_ENV, "DEBUG", "CELERY_BROKER_URL"}
+    dropped = {*PRODUCTION_ENV, "DEBUG", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
