@@ -39,3 +39,14 @@ def test_unknown_customer_is_404(staff_client):
     import uuid
 
     assert staff_client.get(f"/staff/customers/{uuid.uuid4()}/").status_code == 404
+
+
+def test_detail_links_to_the_customers_usage_and_billing(staff_client, ddb, customer):
+    html = staff_client.get(reverse("staff:customer_detail", args=[customer.pk])).content.decode()
+    for name in ("staff:usage_customer", "staff:usage_customer_settings", "staff:billing_customer"):
+        assert f'href="{reverse(name, args=[customer.pk])}"' in html
+    for link in (
+        reverse("staff:usage_customer", args=[customer.pk]),
+        reverse("staff:billing_customer", args=[customer.pk]),
+    ):
+        assert staff_client.get(link).status_code == 200
