@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,11 @@ def _stop(process) -> None:
             process.wait()
 
 
+def _percentile(values, percent):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))]
+
+
 def _aggregated(stats_csv: Path) -> dict:
     with stats_csv.open() as f:
         rows = {r["Name"]: r for r in csv.DictReader(f)}
@@ -124,6 +130,7 @@ def _bench() -> list[dict]:
     moto.start()
     moto_url = f"http://127.0.0.1:{moto_port}"
     gunicorn = None
+    access_log = Path(tempfile.mkstemp(prefix="bench-load-access-", suffix=".log")[1])
     try:
         settings.AWS_ENDPOINT_URL = moto_url
         call_command("create_aws_resources", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
@@ -138,7 +145,8 @@ def _bench() -> list[dict]:
         }
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(WORKERS), "--access-logfile", "-", "--log-level", "warning"],
+             "--workers", str(WORKERS), "--access-logfile", str(access_log),
+             "--access-logformat", "%(M)s %(s)s %(U)s", "--log-level", "warning"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         host = f"http://127.0.0.1:{port}"
@@ -147,11 +155,18 @@ def _bench() -> list[dict]:
         stats = _locust(host, locust_env, SECONDS)
         held = float(stats["Aggregated"]["Requests/s"])
         rate = round(held * HELD_SHARE, 1)
+        steady_from = len(access_log.read_text().splitlines())
         steady = _locust(host, {**locust_env, "BENCH_LOAD_RATE": str(rate / USERS)}, STEADY_SECONDS)
     finally:
         if gunicorn is not None:
             _stop(gunicorn)
         moto.stop()
+    server_ms = [
+        int(line.split()[0])
+        for line in access_log.read_text().splitlines()[steady_from:]
+        if line.split()[2].startswith("/app/")
+    ]
+    access_log.unlink()
     total = stats["Aggregated"]
     requests = int(total["Request Count"])
     failures = int(total["Failure Count"])
@@ -183,6 +198,15 @@ def _bench() -> list[dict]:
             "met": float(steady_total["95%"]) < GOAL_P95_MS and steady_failures == 0,
         }
     )
+    if server_ms:
+        result.append(
+            {
+                "name": "    server time in gunicorn at the steady rate (access log), p50 / p95",
+                "value": f"{statistics.median(server_ms):.0f} / {_percentile(server_ms, 95):.0f}",
+                "unit": "ms",
+                "goal": "",
+            }
+        )
     for name in ("customer home", "customer usage page", "customer invoice list"):
         row = steady.get(name)
         if row:

@@ -35,7 +35,7 @@ def pages(*, customer_pk, staff_email: str, customer_email: str) -> list[tuple[s
     return [
         ("staff home", staff_email, "/staff/"),
         ("staff customer list", staff_email, "/staff/customers/"),
-        ("staff customer list, search", staff_email, "/staff/customers/?q=customer+0042"),
+        ("staff customer list, search", staff_email, "/staff/customers/?q=customer+0004"),
         ("staff customer detail", staff_email, f"/staff/customers/{customer_pk}/"),
         ("staff dashboard overview", staff_email, "/staff/dashboard/"),
         ("staff usage dashboard", staff_email, "/staff/usage/"),
