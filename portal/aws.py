@@ -5,6 +5,7 @@ largest single item of the customer home and usage pages in the page benchmark (
 clients are built once per process and kept: botocore clients are thread-safe.
 """
 
+import copy
 import os
 import threading
 
@@ -31,7 +32,8 @@ def aws_client(service: str, *, config: Config | None = None):
                     service,
                     region_name=settings.AWS_REGION,
                     endpoint_url=settings.AWS_ENDPOINT_URL,
-                    config=config,
+                    # A copy: botocore rewrites the retries options of the Config it is given.
+                    config=copy.deepcopy(config),
                 )
                 _clients[key] = client
     return client
