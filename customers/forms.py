@@ -49,7 +49,9 @@ class LimitsForm(forms.Form):
 
     def clean_monthly_token_quota(self):
         value = self.cleaned_data["monthly_token_quota"]
-        return validators.positive_int_or_none(value, label="Monthly token quota")
+        return validators.positive_int_or_none(
+            value, label="Monthly token quota", maximum=validators.INT64_MAX
+        )
 
     def clean_rpm_limit(self):
         value = self.cleaned_data["rpm_limit"]

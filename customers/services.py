@@ -66,7 +66,7 @@ def clean_limits(**raw) -> dict:
             v, label="Daily request limit"
         ),
         "monthly_token_quota": lambda v: validators.positive_int_or_none(
-            v, label="Monthly token quota"
+            v, label="Monthly token quota", maximum=validators.INT64_MAX
         ),
         "rpm_limit": lambda v: validators.positive_int_or_none(v, label="Requests per minute"),
         "allowed_models": validators.allowed_models,

@@ -24,7 +24,11 @@ def _items(value) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
-def positive_int_or_none(value, *, label: str) -> int | None:
+INT32_MAX = 2**31 - 1  # PositiveIntegerField columns (daily and per-minute limits)
+INT64_MAX = 2**63 - 1  # PositiveBigIntegerField columns (the monthly token quota)
+
+
+def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
         return None
     try:
@@ -33,8 +37,8 @@ def positive_int_or_none(value, *, label: str) -> int | None:
         raise ValidationError(f"{label} must be a whole number, or empty for no limit.") from None
     if number <= 0:
         raise ValidationError(f"{label} must be a positive number, or empty for no limit.")
-    if number > 10**15:
-        raise ValidationError(f"{label} is too large.")
+    if number > maximum:
+        raise ValidationError(f"{label} is too large: at most {maximum:,}.")
     return number
 
 

@@ -47,6 +47,9 @@ def test_customer_create_writes_dynamodb_and_audit(ddb, staff_user):
         ("ip_allowlist", "example.com"),
         ("default_model_params", "[1, 2]"),
         ("default_model_params", "{not json"),
+        ("daily_request_limit", str(2**31)),  # beyond the 32-bit column
+        ("rpm_limit", str(2**31)),
+        ("monthly_token_quota", str(2**63)),
     ],
 )
 def test_bad_limits_are_refused(ddb, customer, field, value):
@@ -108,3 +111,12 @@ def test_update_refuses_bad_email(ddb, customer):
 def test_contact_email_must_be_one_address(ddb, email):
     with pytest.raises(ValidationError):
         services.customer_create(name="X", contact_email=email)
+
+
+def test_largest_storable_limits_are_accepted(ddb, customer):
+    services.customer_update_limits(
+        customer=customer, daily_request_limit=str(2**31 - 1), monthly_token_quota=str(2**63 - 1)
+    )
+    customer.refresh_from_db()
+    assert customer.daily_request_limit == 2**31 - 1
+    assert customer.monthly_token_quota == 2**63 - 1
