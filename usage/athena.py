@@ -14,7 +14,15 @@ from django.conf import settings
 
 from portal.aws import aws_client
 
-from .query import INTEGER_COLUMNS, RESULT_COLUMNS, daily_usage_sql, hourly_tokens_sql
+from .query import (
+    INTEGER_COLUMNS,
+    RESULT_COLUMNS,
+    USER_INTEGER_COLUMNS,
+    USER_RESULT_COLUMNS,
+    daily_usage_sql,
+    hourly_tokens_sql,
+    user_daily_sql,
+)
 
 HOURLY_COLUMNS = ("customer_id", "hour", "user_id", "application_id", "model_id", "tokens")
 
@@ -58,6 +66,11 @@ class AthenaEngine:
         execution_id = self.run_query(self.daily_sql(day))
         records = self.result_records(execution_id, RESULT_COLUMNS)
         return (tuple(record[c] for c in RESULT_COLUMNS) for record in records)
+
+    def user_daily_rows(self, day: dt.date) -> Iterator[tuple]:
+        execution_id = self.run_query(user_daily_sql(source=self.source, day=day))
+        records = self.result_records(execution_id, USER_RESULT_COLUMNS, USER_INTEGER_COLUMNS)
+        return (tuple(record[c] for c in USER_RESULT_COLUMNS) for record in records)
 
     def hourly_token_rows(self, now: dt.datetime, minimum: int) -> list[tuple]:
         sql = hourly_tokens_sql(source=self.source, now=now, minimum=minimum)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .query import daily_usage_sql, hourly_tokens_sql
+from .query import daily_usage_sql, hourly_tokens_sql, user_daily_sql
 
 EVENT_COLUMNS = {
     "request_id": "VARCHAR",
@@ -71,12 +71,19 @@ class DuckDBEngine:
 
     def daily_rows(self, day: dt.date) -> Iterator[tuple]:
         """Rows in RESULT_COLUMNS order; a day without files has no usage (not an error)."""
+        yield from self._rows(day, self.daily_sql(day))
+
+    def user_daily_rows(self, day: dt.date) -> Iterator[tuple]:
+        """Rows in USER_RESULT_COLUMNS order (per end user, application and model)."""
+        yield from self._rows(day, user_daily_sql(source=_source(self.root), day=day))
+
+    def _rows(self, day: dt.date, sql: str) -> Iterator[tuple]:
         if not _partition_has_files(self.root, day):
             return
         import duckdb
 
         with duckdb.connect() as con:
-            cursor = con.execute(self.daily_sql(day))
+            cursor = con.execute(sql)
             while batch := cursor.fetchmany(10_000):
                 yield from batch
 

@@ -234,3 +234,34 @@ class SummaryDelivery(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.frequency} {self.period}"
+
+
+class UsageUserDaily(models.Model):
+    """Tokens per customer, UTC day, application, end user (tags.userId) and model.
+
+    Seed 003's application x user view. Not billed from: UsageDaily stays the billing source;
+    this table is replaced for a day by the same ingest run, from the same events.
+    """
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_user_daily"
+    )
+    day = models.DateField()
+    application_id = models.CharField(max_length=200, blank=True, default="")
+    user_id = models.CharField(max_length=200, blank=True, default="")
+    model_id = models.CharField(max_length=200)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "day", "application_id", "user_id", "model_id"],
+                name="usage_user_daily_unique_key",
+            )
+        ]
+        indexes = [models.Index(fields=["day", "customer"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.day} {self.application_id}/{self.user_id}"

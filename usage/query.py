@@ -70,6 +70,44 @@ GROUP BY 1, 2, 3, 4, 5
 HAVING coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) >= {minimum}
 """
 
+# Seed 003's application x user view: the same day's events per end user (tags.userId). Kept
+# apart from the billed rows so adding the user dimension never multiplies what billing reads.
+USER_DAILY_SQL = """\
+WITH day_events AS (
+    SELECT
+        customer_id,
+        model_id,
+        tags,
+        input_tokens,
+        output_tokens,
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+)
+SELECT
+    customer_id,
+    coalesce(tags.applicationId, '') AS application_id,
+    coalesce(tags.userId, '') AS user_id,
+    model_id,
+    count(*) AS requests,
+    coalesce(sum(input_tokens), 0) AS input_tokens,
+    coalesce(sum(output_tokens), 0) AS output_tokens
+FROM day_events
+WHERE copy_number = 1
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4
+"""
+USER_RESULT_COLUMNS = (
+    "customer_id",
+    "application_id",
+    "user_id",
+    "model_id",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+)
+USER_INTEGER_COLUMNS = frozenset(USER_RESULT_COLUMNS[4:])
+
 RESULT_COLUMNS = (
     "customer_id",
     "model_id",
@@ -85,12 +123,16 @@ RESULT_COLUMNS = (
 INTEGER_COLUMNS = frozenset(RESULT_COLUMNS[5:])
 
 
-def daily_usage_sql(*, source: str, day: dt.date) -> str:
+def daily_usage_sql(*, source: str, day: dt.date, template: str = DAILY_USAGE_SQL) -> str:
     if not isinstance(day, dt.date):
         raise TypeError("day must be a datetime.date")
-    return DAILY_USAGE_SQL.format(
+    return template.format(
         source=source, year=f"{day.year:04d}", month=f"{day.month:02d}", day=f"{day.day:02d}"
     )
+
+
+def user_daily_sql(*, source: str, day: dt.date) -> str:
+    return daily_usage_sql(source=source, day=day, template=USER_DAILY_SQL)
 
 
 def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:

@@ -201,6 +201,27 @@ def usage_grouped_by(
     return [_with_zeros(r) for r in rows]
 
 
+def user_usage_by_application(*, customer_id, start: dt.date, end: dt.date) -> list[dict]:
+    """Seed 003: one customer's tokens per application and end user (tags.userId) over
+    [start, end], from the per-user rows; one query whatever the data size."""
+    from django.db.models import Sum
+
+    from .models import UsageUserDaily
+
+    rows = (
+        UsageUserDaily.objects.filter(customer_id=customer_id, day__gte=start, day__lte=end)
+        .values("application_id", "user_id")
+        .annotate(
+            requests=Sum("requests"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+        )
+        .order_by("application_id", "user_id")
+    )
+    return [{**r, "application_id": r["application_id"] or "(none)",
+             "user_id": r["user_id"] or "(no userId)"} for r in rows]  # fmt: skip
+
+
 def quota_usage_all(*, customers, today: dt.date, client=None) -> dict:
     """Today's requests and this month's tokens against the limits of every customer that has
     one, from the live counters (batched reads); highest share of a limit first."""

@@ -140,13 +140,30 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
                 run.errors.append(
                     {"day": day.isoformat(), "stage": "reconcile", "error": str(exc)[:500]}
                 )
+            _replace_user_rows(engine, day, run)
         run.days_done += 1
         run.save(update_fields=["rows_written", "errors", "days_done"])
-    failed = any(e["stage"] != "reconcile" for e in run.errors)
+    # Billing depends on the billed rows only; a failed reconciliation or per-user view is
+    # reported on the run but does not fail it.
+    failed = any(e["stage"] not in ("reconcile", "users") for e in run.errors)
     run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])
     return run
+
+
+def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:
+    """Seed 003's per-user rows for the day, from the same events (usage/users.py)."""
+    user_rows = getattr(engine, "user_daily_rows", None)
+    if user_rows is None:
+        return
+    from .users import user_usage_day_replace
+
+    try:
+        user_usage_day_replace(day=day, rows=user_rows(day))
+    except Exception as exc:
+        logger.exception("per-user usage of %s failed", day)
+        run.errors.append({"day": day.isoformat(), "stage": "users", "error": str(exc)[:500]})
 
 
 def _clean_rows(rows: Iterable[tuple], known: set[str], counts: dict) -> Iterable[tuple]:

@@ -152,6 +152,25 @@ def models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) -
     return {"stacked": stacked, "share": share}
 
 
+def application_user_heatmap(*, start: dt.date, end: dt.date, customer) -> dict:
+    """Seed 003's heatmap for one customer: applications x end users (tags.userId)."""
+    rows = usage_selectors.user_usage_by_application(customer_id=customer.pk, start=start, end=end)
+    apps, users, matrix = charts.pivot(
+        rows, row_key="application_id", col_key="user_id", value=tokens, max_rows=20, max_cols=25
+    )
+    return {
+        "heatmap": charts.heatmap(
+            "app-user-heatmap",
+            f"Tokens by application and user: {customer.name}",
+            x_labels=users,
+            y_labels=apps,
+            matrix=matrix,
+            x_title="User (userId tag)",
+            y_title="Application",
+        )
+    }
+
+
 def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
     """Seed 003's heatmap. Billed usage rows have no end-user dimension (the proxy's usage
     events carry an optional `tags.userId`, but the daily aggregation leaves it out), so the

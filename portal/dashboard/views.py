@@ -60,10 +60,15 @@ def dashboard_models(request):
 
 @staff_required
 def dashboard_heatmap(request):
-    form, start, end, _ = _filters(request, with_customer=False)
-    context = selectors.application_heatmap(start=start, end=end)
+    form, start, end, customer = _filters(request)
+    if customer is not None:
+        context = selectors.application_user_heatmap(start=start, end=end, customer=customer)
+    else:
+        context = selectors.application_heatmap(start=start, end=end)
     return _render(
-        request, "dashboard/heatmap.html", {**context, "form": form, "start": start, "end": end}
+        request,
+        "dashboard/heatmap.html",
+        {**context, "form": form, "start": start, "end": end, "customer": customer},
     )
 
 
