@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
 USERS = int(os.environ.get("BENCH_LOAD_USERS", "12"))
 WORKERS = int(os.environ.get("BENCH_LOAD_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_LOAD_THREADS", "1"))  # > 1: gthread workers
 ACCOUNTS = 20
 STEADY_SECONDS = int(os.environ.get("BENCH_LOAD_STEADY_SECONDS", "30"))
 HELD_SHARE = 0.6  # the steady phase runs at this share of the saturated rate
@@ -145,7 +146,8 @@ def _bench() -> list[dict]:
         }
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(WORKERS), "--access-logfile", str(access_log),
+             "--workers", str(WORKERS), "--threads", str(THREADS),
+             "--access-logfile", str(access_log),
              "--access-logformat", "%(M)s %(s)s %(U)s", "--log-level", "warning"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -172,8 +174,9 @@ def _bench() -> list[dict]:
     failures = int(total["Failure Count"])
     result = [
         {
-            "name": f"customer pages under gunicorn ({WORKERS} workers), {USERS} users without "
-            f"think time, {SECONDS} s: requests/s held ({requests:,} requests, {failures} errors)",
+            "name": f"customer pages under gunicorn ({WORKERS} workers x {THREADS} threads), "
+            f"{USERS} users without think time, {SECONDS} s: requests/s held "
+            f"({requests:,} requests, {failures} errors)",
             "value": f"{float(total['Requests/s']):.1f}",
             "unit": "req/s",
             "goal": "0 errors",
