@@ -6,9 +6,9 @@ embedded emulator and for a first look at a fresh account. Nothing is created on
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from proxy import contract
 
 from portal.aws import aws_client
+from proxy import contract
 
 
 class Command(BaseCommand):
