@@ -183,7 +183,7 @@ class ProxyApp:
             state["principal"] = fresh
 
         self._check_model(principal, call)
-        admission = self.limiter.admit(principal, recheck, now)
+        admission = self.limiter.admit(principal, recheck, now, request_id=request.request_id)
         principal = state["principal"]
         customer_id = principal.customer.customer_id
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +53,15 @@ class Admission:
     month_sk: str
     headers: dict = field(default_factory=dict)
     attempts: int = 1
+    request_id: str = ""
+
+
+def idempotency_token(request_id: str, purpose: str) -> dict:
+    """`ClientRequestToken` for a transaction: if botocore retries the very same call after a
+    timeout whose first try did land, DynamoDB applies it once (tokens live 10 minutes)."""
+    if not request_id:
+        return {}
+    return {"ClientRequestToken": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request_id}/{purpose}"))}
 
 
 def periods(now: datetime) -> dict[str, tuple[str, datetime]]:
@@ -101,7 +111,9 @@ class Limiter:
             return warn_at, True
         return limit, False
 
-    def admit(self, principal: auth.Principal, recheck, now: datetime | None = None) -> Admission:
+    def admit(
+        self, principal: auth.Principal, recheck, now: datetime | None = None, request_id: str = ""
+    ) -> Admission:
         """Count this request or raise ProxyError. `recheck(principal)` re-validates a refreshed
         customer (IP allowlist, model access) when its item changed since it was cached."""
         now = now or datetime.now(UTC)
@@ -111,7 +123,10 @@ class Limiter:
             limits = self._limits(customer)
             items, plan = self._transaction(principal, limits, slots)
             try:
-                self.dynamodb.transact_write_items(TransactItems=items)
+                # Each attempt is planned anew (its items may differ), so it has its own token.
+                self.dynamodb.transact_write_items(
+                    TransactItems=items, **idempotency_token(request_id, f"admit/{attempt}")
+                )
             except ClientError as exc:
                 if is_conflict(exc) and attempt < MAX_ATTEMPTS:
                     # Another transaction holds the same counter item: retry with jitter.
@@ -126,7 +141,9 @@ class Limiter:
                     raise ProxyError("bedrock_unavailable", "Too much contention; retry.") from None
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
-            return self._admitted(principal, limits, slots, plan, now, attempt)
+            admission = self._admitted(principal, limits, slots, plan, now, attempt)
+            admission.request_id = request_id
+            return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
     def _transaction(self, principal, limits, slots):

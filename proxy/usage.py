@@ -26,7 +26,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from . import contract, models
-from .limits import DAY_TTL, QUOTA_ATTRIBUTE, is_conflict
+from .limits import DAY_TTL, QUOTA_ATTRIBUTE, idempotency_token, is_conflict
 
 logger = logging.getLogger("proxy")
 EVENTS_PREFIX = "usage-events"
@@ -87,15 +87,18 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
         _update(table, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens}, ttl),
         _update(table, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens}),
     ]
-    transact_with_retry(dynamodb, items)
+    transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "usage"))
 
 
-def transact_with_retry(dynamodb, items: list, attempts: int = 6) -> None:
+def transact_with_retry(
+    dynamodb, items: list, attempts: int = 6, token: dict | None = None
+) -> None:
     """Unconditional counter updates: a conflict with a concurrent transaction on the same hot
-    counter item (TransactionConflict) is retried with jitter; anything else is raised."""
+    counter item (TransactionConflict) is retried with jitter; anything else is raised.
+    `token` ({"ClientRequestToken": ...}) makes a retried identical call apply once."""
     for attempt in range(attempts):
         try:
-            dynamodb.transact_write_items(TransactItems=items)
+            dynamodb.transact_write_items(TransactItems=items, **(token or {}))
             return
         except ClientError as exc:
             if attempt == attempts - 1 or not is_conflict(exc):
@@ -111,6 +114,7 @@ def refund_request(dynamodb, tables, customer_id, admission) -> None:
             _update(table, pk, admission.day_sk, {"requests": -1}),
             _update(table, pk, admission.month_sk, {"requests": -1}),
         ],
+        token=idempotency_token(admission.request_id, "refund"),
     )
 
 

@@ -60,3 +60,24 @@ def test_converse_through_stubber_records_exact_counts(app, dynamodb, bedrock, p
     assert snapshot["day_by_model"]["amazon.nova-lite-v1:0"]["requests"] == 1
     (logged,) = app.sink.stream.events()
     assert logged["tags"]["costCenter"] == "sales" and logged["model_alias"] == "nova-lite"
+
+
+def test_counter_transactions_carry_idempotency_tokens(app, dynamodb, principal):
+    """A botocore retry of a transaction whose first try landed must not count twice."""
+    token, _, _ = principal
+    sent = []
+
+    def capture(params, **kwargs):
+        sent.append(params.get("ClientRequestToken"))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.TransactWriteItems", capture)
+    try:
+        for _ in range(2):
+            assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    finally:
+        dynamodb.meta.events.unregister(
+            "provide-client-params.dynamodb.TransactWriteItems", capture
+        )
+    assert len(sent) == 4  # admission + usage, twice
+    assert all(t and len(t) <= 36 for t in sent)
+    assert len(set(sent)) == 4  # per request and per purpose
