@@ -10,12 +10,13 @@ import datetime as dt
 from collections import defaultdict
 
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 
 from billing import selectors as billing_selectors
 from customers import selectors as customer_selectors
 from customers.models import Customer
 from usage import selectors as usage_selectors
+from usage.models import IngestedDay
 from usage.services import days_between, utc_today
 
 from . import charts
@@ -54,6 +55,19 @@ def month_cost() -> dict:
 
 
 def overview(*, today: dt.date) -> dict:
+    """Billed figures change only when a day is ingested, so they are cached under a key made of
+    the ingest state (one cheap query): about 1 s of aggregates over 5M rows, once per ingest."""
+    state = IngestedDay.objects.aggregate(n=Count("id"), last=Max("ingested_at"))
+    stamp = state["last"].timestamp() if state["last"] else 0
+    key = f"dashboard:overview:{today.isoformat()}:{state['n']}:{stamp}"
+    found = cache.get(key)
+    if found is None:
+        found = _overview(today=today)
+        cache.set(key, found, 24 * 3600)
+    return found
+
+
+def _overview(*, today: dt.date) -> dict:
     month_start = today.replace(day=1)
     trend_start = today - dt.timedelta(days=TREND_DAYS)
     month = usage_selectors.usage_totals(start=month_start, end=today)
