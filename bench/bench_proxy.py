@@ -68,7 +68,7 @@ class InstantDynamoDB:
         item = self.token if "token_hash" in Key else self.customer
         return {"Item": contract._serialize(item)}
 
-    def transact_write_items(self, TransactItems):
+    def transact_write_items(self, TransactItems, **kwargs):
         self.calls += 1
         return {}
 

@@ -2,6 +2,9 @@
 
 Each benchmark module exposes `run() -> list[dict]` with keys name, value, unit, goal
 (and optionally `met`, a bool). A benchmark that fails is reported as such, not hidden.
+
+`python -m bench.run proxy ingest` runs only the named benchmarks; the rows of the others
+are kept from the previous RESULTS.md, each with the time it was measured.
 """
 
 import datetime as dt
@@ -30,6 +33,32 @@ def _machine() -> str:
     )
 
 
+HEADER = "| benchmark | measure | value | unit | goal | met | measured |"
+
+
+def _previous_rows(path: Path) -> dict[str, list[str]]:
+    """Table lines of the last RESULTS.md by benchmark, each ending with its measured time."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    file_date = next(
+        (
+            line.removeprefix("Date: ").strip()
+            for line in text.splitlines()
+            if line.startswith("Date: ")
+        ),
+        "",
+    )
+    kept: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("| ") or line.startswith("| benchmark |"):
+            continue
+        if line.count(" | ") == 5:  # written before the measured column existed
+            line = f"{line} {file_date} |"
+        kept.setdefault(line.split(" | ", 1)[0].removeprefix("| "), []).append(line)
+    return kept
+
+
 def main(selected: list[str]) -> int:
     sys.path.insert(0, str(BENCH_DIR.parent))
     rows, failures = [], 0
@@ -51,23 +80,31 @@ def main(selected: list[str]) -> int:
             rows.append({"bench": name, **row})
             print(f"   {row['name']}: {row['value']} {row.get('unit', '')}", flush=True)
         print(f"   ({time.perf_counter() - started:.1f} s)")
+    results_path = BENCH_DIR / "RESULTS.md"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    table = {name: [] for name in modules}
+    for r in rows:
+        met = r.get("met")
+        met_text = "" if met is None else ("yes" if met else "**no**")
+        table[r["bench"]].append(
+            f"| {r['bench']} | {r['name']} | {r['value']} | {r.get('unit', '')} "
+            f"| {r.get('goal', '')} | {met_text} | {now} |"
+        )
+    if selected:  # keep what the benchmarks not run this time measured last
+        for name, lines in _previous_rows(results_path).items():
+            table.setdefault(name, lines)
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine}  ",
-        f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"Date: {now}" + (f" (this run: {', '.join(modules)})" if selected else ""),
         "",
-        "| benchmark | measure | value | unit | goal | met |",
-        "|---|---|---|---|---|---|",
+        HEADER,
+        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        met = r.get("met")
-        met_text = "" if met is None else ("yes" if met else "**no**")
-        lines.append(
-            f"| {r['bench']} | {r['name']} | {r['value']} | {r.get('unit', '')} "
-            f"| {r.get('goal', '')} | {met_text} |"
-        )
-    (BENCH_DIR / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    for name in sorted(table):
+        lines.extend(table[name])
+    results_path.write_text("\n".join(lines) + "\n")
     print(f"Wrote {BENCH_DIR / 'RESULTS.md'}")
     return 1 if failures else 0
 

@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from bench import bench_pages, bench_proxy_rps, dataset
+from bench import bench_pages, bench_proxy, bench_proxy_rps, dataset
+from bench import run as bench_run
 from billing.models import Invoice, InvoiceLine
 from customers.models import Customer, Token
 from portal.models import User
@@ -68,10 +69,53 @@ def test_proxy_handler_benchmark_runs():
     assert float(calls["value"]) <= bench_proxy_rps.GOAL_DYNAMODB_CALLS
 
 
+def test_proxy_overhead_benchmark_runs(monkeypatch):
+    """The stand-in DynamoDB answers the same calls, with the same arguments, as the handler makes."""
+    monkeypatch.setattr(bench_proxy, "WARM_REQUESTS", 20)
+    p50, p99 = bench_proxy.handler_overhead()
+    assert 0 < p50 <= p99
+
+
+def test_a_partial_run_keeps_the_other_benchmarks_rows(tmp_path, monkeypatch):
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Benchmark results\n\nDate: 2026-11-01 10:00 UTC\n\n"
+        "| benchmark | measure | value | unit | goal | met |\n|---|---|---|---|---|---|\n"
+        "| bench_ingest | rows | 80,000 | rows/s | >= 20,000 rows/s | yes |\n"
+        "| bench_proxy | calls | 9 | calls | <= 2 | **no** |\n"
+    )
+    (tmp_path / "bench_ingest.py").touch()
+    (tmp_path / "bench_proxy.py").touch()
+    monkeypatch.setattr(bench_run, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(
+        bench_run.importlib,
+        "import_module",
+        lambda name: type(
+            "M",
+            (),
+            {
+                "run": staticmethod(
+                    lambda: [
+                        {"name": "calls", "value": 2, "unit": "calls", "goal": "<= 2", "met": True}
+                    ]
+                )
+            },
+        ),
+    )
+    assert bench_run.main(["bench_proxy"]) == 0
+    text = results.read_text()
+    assert (
+        "| bench_ingest | rows | 80,000 | rows/s | >= 20,000 rows/s | yes | 2026-11-01 10:00 UTC |"
+        in text
+    )
+    assert "| bench_proxy | calls | 2 | calls | <= 2 | yes |" in text
+    assert "| 9 |" not in text
+
+
 def test_database_names_are_always_bench_ones(monkeypatch):
     monkeypatch.delenv("BENCH_PORTAL_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DATABASE_URL", "postgres://u@db.example:5432/production")
-    assert dataset.database_url(1) == "postgres://u@db.example:5432/bench_portal"
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@127.0.0.1:5432/production")
+    assert dataset.database_url(1) == "postgres://u@127.0.0.1:5432/bench_portal"
     assert dataset.database_url(0.01).endswith("/bench_portal_s0_01")
     monkeypatch.setenv("BENCH_PORTAL_DATABASE_URL", "postgres://u@h/production")
     with pytest.raises(SystemExit):
