@@ -7,7 +7,9 @@ memory, then bulk inserts of invoices and lines in chunks.
 
 Idempotent: customers that already have the period's invoice are skipped, and the partial unique
 constraint (customer, period_start) makes a concurrent second run fail its chunk instead of
-duplicating; running again then fills in whatever is missing.
+duplicating; running again then fills in whatever is missing. For the same reason a month is
+only run once it has ended: a draft made mid-month would hold part of the usage, and the real
+run on the 1st would then skip that customer.
 """
 
 import logging
@@ -18,6 +20,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from customers.models import Customer
 from usage.models import UsageDaily
@@ -35,6 +38,10 @@ from .selectors import (
 
 logger = logging.getLogger(__name__)
 CHUNK = 1000
+
+
+class InvoiceRunRefused(ValueError):
+    """A run that must not happen (the month has not ended yet)."""
 
 
 @dataclass
@@ -88,9 +95,15 @@ def _insert_chunk(drafts) -> int:
     return len(invoices)
 
 
-def invoice_run(*, period_start: date) -> RunResult:
+def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
     """Create the drafts for the month starting `period_start` (any day of it is accepted)."""
     period_start, period_end = month_bounds(period_start)
+    today = today or timezone.now().date()  # UTC, like the usage days
+    if period_end >= today:
+        raise InvoiceRunRefused(
+            f"{period_start:%B %Y} has not ended yet (UTC): invoices are made for finished "
+            "months only, so that the run on the 1st bills the whole month."
+        )
     result = RunResult(period_start=period_start)
     tax_rate = to_decimal(settings.BILLING_TAX_RATE)
     prices, dates, names = price_book()

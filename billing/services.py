@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 
-from .invoice_run import invoice_run
+from .invoice_run import InvoiceRunRefused, invoice_run
 from .models import (
     CustomerPlan,
     Invoice,
@@ -292,6 +292,7 @@ def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invo
 
 __all__ = [
     "InvoiceImmutable",
+    "InvoiceRunRefused",
     "InvoiceStateError",
     "credit_note_issue",
     "invoice_issue",

@@ -27,7 +27,12 @@ from .models import Invoice, InvoiceImmutable, InvoiceLine, ModelPrice, PricingP
 from .pricing import PricingError
 
 # Business-rule refusals: shown to staff as a message, never a server error.
-REFUSALS = (PricingError, services.InvoiceStateError, InvoiceImmutable)
+REFUSALS = (
+    PricingError,
+    services.InvoiceStateError,
+    services.InvoiceRunRefused,
+    InvoiceImmutable,
+)
 
 
 def _form_errors(request, form):

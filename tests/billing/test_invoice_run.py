@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Invoice, InvoiceLine
-from billing.services import invoice_run, plan_assign
+from billing.services import InvoiceRunRefused, invoice_run, plan_assign
 from billing.tasks import invoice_run_monthly
 from customers.models import Customer
 
@@ -100,6 +100,14 @@ def test_monthly_task_is_idempotent(october_usage):
     result = invoice_run_monthly.delay("2026-10-01").get()
     assert result["created"] == 2
     assert invoice_run_monthly.delay("2026-10-01").get()["created"] == 0
+
+
+def test_a_month_that_has_not_ended_is_refused(customer):
+    # A mid-month draft would hold part of the usage, and the run on the 1st would skip it.
+    with pytest.raises(InvoiceRunRefused, match="October 2026 has not ended"):
+        invoice_run(period_start=OCTOBER, today=date(2026, 10, 31))
+    assert not Invoice.objects.exists()
+    assert invoice_run(period_start=OCTOBER, today=date(2026, 11, 1)).created == 1
 
 
 def test_beat_schedules_the_run_on_the_first():

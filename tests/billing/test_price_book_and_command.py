@@ -43,6 +43,9 @@ def test_invoice_run_command_rejects_bad_month(db):
 
     with pytest.raises(CommandError):
         call_command("invoice_run", "--month", "October")
+    with pytest.raises(CommandError, match="has not ended yet"):
+        call_command("invoice_run", "--month", "2099-01")
+    assert not Invoice.objects.exists()
 
 
 def test_seed_plans_command_is_idempotent_and_plans_rate(db):

@@ -125,6 +125,13 @@ def test_bad_run_month(staff_client):
     assert response.status_code == 200 and "YYYY-MM" in response.content.decode()
 
 
+def test_run_for_a_month_not_ended_is_a_message(staff_client, customer):
+    response = staff_client.post(reverse("staff:billing_run"), {"month": "2099-01"}, follow=True)
+    assert response.status_code == 200
+    assert "January 2099 has not ended yet" in response.content.decode()
+    assert not Invoice.objects.exists()
+
+
 def test_wallet_and_plan_forms(staff_client, customer, make_plan):
     url = reverse("staff:billing_customer", args=[customer.pk])
     assert staff_client.get(url).status_code == 200
