@@ -114,6 +114,8 @@ class ProxyApp:
             body = json.loads(data)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise ProxyError("invalid_json") from None
+        except RecursionError:  # e.g. 100k nested '[': the decoder's depth, not a bug of ours
+            raise ProxyError("invalid_json", "The body is nested too deeply.") from None
         if not isinstance(body, dict):
             raise ProxyError("invalid_json", "The body must be a JSON object.")
         return body

@@ -128,6 +128,13 @@ def test_bad_requests(dynamodb, principal, raw, headers, status, code):
     assert error_of(response)["code"] == code
 
 
+def test_deeply_nested_json_is_a_400_not_a_500(app, principal):
+    """json.loads raises RecursionError (not ValueError) past the interpreter's depth limit."""
+    response = app.handle(event(token=principal[0], raw="[" * 100_000))
+    assert response["statusCode"] == 400, response["body"]
+    assert error_of(response)["code"] == "invalid_json"
+
+
 def test_base64_body(app, principal):
     raw = base64.b64encode(json.dumps(chat()).encode()).decode()
     request = event(token=principal[0], raw=raw)
