@@ -54,6 +54,30 @@ def test_expired_token(app, dynamodb):
     assert error_of(app.handle(event(chat(), token=token)))["code"] == "token_expired"
 
 
+def test_rotated_token_past_its_grace(app, dynamodb):
+    customer = put_customer(dynamodb)
+    ended = int(time.time()) - 1
+    token, _ = put_token(dynamodb, customer, expires_at=ended, grace_ends_at=ended)
+    response = app.handle(event(chat(), token=token))
+    assert response["statusCode"] == 401
+    assert error_of(response)["code"] == "token_grace_ended"
+
+
+def test_a_cached_token_stops_when_its_grace_ends_without_a_read(app, dynamodb, monkeypatch):
+    from proxy import auth
+
+    customer = put_customer(dynamodb)
+    grace_end = int(time.time()) + 3600
+    token, _ = put_token(dynamodb, customer, expires_at=grace_end, grace_ends_at=grace_end)
+    assert app.handle(event(chat(), token=token))["statusCode"] == 200  # cached now
+    reads = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda **kw: reads.append(kw))
+    monkeypatch.setattr(auth.time, "time", lambda: grace_end + 1)
+    response = app.handle(event(chat(), token=token))
+    assert error_of(response)["code"] == "token_grace_ended"
+    assert reads == []  # refused from the cached item's own end, before any DynamoDB call
+
+
 def test_revoked_token(app, dynamodb):
     customer = put_customer(dynamodb)
     token, _ = put_token(dynamodb, customer, status="revoked")

@@ -70,6 +70,43 @@ def test_seed_002_body_goes_to_invoke_model_with_header_counts(app, bedrock, pri
     assert logged["model_id"] == SEED_002_BODY["modelId"] and logged["api_format"] == "native"
 
 
+def test_invoke_model_cache_token_headers(app, dynamodb, bedrock, principal):
+    """Prompt caching: Bedrock reports cache reads and writes in their own headers (lower-case,
+    as botocore gives HTTPHeaders); they reach the event and the counters."""
+    answer = {
+        **ANTHROPIC_ANSWER,
+        "usage": {
+            "input_tokens": 1,
+            "output_tokens": 4,
+            "cache_read_input_tokens": 999,
+            "cache_creation_input_tokens": 999,
+        },
+    }
+    headers = {
+        "x-amzn-requestid": "5b5e0a4c-0000-4000-8000-000000000000",
+        "content-type": "application/json",
+        "x-amzn-bedrock-invocation-latency": "812",
+        "x-amzn-bedrock-input-token-count": "21",
+        "x-amzn-bedrock-output-token-count": "4",
+        "x-amzn-bedrock-cache-read-input-token-count": "2048",
+        "x-amzn-bedrock-cache-write-input-token-count": "512",
+    }
+    bedrock.stubber.add_response("invoke_model", invoke_response(answer, headers))
+    response = app.handle(event(SEED_002_BODY, token=principal[0], path="/bedrock"))
+    assert response["statusCode"] == 200, response["body"]
+    (logged,) = app.sink.stream.events()
+    assert [logged[k] for k in ("input_tokens", "output_tokens")] == [21, 4]
+    assert [logged["cache_read_tokens"], logged["cache_write_tokens"]] == [2048, 512]
+    from datetime import UTC, datetime
+
+    from proxy import contract
+
+    customer_id = principal[1].customer_id
+    snapshot = contract.get_usage_snapshot(dynamodb, customer_id, datetime.now(UTC).date())
+    assert snapshot["day"]["cache_read_tokens"] == 2048
+    assert snapshot["month"]["cache_write_tokens"] == 512
+
+
 def test_invoke_model_without_headers_uses_the_body_usage(app, bedrock, principal):
     answer = {
         **ANTHROPIC_ANSWER,

@@ -114,3 +114,54 @@ def test_zero_limit_refuses_everything(app, dynamodb):
     customer = put_customer(dynamodb, daily_request_limit=0)
     token, _ = put_token(dynamodb, customer)
     assert app.handle(event(chat(), token=token))["statusCode"] == 429
+
+
+def test_periods_are_calendar_periods_in_utc_across_the_year_end():
+    from proxy.limits import periods
+
+    now = datetime(2024, 12, 31, 23, 59, 30, tzinfo=UTC)
+    slots = periods(now)
+    assert slots["rpm"] == (
+        contract.minute_sk("2024-12-31T23:59"),
+        datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    assert slots["daily"] == (contract.day_sk(now.date()), datetime(2025, 1, 1, tzinfo=UTC))
+    assert slots["monthly"] == (contract.month_sk(now.date()), datetime(2025, 1, 1, tzinfo=UTC))
+    leap = periods(datetime(2024, 2, 29, 12, 0, tzinfo=UTC))
+    assert leap["daily"][1] == datetime(2024, 3, 1, tzinfo=UTC)
+    assert leap["monthly"][1] == datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def test_the_sandbox_does_not_use_the_monthly_token_quota(app, dynamodb):
+    customer = put_customer(dynamodb, monthly_token_quota=5)
+    token, _ = put_token(dynamodb, customer)
+    long_prompt = "x" * 400  # 100 sandbox tokens in, more out: far over the quota of 5
+    for _ in range(3):
+        assert app.handle(event(chat(text=long_prompt), token=token))["statusCode"] == 200
+    month = dynamodb.get_item(
+        TableName=contract.table_names().usage_counters,
+        Key={
+            contract.COUNTER_PK: {"S": contract.counter_pk(customer.customer_id)},
+            contract.COUNTER_SK: {"S": contract.month_sk(datetime.now(UTC).date())},
+        },
+    )["Item"]
+    assert int(month["requests"]["N"]) == 3
+    assert int(month["input_tokens"]["N"]) >= 300  # recorded, at price zero
+    assert int(month.get("quota_tokens", {"N": "0"})["N"]) == 0
+
+
+def test_revocation_reaches_every_warm_container_on_its_next_request(dynamodb, principal):
+    """Three containers, each with the token in its cache: none serves it after the revoke."""
+    from .conftest import make_app
+
+    token, customer, item = principal
+    containers = [make_app(dynamodb) for _ in range(3)]
+    for app in containers:
+        assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    assert contract.put_token(
+        dynamodb, dataclasses.replace(item, status="revoked", version=item.version + 1)
+    )
+    codes = [body_of(app.handle(event(chat(), token=token)))["error"]["code"] for app in containers]
+    assert codes == ["token_revoked"] * 3
+    snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
+    assert snapshot["day"]["requests"] == 3
