@@ -137,6 +137,21 @@ def test_bucket_encrypted_with_lifecycle_and_alarms(template):
         if "MetricStat" in m
     }
     assert {"Errors", "Throttles", "Duration"} <= metrics
+    # The handler turns its own failures into 5xx answers, so the error *rate* customers see is
+    # the API's 5xx over its request count.
+    rates = [
+        a
+        for a in alarms.values()
+        if {
+            m["MetricStat"]["Metric"]["MetricName"]
+            for m in a.get("Metrics", [])
+            if "MetricStat" in m
+        }
+        == {"5xx", "Count"}
+    ]
+    assert len(rates) == 1
+    (expression,) = [m["Expression"] for m in rates[0]["Metrics"] if "Expression" in m]
+    assert "errors / requests" in expression
     assert resources(template, "AWS::Athena::WorkGroup")
 
 
