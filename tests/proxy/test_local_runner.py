@@ -2,6 +2,9 @@
 `requests` example with the sandbox model, and the events in USAGE_EVENTS_DIR."""
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,3 +106,71 @@ def test_seed_002_python_example_with_the_sandbox(runner):
     assert response.json()["content"][0]["text"] == "Echo: What is the capital of France?"
     bad = requests.post(f"{base}/bedrock", headers=headers, data="{oops", timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+
+
+# Seed 002's JavaScript client, unchanged but for the endpoint, token and model (the sandbox).
+SEED_002_JAVASCRIPT = """
+async function callBedrockAPI(prompt) {
+  const apiEndpoint = process.env.PROXY_URL + '/bedrock';
+  const authToken = process.env.PROXY_TOKEN;
+  const response = await fetch(apiEndpoint, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      'Authorization': `Bearer ${authToken}`
+    },
+    body: JSON.stringify({
+      modelId: 'sandbox.echo-v1',
+      anthropic_version: 'bedrock-2023-05-31',
+      max_tokens: 1000,
+      messages: [{role: 'user', content: [{type: 'text', text: prompt}]}]
+    })
+  });
+  if (!response.ok) {
+    throw new Error(`API request failed: ${response.status}`);
+  }
+  return await response.json();
+}
+callBedrockAPI('What is the capital of France?')
+  .then(result => console.log(JSON.stringify(result)))
+  .catch(error => { console.error(error.message); process.exit(1); });
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_seed_002_javascript_example_with_the_sandbox(runner):
+    base, token, *_ = runner
+    env = {**os.environ, "PROXY_URL": base, "PROXY_TOKEN": token}
+    done = subprocess.run(
+        ["node", "-e", SEED_002_JAVASCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["content"][0]["text"] == "Echo: What is the capital of France?"
+    env["PROXY_TOKEN"] = contract.generate_token()  # unknown: the example's own error path
+    refused = subprocess.run(
+        ["node", "-e", SEED_002_JAVASCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "API request failed: 401" in refused.stderr
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_docs_curl_example_with_the_sandbox(runner):
+    """The curl command of docs/proxy.md (seed 002's body, the sandbox model), as written."""
+    base, token, *_ = runner
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "proxy.md").read_text()
+    command = next(
+        block.removeprefix("bash\n")
+        for block in docs.split("```")
+        if block.startswith("bash\ncurl ") and "/bedrock" in block
+    )
+    command = command.replace("http://127.0.0.1:8001", base)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        env={**os.environ, "TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["content"][0]["text"] == "Echo: What is the capital of France?"
