@@ -6,6 +6,9 @@
    the client level by objects that answer at once (no botocore, no network), so what is timed
    is auth from the cache, routing, parsing, the transaction's construction, the Converse
    mapping, rendering and the usage event (JSON to a buffer). Warm p50 / p99. Goal < 1 ms.
+   The customer has all three limits set (the admission transaction then has all its items).
+   Wall time on a shared machine includes the moments the OS gives the core to another
+   process, so the p99 is also given in this thread's CPU time, which only counts the handler.
 
     .venv/bin/python bench/bench_proxy.py        # prints a markdown table
 """
@@ -131,7 +134,19 @@ def dynamodb_calls_per_warm_request() -> float:
 
 
 def handler_overhead() -> tuple[float, float]:
-    token, customer, item = _items(limit=None)
+    """Warm wall-clock p50 and p99 in ms."""
+    wall, _ = _overhead_samples()
+    return _percentiles(wall)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.99) - 1)]
+
+
+def _overhead_samples() -> tuple[list[float], list[float]]:
+    """Per warm request: (wall ms, this thread's CPU ms)."""
+    token, customer, item = _items(limit=1_000_000)
     dynamodb = InstantDynamoDB(customer, item)
     app = handler.ProxyApp(
         Settings(tables=contract.table_names()),
@@ -144,24 +159,24 @@ def handler_overhead() -> tuple[float, float]:
         app.handle(event)
         app.sink.stream.seek(0)
         app.sink.stream.truncate()
-    samples = []
+    wall, cpu = [], []
     for event in events[200:]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
         response = app.handle(event)
-        samples.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time_ns() - started_cpu) / 1e6)
+        wall.append((time.perf_counter_ns() - started) / 1e6)
         if response["statusCode"] != 200:
             raise RuntimeError(response["body"])
         app.sink.stream.seek(0)
         app.sink.stream.truncate()
-    samples.sort()
-    p50 = statistics.median(samples)
-    p99 = samples[int(len(samples) * 0.99) - 1]
-    return p50, p99
+    return wall, cpu
 
 
 def run() -> list[dict]:
     calls = dynamodb_calls_per_warm_request()
-    p50, p99 = handler_overhead()
+    wall, cpu = _overhead_samples()
+    p50, p99 = _percentiles(wall)
+    cpu_p50, cpu_p99 = _percentiles(cpu)
     return [
         {
             "name": "DynamoDB calls per warm request",
@@ -183,6 +198,13 @@ def run() -> list[dict]:
             "unit": "ms",
             "goal": "< 1",
             "met": p99 < 1,
+        },
+        {
+            "name": "warm handler CPU time excl. I/O, p50 / p99 (this thread only)",
+            "value": f"{cpu_p50:.3f} / {cpu_p99:.3f}",
+            "unit": "ms",
+            "goal": "< 1",
+            "met": cpu_p99 < 1,
         },
     ]
 
