@@ -35,7 +35,7 @@ def make_event(customer_id, *, when: dt.datetime, **overrides) -> dict:
         "latency_ms": 250,
         "status": "success",
         "tags": tags,
-        "client_ip": "203.0.113.7",
+        "client_ip": "127.0.0.1",
         "api_format": "bedrock",
         "http_status": 200,
     }

@@ -187,7 +187,7 @@ def test_failed_email_is_recorded_and_retried(dynamodb, limited, monkeypatch):
 
 def test_webhook_payload_is_signed(dynamodb, limited):
     CustomerUsageSettings.objects.create(
-        customer=limited, webhook_url="https://hooks.acme.example/u", webhook_secret="s3cret"
+        customer=limited, webhook_url="https://127.0.0.1:9/u", webhook_secret="s3cret"
     )
     _usage(dynamodb, limited, month_tokens=500)
     alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())

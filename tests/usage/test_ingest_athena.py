@@ -4,14 +4,16 @@ import datetime as dt
 
 import boto3
 import pytest
-import requests
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
+from moto.moto_api._internal.models import moto_api_backend
 
+from proxy import contract
 from usage.athena import AthenaEngine, AthenaQueryError, AthenaTimeout
-from usage.models import UsageDaily
+from usage.models import IngestedDay, IngestRun, UsageDaily, UsageDifference, UsageUserDaily
 from usage.selectors import usage_totals
-from usage.services import usage_day_replace
+from usage.services import ingest_run_create, ingest_run_execute, usage_day_replace
 
 DAY = dt.date(2026, 11, 20)
 COLUMNS = [
@@ -45,22 +47,16 @@ def _row(values):
     return {"Data": [{"VarCharValue": str(v)} if v is not None else {} for v in values]}
 
 
-def inject_results(data_rows):
-    """Queue one query result (header row first, as Athena returns it) in moto."""
-    response = requests.post(
-        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
-        json={
-            "region": "us-east-1",
-            "results": [
-                {
-                    "rows": [_row(COLUMNS), *(_row(r) for r in data_rows)],
-                    "column_info": [{"Name": c, "Type": "varchar"} for c in COLUMNS],
-                }
-            ],
-        },
-        timeout=5,
+def inject_results(data_rows, columns=COLUMNS):
+    """Queue one query result (header row first, as Athena returns it) in moto, in process
+    (what moto's /moto-api/static/athena/query-results endpoint does, without an HTTP call).
+    Each started query takes the next queued result."""
+    moto_api_backend.set_athena_result(
+        rows=[_row(columns), *(_row(r) for r in data_rows)],
+        column_info=[{"Name": c, "Type": "varchar"} for c in columns],
+        account_id=DEFAULT_ACCOUNT_ID,
+        region="us-east-1",
     )
-    assert response.status_code == 201
 
 
 class Recorder:
@@ -184,3 +180,36 @@ def test_hourly_rule_sql_prunes_to_the_hours_partitions():
     assert "(year = '2026' AND month = '12' AND day = '31')" in sql
     assert "\"timestamp\" >= '2026-12-31T23:00:00'" in sql
     assert 'substr("timestamp", 1, 13) AS hour' in sql and ">= 500" in sql
+
+
+def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer, settings):
+    """The whole path as the nightly task runs it: the engine built from settings (the portal's
+    boto3 client), the day queried and loaded, the per-user query, reconciliation."""
+    settings.AWS_REGION = "us-east-1"
+    counters = boto3.client("dynamodb", region_name="us-east-1")
+    contract.create_tables(counters)
+    inject_results(
+        [
+            (customer.pk, "haiku-model", "chatbot", "cc-1", "prod", 3, 300, 60, 0, 0),
+            (other_customer.pk, "haiku-model", None, None, None, 2, 20, 2, 0, 0),
+        ]
+    )
+    user_columns = ["customer_id", "application_id", "user_id", "model_id", "requests",
+                    "input_tokens", "output_tokens"]  # fmt: skip
+    inject_results([(customer.pk, "chatbot", "alice", "haiku-model", 3, 300, 60)], user_columns)
+    run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
+
+    run = ingest_run_execute(run_id=run.pk)
+
+    assert (run.status, run.errors, run.rows_written) == (IngestRun.Status.SUCCEEDED, [], 2)
+    assert IngestedDay.objects.get(day=DAY).engine == "athena"
+    assert usage_totals(customer_id=customer.pk, start=DAY, end=DAY)["output_tokens"] == 60
+    assert UsageUserDaily.objects.get(day=DAY).user_id == "alice"
+    executions = athena.list_query_executions()["QueryExecutionIds"]
+    queries = [
+        athena.get_query_execution(QueryExecutionId=e)["QueryExecution"]["Query"]
+        for e in executions
+    ]
+    assert len(queries) == 2 and all("day = '20'" in q for q in queries)
+    # No counters were written for that day: both customers are listed as differences.
+    assert UsageDifference.objects.filter(day=DAY).count() == 2

@@ -240,3 +240,20 @@ def test_beat_runs_the_nightly_ingest_after_the_export_and_crawler():
     assert entry["task"] == "usage.tasks.ingest_nightly_task"
     assert entry["schedule"].hour == {3} and entry["schedule"].minute == {0}
     assert "usage-alert-check" in app.conf.beat_schedule
+
+
+def test_beat_times_come_from_settings(settings):
+    from portal.celery import _usage_schedule, app
+
+    saved = dict(app.conf.beat_schedule)
+    settings.USAGE_INGEST_HOUR, settings.USAGE_INGEST_MINUTE = 4, 45
+    settings.USAGE_ALERT_CHECK_MINUTES = 3
+    try:
+        _usage_schedule(app)
+        nightly = app.conf.beat_schedule["usage-nightly-ingest"]["schedule"]
+        check = app.conf.beat_schedule["usage-alert-check"]["schedule"]
+        assert (nightly.hour, nightly.minute) == ({4}, {45})
+        assert check.minute == set(range(0, 60, 3))
+    finally:
+        app.conf.beat_schedule = saved
+    assert app.conf.beat_schedule["usage-nightly-ingest"]["schedule"].hour == {3}

@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-import requests
 from django.urls import reverse
 
 from usage.athena import AthenaEngine
@@ -11,7 +10,7 @@ from usage.models import UsageDaily, UsageUserDaily
 from usage.services import ingest_run_create, ingest_run_execute
 
 from .events import make_event, write_events
-from .test_ingest_athena import _row, athena  # noqa: F401  (fixture)
+from .test_ingest_athena import athena, inject_results  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -68,20 +67,7 @@ def test_reingest_replaces_the_users_rows_exactly(events_dir, customer, no_count
 def test_athena_user_rows_query_and_parse(athena, customer):  # noqa: F811
     columns = ["customer_id", "application_id", "user_id", "model_id", "requests",
                "input_tokens", "output_tokens"]  # fmt: skip
-    response = requests.post(
-        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
-        json={
-            "region": "us-east-1",
-            "results": [
-                {
-                    "rows": [_row(columns), _row((customer.pk, "chatbot", "alice", "m", 2, 9, 4))],
-                    "column_info": [{"Name": c, "Type": "varchar"} for c in columns],
-                }
-            ],
-        },
-        timeout=5,
-    )
-    assert response.status_code == 201
+    inject_results([(customer.pk, "chatbot", "alice", "m", 2, 9, 4)], columns)
     calls = []
     engine = AthenaEngine(athena, sleep=lambda s: None)
     original = athena.start_query_execution

@@ -193,7 +193,7 @@ def test_staff_edit_thresholds(staff_client, customer):
             "daily_request_percents": "",
             "hourly_token_threshold": "10000",
             "notify_staff": "on",
-            "webhook_url": "https://hooks.acme.example/usage",
+            "webhook_url": "https://127.0.0.1:9/usage",
             "summary_frequency": "monthly",
         },
     )
@@ -202,7 +202,7 @@ def test_staff_edit_thresholds(staff_client, customer):
     assert saved.monthly_token_percents == [75, 90] and saved.daily_request_percents == []
     assert saved.hourly_token_threshold == 10000 and len(saved.webhook_secret) > 30
     plain = staff_client.post(
-        url, {"monthly_token_percents": "50", "webhook_url": "http://x.example"}
+        url, {"monthly_token_percents": "50", "webhook_url": "http://127.0.0.1:9/usage"}
     )
     assert "https URL" in plain.content.decode()
 

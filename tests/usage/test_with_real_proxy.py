@@ -74,7 +74,7 @@ def _call(app, token, text, app_id):
                 "http": {
                     "method": "POST",
                     "path": "/v1/chat/completions",
-                    "sourceIp": "203.0.113.9",
+                    "sourceIp": "127.0.0.1",
                 },
                 "requestId": str(uuid.uuid4()),
             },
