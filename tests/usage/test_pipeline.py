@@ -166,17 +166,23 @@ def test_customers_usage_subcommand(customer):
         stdout=out,
     )
     assert "model-a" in out.getvalue()
-    with pytest.raises(CommandError, match="YYYY-MM-DD"):
-        call_command(
-            "customers",
-            "usage",
-            "--customer-id",
-            str(customer.pk),
-            "--start-date",
-            "yesterday",
-            "--end-date",
-            "2026-11-30",
-        )
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "start", "end", "message"),
+    [
+        (None, "yesterday", "2026-11-30", "YYYY-MM-DD"),
+        (None, "2026-11-31", "2026-12-01", "YYYY-MM-DD"),
+        (None, "2026-11-30", "2026-11-01", "start date is after the end date"),
+        ("5b0e6c3e-0000-4000-8000-000000000000", "2026-11-01", "2026-11-30", "No customer"),
+        ("acme", "2026-11-01", "2026-11-30", "not a customer id"),
+    ],
+)
+def test_customers_usage_subcommand_errors(customer, customer_id, start, end, message):
+    pytest.importorskip("proxy.contract")
+    args = ["--customer-id", customer_id or str(customer.pk), "--start-date", start]
+    with pytest.raises(CommandError, match=message):
+        call_command("customers", "usage", *args, "--end-date", end, stdout=StringIO())
 
 
 def test_summary_periods():
