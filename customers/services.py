@@ -5,6 +5,7 @@ None for automation), the source IP and a `source` label. Each runs in one trans
 also writes the audit event and, for what the proxy must see, the sync outbox row.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -280,7 +281,8 @@ def token_rotate(
     """A new token with the same label; the old one works for `grace_hours`, then stops."""
     if grace_hours is None:
         grace_hours = settings.TOKEN_ROTATION_GRACE_HOURS
-    if grace_hours < 0 or grace_hours > 24 * 90:
+    # NaN passes both comparisons below (and timedelta then raises), so refuse it first.
+    if not math.isfinite(grace_hours) or grace_hours < 0 or grace_hours > 24 * 90:
         raise ValidationError("The grace period must be between 0 hours and 90 days.")
     with transaction.atomic():
         old = Token.objects.select_for_update().get(pk=token.pk)

@@ -62,20 +62,56 @@ def test_create_with_given_token_and_expiry(ddb):
         (["rotate-token", "--customer-id", str(uuid.uuid4())], "No customer"),
         (["revoke-token", "--customer-id", str(uuid.uuid4())], "No customer"),
         (["update-token", "--customer-id", str(uuid.uuid4()), "--token", "x" * 30], "No customer"),
+        (["update-limits", "--customer-id", str(uuid.uuid4()), "--daily-limit", "5"], "No cust"),
+        (["suspend", "--customer-id", str(uuid.uuid4())], "No customer"),
+        (["reactivate", "--customer-id", "12345"], "not a customer id"),
+        (["create", "--name", "X", "--email", "a@b.ex", "--expires", "2001-01-31"], "future"),
+        (["create", "--name", "X", "--email", "a@b.ex", "--expires", "2099-02-30"], "Bad date"),
+        (["create", "--name", " ", "--email", "a@b.ex"], "needs a name"),
     ],
 )
 def test_errors_are_clear(ddb, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
+    assert not Customer.objects.exists()  # a failed command leaves nothing half-done
 
 
-def test_errors_exit_non_zero(ddb):
+@pytest.mark.parametrize("hours", ["nan", "inf", "-1", "2161"])
+def test_bad_grace_hours_are_refused_and_change_nothing(ddb, hours):
+    customer_id, old = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
+    for command in (["rotate-token"], ["update-token", "--token", "Replacement0123456789abc"]):
+        with pytest.raises(CommandError, match="grace period"):
+            run(*command, "--customer-id", customer_id, "--grace-hours", hours)
+    assert Token.objects.filter(customer_id=customer_id).count() == 1
+    assert remote_token(ddb, old).status == "active"
+    assert remote_token(ddb, old).grace_ends_at is None
+
+
+def test_rotate_with_an_unknown_prefix_is_refused(ddb, customer):
+    from customers import services
+
+    services.token_create(customer=customer)
+    with pytest.raises(CommandError, match="No active token starting with 'nope'"):
+        run("rotate-token", "--customer-id", str(customer.pk), "--token-prefix", "nope")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["rotate-token", "--customer-id", "x"], 1),  # CommandError
+        (["rotate-token", "--customer-id", str(uuid.uuid4()), "--grace-hours", "soon"], 2),
+        (["update-limits", "--customer-id", str(uuid.uuid4())], 2),  # --daily-limit missing
+        (["frobnicate"], 2),
+    ],
+)
+def test_errors_exit_non_zero(ddb, argv, code, capsys):
     from django.core.management import ManagementUtility
 
-    utility = ManagementUtility(["manage.py", "customers", "rotate-token", "--customer-id", "x"])
+    utility = ManagementUtility(["manage.py", "customers", *argv])
     with pytest.raises(SystemExit) as exit_info:
         utility.execute()
-    assert exit_info.value.code != 0
+    assert exit_info.value.code == code
+    assert capsys.readouterr().err.strip()  # and says why, on stderr
 
 
 def test_list(ddb, customer, other_customer):

@@ -84,9 +84,12 @@ def test_rotate_with_zero_grace_revokes_at_once(ddb, customer, issued):
     assert remote_token(ddb, issued.plaintext).status == "revoked"
 
 
-def test_rotate_refuses_bad_grace(ddb, customer, issued):
-    with pytest.raises(ValidationError):
-        services.token_rotate(token=issued.token, grace_hours=-1)
+@pytest.mark.parametrize("hours", [-1, 24 * 90 + 1, float("nan"), float("inf")])
+def test_rotate_refuses_bad_grace(ddb, customer, issued, hours):
+    with pytest.raises(ValidationError, match="grace period"):
+        services.token_rotate(token=issued.token, grace_hours=hours)
+    issued.token.refresh_from_db()
+    assert issued.token.state() == "active" and Token.objects.count() == 1
 
 
 def test_revoke_is_effective_at_once(ddb, customer, issued):
