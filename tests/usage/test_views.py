@@ -179,6 +179,17 @@ def test_staff_customer_page(staff_client, dynamodb, usage, customer):
     assert f"customer={customer.pk}" in body
 
 
+def test_staff_customer_page_shows_live_counters_as_provisional(staff_client, dynamodb, customer):
+    today = utc_today()
+    put_counter(
+        dynamodb, customer.pk, f"DAY#{today}", requests=31, input_tokens=4000, output_tokens=1
+    )
+    put_counter(dynamodb, customer.pk, f"MONTH#{today:%Y-%m}", requests=977, input_tokens=50_000)
+    body = staff_client.get(reverse("staff:usage_customer", args=[customer.pk])).content.decode()
+    assert ">31<" in body and ">4,001<" in body and ">977<" in body
+    assert body.count(">provisional</span>") >= 4
+
+
 def test_staff_edit_thresholds(staff_client, customer):
     url = reverse("staff:usage_customer_settings", args=[customer.pk])
     assert staff_client.get(url).status_code == 200
