@@ -219,6 +219,9 @@ def test_internal_error_is_a_500_without_trace(app, dynamodb, principal, monkeyp
     monkeypatch.setattr(dynamodb, "transact_write_items", boom)
     response = app.handle(event(chat(), token=principal[0]))
     assert response["statusCode"] == 500 and error_of(response)["code"] == "internal_error"
+    (logged,) = app.sink.stream.events()  # still exactly one event, not billable
+    assert logged["status"] == "error" and logged["error_code"] == "internal_error"
+    assert logged["http_status"] == 500 and logged["input_tokens"] == 0
 
 
 def test_no_bedrock_configured(dynamodb, principal):

@@ -1,0 +1,43 @@
+"""The proxy package runs in Lambda with boto3 only: no Django, no portal app, nothing else."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PROXY = Path(__file__).resolve().parents[2] / "proxy"
+ALLOWED = set(sys.stdlib_module_names) | {"boto3", "botocore", "proxy"}
+
+
+def test_every_import_is_stdlib_boto3_or_the_package_itself():
+    outside = {}
+    for path in sorted(PROXY.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] not in ALLOWED:
+                    outside.setdefault(path.name, []).append(name)
+    assert outside == {}
+
+
+def test_importing_the_handler_loads_no_portal_module():
+    code = (
+        "import sys, proxy.handler, proxy.local; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'django', 'portal', 'customers', 'usage', 'billing', 'rest_framework', 'celery'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROXY.parent,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
