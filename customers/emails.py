@@ -87,10 +87,23 @@ def token_expiry_warnings_send(*, now=None) -> int:
         recipients = customer.contact_emails + list(
             customer.users.filter(is_active=True).values_list("email", flat=True)
         )
-        send_templated(
-            name="token_expiry_warning",
-            to=sorted(set(recipients)),
-            context={"customer": customer, "token": token},
-        )
+        try:
+            send_templated(
+                name="token_expiry_warning",
+                to=sorted(set(recipients)),
+                context={"customer": customer, "token": token},
+            )
+        except Exception as error:
+            # Release the claim so tomorrow's run tries again; a mail server that is down must
+            # not silently cost the customer their only warning. The other tokens still go.
+            Token.objects.filter(pk=token.pk, expiry_warning_sent_at=now).update(
+                expiry_warning_sent_at=None
+            )
+            logger.warning(
+                "token expiry warning for token %s not sent (%s); will retry on the next run",
+                token.pk,
+                type(error).__name__,
+            )
+            continue
         sent += 1
     return sent

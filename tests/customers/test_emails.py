@@ -62,3 +62,33 @@ def test_no_warning_for_revoked_or_rotated_tokens(ddb, customer, settings):
     services.token_revoke(token=a.token)
     services.token_rotate(token=b.token, expires_at=None)
     assert token_expiry_warnings_send() == 0
+
+
+def test_a_failed_send_is_retried_on_the_next_run(ddb, customer, settings, monkeypatch):
+    from customers import emails
+
+    settings.TOKEN_EXPIRY_WARNING_DAYS = 7
+    first = services.token_create(customer=customer, label="first", expires_at=_days(2))
+    services.token_create(customer=customer, label="second", expires_at=_days(3))
+    real_send = emails.send_templated
+
+    def mail_server_down_for_first(**kwargs):
+        if kwargs["context"]["token"].pk == first.token.pk:
+            raise ConnectionRefusedError("smtp down")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(emails, "send_templated", mail_server_down_for_first)
+    mail.outbox.clear()
+    assert token_expiry_warnings_send() == 1  # the other token's warning still went out
+    assert ["second" in m.subject for m in mail.outbox] == [True]
+    first.token.refresh_from_db()
+    assert first.token.expiry_warning_sent_at is None  # not marked as sent
+
+    monkeypatch.setattr(emails, "send_templated", real_send)
+    assert token_expiry_warnings_send() == 1
+    assert "first" in mail.outbox[-1].subject
+    assert token_expiry_warnings_send() == 0
+
+
+def _days(n):
+    return timezone.now() + timedelta(days=n)
