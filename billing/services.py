@@ -24,6 +24,8 @@ from .models import (
     PricingPlan,
 )
 from .pricing import PricingError, round_money, tax_amount, to_decimal
+from .rating import rate_usage
+from .selectors import price_book, terms_for, usage_rows
 from .wallet import (  # noqa: F401 (re-export)
     billing_profile_get,
     credit_grant,
@@ -118,6 +120,46 @@ def invoice_line_add(
     )
     invoice_recalculate(invoice=invoice).save()
     return line
+
+
+@transaction.atomic
+def invoice_draft_refresh(*, invoice: Invoice) -> Invoice:
+    """Re-rate a draft from the billed usage as it is now, e.g. after staff re-ingested a day
+    of its month or the nightly catch-up loaded a missed one (the run skips customers that
+    already have a draft, so it never updates one). Manual lines are kept, after the rated ones.
+    Same plan and price rules as the monthly run."""
+    invoice = _locked_draft(invoice.pk)
+    if invoice.kind != Invoice.Kind.INVOICE:
+        raise InvoiceStateError("Only an invoice draft is rated from usage.")
+    prices, dates, names = price_book()
+    rows = usage_rows(
+        invoice.period_start, invoice.period_end, customer_ids=[invoice.customer_id], dates=dates
+    ).get(invoice.customer_id, [])
+    terms = terms_for(invoice.customer_id, invoice.period_start)
+    rated = rate_usage(rows, terms=terms, prices=prices, names=names)
+    manual = list(invoice.lines.filter(kind=InvoiceLine.Kind.MANUAL).order_by("position", "id"))
+    invoice.lines.exclude(kind=InvoiceLine.Kind.MANUAL).delete()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            position=position,
+            kind=line.kind,
+            model_id=line.model_id,
+            description=line.description[:300],
+            quantity=line.quantity,
+            unit=line.unit,
+            unit_price=line.unit_price,
+            amount=line.amount,
+        )
+        for position, line in enumerate(rated, start=1)
+    )
+    for position, line in enumerate(manual, start=len(rated) + 1):
+        if line.position != position:
+            line.position = position
+            line.save(update_fields=["position"])
+    invoice.plan_name = terms.name
+    invoice_recalculate(invoice=invoice).save()
+    return invoice
 
 
 @transaction.atomic
@@ -295,6 +337,7 @@ __all__ = [
     "InvoiceRunRefused",
     "InvoiceStateError",
     "credit_note_issue",
+    "invoice_draft_refresh",
     "invoice_issue",
     "invoice_line_add",
     "invoice_line_delete",

@@ -34,6 +34,11 @@ staff_urlpatterns: list = [
         name="billing_invoice_issue",
     ),
     path(
+        "billing/invoices/<uuid:invoice_id>/refresh/",
+        staff.billing_invoice_refresh,
+        name="billing_invoice_refresh",
+    ),
+    path(
         "billing/invoices/<uuid:invoice_id>/paid/",
         staff.billing_invoice_mark_paid,
         name="billing_invoice_mark_paid",

@@ -184,6 +184,17 @@ def billing_invoice_issue(request, invoice_id):
 
 @staff_required
 @require_POST
+def billing_invoice_refresh(request, invoice_id):
+    return _invoice_action(
+        request,
+        invoice_id,
+        lambda inv: services.invoice_draft_refresh(invoice=inv),
+        "Draft re-rated from the current usage (manual lines kept).",
+    )
+
+
+@staff_required
+@require_POST
 def billing_invoice_mark_paid(request, invoice_id):
     return _invoice_action(
         request, invoice_id, lambda inv: services.invoice_mark_paid(invoice=inv), "Marked paid."

@@ -6,9 +6,18 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Invoice, InvoiceLine
-from billing.services import InvoiceRunRefused, invoice_run, plan_assign
+from billing.services import (
+    InvoiceRunRefused,
+    InvoiceStateError,
+    invoice_draft_refresh,
+    invoice_issue,
+    invoice_line_add,
+    invoice_run,
+    plan_assign,
+)
 from billing.tasks import invoice_run_monthly
 from customers.models import Customer
+from usage.services import usage_day_replace
 
 from .conftest import OCTOBER
 
@@ -65,6 +74,35 @@ def test_run_is_idempotent(october_usage):
     assert again.created == 0 and again.skipped == 2
     assert Invoice.objects.count() == 2
     assert InvoiceLine.objects.count() == lines
+
+
+def test_a_draft_is_re_rated_after_a_re_ingest(october_usage, customer, settings):
+    settings.BILLING_TAX_RATE = "0.2"
+    invoice_run(period_start=OCTOBER)
+    draft = Invoice.objects.get(customer=customer)
+    invoice_line_add(invoice=draft, description="Onboarding", amount=D("10"))
+    # A staff re-ingest of Oct 20 finds late events: model A doubles that day.
+    usage_day_replace(
+        day=date(2026, 10, 20),
+        engine="duckdb",
+        rows=[(str(customer.pk), "test.model-a", "", "", "", 2, 200_000, 20_000, 0, 0)],
+    )
+    assert invoice_run(period_start=OCTOBER).created == 0  # the run never touches a draft
+
+    draft = invoice_draft_refresh(invoice=draft)
+
+    # Model A after the price change: 200 x 0.0015 + 20 x 0.0075 = 0.45 (was 0.23).
+    lines = [(line.position, line.kind, line.amount) for line in draft.lines.all()]
+    assert lines == [
+        (1, "usage", D("0.45")),
+        (2, "usage", D("0.45")),
+        (3, "usage", D("0.62")),
+        (4, "manual", D("10.00")),
+    ]
+    assert (draft.subtotal, draft.tax, draft.total) == (D("11.52"), D("2.30"), D("13.82"))
+    issued = invoice_issue(invoice=draft)
+    with pytest.raises(InvoiceStateError):
+        invoice_draft_refresh(invoice=issued)
 
 
 def test_customer_without_usage_gets_an_empty_draft(customer, price_book):

@@ -120,6 +120,18 @@ def test_unknown_ids_are_404(staff_client):
     )
 
 
+def test_staff_re_rate_a_draft(staff_client, customer, price_book, add_usage, draft):
+    add_usage(customer, date(2026, 10, 3), input_tokens=100_000, output_tokens=10_000)
+    detail = reverse("staff:billing_invoice_detail", args=[draft.pk])
+    assert "Re-rate from usage" in staff_client.get(detail).content.decode()
+    response = staff_client.post(
+        reverse("staff:billing_invoice_refresh", args=[draft.pk]), follow=True
+    )
+    assert "Draft re-rated" in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.subtotal == D("0.45") and draft.lines.get().kind == "usage"
+
+
 def test_bad_run_month(staff_client):
     response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-13"}, follow=True)
     assert response.status_code == 200 and "YYYY-MM" in response.content.decode()
