@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_no_token_or_hash_in_audit_or_logs(ddb, settings, customer, staff_user, caplog):
     caplog.set_level(logging.DEBUG)
     secrets = []
-    first = services.token_create(customer=customer, actor=staff_user, ip="198.51.100.1")
+    first = services.token_create(customer=customer, actor=staff_user, ip="127.0.0.9")
     secrets.append(first.plaintext)
     rotated = services.token_rotate(token=first.token, actor=staff_user)
     secrets.append(rotated.plaintext)
@@ -47,7 +47,7 @@ def test_no_token_or_hash_in_audit_or_logs(ddb, settings, customer, staff_user, 
     )
     outbox = json.dumps(list(SyncOutbox.objects.values("payload", "last_error")), default=str)
     assert AuditEvent.objects.filter(object_type="token").count() >= 5
-    assert AuditEvent.objects.filter(source_ip="198.51.100.1").count() == 1
+    assert AuditEvent.objects.filter(source_ip="127.0.0.9").count() == 1
     for needle in secrets + hashes:
         assert needle not in caplog.text
         assert needle not in audit

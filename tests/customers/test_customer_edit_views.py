@@ -38,12 +38,12 @@ def test_edit_limits(staff_client, ddb, customer):
         "monthly_token_quota": "2000000",
         "rpm_limit": "",
         "allowed_models": "sandbox.echo-v1\nclaude-haiku",
-        "ip_allowlist": "203.0.113.0/24\n2001:db8::/32",
+        "ip_allowlist": "127.0.0.0/24\n::1/128",
         "default_model_params": '{"max_tokens": 256}',
     }
     assert staff_client.post(url, data).status_code == 302
     item = contract.get_customer(ddb, str(customer.pk))
-    assert item.ip_allowlist == ["203.0.113.0/24", "2001:db8::/32"]
+    assert item.ip_allowlist == ["127.0.0.0/24", "::1/128"]
     assert item.default_model_params == {"max_tokens": 256}
     assert item.monthly_token_quota == 2000000 and item.rpm_limit is None
 

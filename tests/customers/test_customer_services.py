@@ -14,22 +14,22 @@ def test_customer_create_writes_dynamodb_and_audit(ddb, staff_user):
         contact_email="it@initech.example",
         daily_request_limit="500",
         allowed_models="sandbox.echo-v1, claude-haiku",
-        ip_allowlist="10.0.0.0/8 192.168.1.7",
+        ip_allowlist="127.0.0.0/8 127.0.1.7",
         actor=staff_user,
-        ip="203.0.113.9",
+        ip="127.0.0.9",
     )
     item = contract.get_customer(ddb, str(customer.pk))
     assert item.status == "active"
     assert item.name == "Initech"
     assert item.daily_request_limit == 500
     assert item.allowed_models == ["sandbox.echo-v1", "claude-haiku"]
-    assert item.ip_allowlist == ["10.0.0.0/8", "192.168.1.7/32"]
+    assert item.ip_allowlist == ["127.0.0.0/8", "127.0.1.7/32"]
     assert item.version == customer.sync_version == 1
     event = AuditEvent.objects.get(customer=customer)
     assert (event.action, event.actor, event.source_ip) == (
         "customer.create",
         staff_user,
-        "203.0.113.9",
+        "127.0.0.9",
     )
     assert event.after["daily_request_limit"] == 500
     assert SyncOutbox.objects.get(customer=customer).delivered_at is not None
@@ -43,7 +43,7 @@ def test_customer_create_writes_dynamodb_and_audit(ddb, staff_user):
         ("rpm_limit", "ten"),
         ("monthly_token_quota", "1.5"),
         ("allowed_models", "good-model, bad model!"),
-        ("ip_allowlist", "10.0.0.0/33"),
+        ("ip_allowlist", "127.0.0.0/33"),
         ("ip_allowlist", "example.com"),
         ("default_model_params", "[1, 2]"),
         ("default_model_params", "{not json"),

@@ -29,7 +29,7 @@ def _data(**overrides):
 
 def test_onboarding_shows_the_token_once_with_curl(staff_client, ddb, settings):
     settings.PROXY_BASE_URL = "https://proxy.example"
-    page = staff_client.post(URL, _data(), REMOTE_ADDR="192.0.2.5")
+    page = staff_client.post(URL, _data(), REMOTE_ADDR="127.0.0.5")
     assert page.status_code == 200
     customer = Customer.objects.get(name="Initech")
     assert (customer.daily_request_limit, customer.rpm_limit) == (1000, 60)
@@ -45,7 +45,7 @@ def test_onboarding_shows_the_token_once_with_curl(staff_client, ddb, settings):
     assert "sandbox.echo-v1" in html and f"Bearer {plaintext}" in page.context["curl"]
     assert remote_token(ddb, plaintext).customer_id == str(customer.pk)
     assert contract.get_customer(ddb, str(customer.pk)).rpm_limit == 60
-    assert AuditEvent.objects.filter(customer=customer, source_ip="192.0.2.5").count() == 3
+    assert AuditEvent.objects.filter(customer=customer, source_ip="127.0.0.5").count() == 3
 
     assert plaintext not in str(dict(staff_client.session))  # never stored, not even briefly
     again = staff_client.get(reverse("staff:token_issued"))
