@@ -161,3 +161,48 @@ def test_cfn_lint():
         pytest.skip("cfn-lint is not installed")
     result = subprocess.run([cfn_lint, str(TEMPLATE)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lambda_package_is_the_proxy_package_only(template, tmp_path):
+    """What `sam build` runs for ProxyFunction (BuildMethod: makefile), from a scratch directory
+    as SAM does: the artifact holds proxy/*.py and nothing else, and its handler imports."""
+    function = template["Resources"]["ProxyFunction"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    code_dir = (TEMPLATE.parent / function["Properties"]["CodeUri"]).resolve()
+    assert code_dir == TEMPLATE.parent
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    scratch, artifacts = tmp_path / "scratch", tmp_path / "artifacts"
+    scratch.mkdir()
+    artifacts.mkdir()
+    subprocess.run(
+        [
+            "make",
+            "-f",
+            str(code_dir / "Makefile"),
+            "build-ProxyFunction",
+            f"ARTIFACTS_DIR={artifacts}",
+        ],
+        cwd=scratch,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    packaged = sorted(
+        p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()
+    )
+    assert packaged == sorted(f"proxy/{p.name}" for p in (ROOT / "proxy").glob("*.py"))
+    module, _, function_name = function["Properties"]["Handler"].rpartition(".")
+    code = (
+        f"import {module}; assert callable({module}.{function_name}); "
+        f"assert {module}.__file__.startswith({str(artifacts)!r}), {module}.__file__"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=artifacts,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(artifacts)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
