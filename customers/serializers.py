@@ -159,7 +159,12 @@ class TokenSerializer(serializers.ModelSerializer):
 class IssuedTokenSerializer(TokenSerializer):
     """A token just created or rotated in: `token` is the plaintext, shown this once."""
 
-    token = serializers.CharField(read_only=True, help_text="The plaintext; never shown again.")
+    # Not read-only so that the schema marks it optional: an Idempotency-Key replay answers
+    # without it (the plaintext is never stored). Only ever used to answer, never to read input.
+    token = serializers.CharField(
+        required=False,
+        help_text="The plaintext; never shown again (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(TokenSerializer.Meta):
         fields = [*TokenSerializer.Meta.fields, "token"]

@@ -44,8 +44,34 @@ _ERROR_STATUSES = {
 }
 
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": (
+        "Retry this creating POST safely: a retry with the same key and body within 24 h gets "
+        "the stored answer (header `Idempotent-Replayed: true`) without running again; the same "
+        "key with another body is 422; while the first is still running, 409."
+    ),
+}
+
+
 class PortalAutoSchema(AutoSchema):
-    """Every operation documents the API's one error shape for each error status."""
+    """Every operation documents the API's one error shape for each error status, and every
+    creating POST (one answering 201 or 202) its `Idempotency-Key` header and the 422 a reused
+    key gets."""
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        responses = (operation or {}).get("responses", {})
+        if self.method == "POST" and {"201", "202"} & set(responses):
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+            error = self._get_response_for_code(ErrorSerializer, "422")
+            responses.setdefault(
+                "422", {**error, "description": "This Idempotency-Key was used with another body."}
+            )
+        return operation
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction=direction)

@@ -1,6 +1,8 @@
 """API clients of every kind the permission rules distinguish."""
 
 import pytest
+from django.core import signals
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from portal.api.keys import api_key_create
@@ -58,3 +60,15 @@ def error_of(response) -> dict:
     assert set(body) == {"error"}, body
     assert {"type", "code", "message", "request_id"} <= set(body["error"])
     return body["error"]
+
+
+@pytest.fixture
+def keep_db_connection():
+    """For requests through the WSGI handler (schemathesis): it closes the connection after
+    each request, which inside a test transaction (PostgreSQL) would end the test's transaction
+    too. Django's test client does the same."""
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(close_old_connections)

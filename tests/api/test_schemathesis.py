@@ -12,8 +12,6 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
-from django.core import signals
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -50,17 +48,6 @@ def _load_schema() -> dict:
 
 schema = schemathesis.openapi.from_dict(_load_schema())
 schema.app = application
-
-
-@pytest.fixture
-def keep_db_connection():
-    """The WSGI handler closes the connection after each request; inside a test transaction
-    (PostgreSQL) that would end the test's transaction too. Django's test client does the same."""
-    for signal in (signals.request_started, signals.request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (signals.request_started, signals.request_finished):
-        signal.connect(close_old_connections)
 
 
 @pytest.fixture
