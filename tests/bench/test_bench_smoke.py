@@ -70,7 +70,7 @@ def test_proxy_handler_benchmark_runs():
 
 
 def test_proxy_overhead_benchmark_runs(monkeypatch):
-    """The stand-in DynamoDB answers the same calls, with the same arguments, as the handler makes."""
+    """The stand-in DynamoDB answers the calls the handler makes, with the same arguments."""
     monkeypatch.setattr(bench_proxy, "WARM_REQUESTS", 20)
     p50, p99 = bench_proxy.handler_overhead()
     assert 0 < p50 <= p99
