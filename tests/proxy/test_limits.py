@@ -20,12 +20,17 @@ def count_calls(client) -> list[str]:
 def test_daily_limit_with_warning_then_429(app, dynamodb):
     customer = put_customer(dynamodb, daily_request_limit=5)
     token, _ = put_token(dynamodb, customer)
-    statuses, warnings = [], []
+    statuses, warnings, responses = [], [], []
     for _ in range(7):
         response = app.handle(event(chat(), token=token))
+        responses.append(response)
         statuses.append(response["statusCode"])
         warnings.append("X-RateLimit-Warning" in response["headers"])
     assert statuses == [200] * 5 + [429] * 2
+    admitted = responses[0]["headers"]
+    assert admitted["X-RateLimit-Limit-Requests-Day"] == "5"
+    assert "X-RateLimit-Limit-Requests-Minute" not in admitted  # no rpm limit set
+    assert responses[4]["headers"]["X-RateLimit-Warning"] == "daily usage above 80% of 5"
     # 80 % of 5 = 4: the 5th request is the first past the threshold
     assert warnings == [False] * 4 + [True] + [False] * 2
     refused = app.handle(event(chat(), token=token))
@@ -38,6 +43,7 @@ def test_daily_limit_with_warning_then_429(app, dynamodb):
         + 86400
     )
     assert headers["X-RateLimit-Reset"] == str(midnight)
+    assert admitted["X-RateLimit-Reset-Requests-Day"] == str(midnight)
     assert 0 < int(headers["Retry-After"]) <= 86400
     snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
     assert snapshot["day"]["requests"] == 5  # refusals are not counted
