@@ -1,6 +1,10 @@
 """API groundwork: key auth and scopes, one error shape, idempotency, throttling, schema."""
 
+import re
+
 import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import generics
@@ -111,9 +115,18 @@ def test_schema_and_docs_served_without_cdn(api, staff_user):
     assert "/api/v1/me/" in schema.json()["paths"]
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
-    html = docs.content.decode()
-    assert "swagger-ui" in html
-    assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    assert "swagger-ui" in docs.content.decode()
+    redoc = api.get("/api/redoc/")
+    assert redoc.status_code == 200
+    assert "redoc.standalone.js" in redoc.content.decode()
+    for page in (docs, redoc):
+        html = page.content.decode()
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), "another host"
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert len(assets) >= 1
+        for asset in assets:  # each one is a file the app serves itself
+            assert asset.startswith(settings.STATIC_URL), asset
+            assert finders.find(asset.removeprefix(settings.STATIC_URL)), asset
 
 
 def test_staff_api_key_page_shows_key_once_and_revokes(staff_client):
