@@ -39,9 +39,13 @@ def pages(*, customer_pk, staff_email: str, customer_email: str) -> list[tuple[s
         ("staff customer detail", staff_email, f"/staff/customers/{customer_pk}/"),
         ("staff dashboard overview", staff_email, "/staff/dashboard/"),
         ("staff usage dashboard", staff_email, "/staff/usage/"),
+        ("staff tokens by application and model", staff_email, "/staff/dashboard/models/"),
+        ("staff heatmap, applications x customers", staff_email, "/staff/dashboard/heatmap/"),
+        ("staff cost by tag", staff_email, "/staff/dashboard/cost/"),
         ("staff invoice list (paid)", staff_email, "/staff/billing/invoices/?status=paid"),
         ("customer home", customer_email, "/app/"),
         ("customer usage page", customer_email, "/app/usage/"),
+        ("customer tokens page", customer_email, "/app/tokens/"),
         ("customer invoice list", customer_email, "/app/billing/invoices/"),
     ]
 

@@ -16,3 +16,11 @@ def heartbeat() -> str:
     cache.set(HEARTBEAT_CACHE_KEY, now, timeout=None)
     logger.info("celery heartbeat at %s", now)
     return now
+
+
+@shared_task
+def warm_dashboards() -> list[str]:
+    """Fill the cache of the staff dashboards' billed views (queued after each ingest)."""
+    from portal.dashboard.selectors import warm_billed_views
+
+    return warm_billed_views()

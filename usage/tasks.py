@@ -3,18 +3,29 @@
 from celery import shared_task
 
 
+def _warm_dashboards() -> None:
+    """New billed rows: recompute the staff dashboards' cached views in the background."""
+    from portal.tasks import warm_dashboards
+
+    warm_dashboards.delay()
+
+
 @shared_task
 def ingest_nightly_task():
     from .services import ingest_nightly
 
-    return ingest_nightly().pk
+    run = ingest_nightly()
+    _warm_dashboards()
+    return run.pk
 
 
 @shared_task
 def ingest_run_task(run_id: int):
     from .services import ingest_run_execute
 
-    return ingest_run_execute(run_id=run_id).status
+    run = ingest_run_execute(run_id=run_id)
+    _warm_dashboards()
+    return run.status
 
 
 @shared_task

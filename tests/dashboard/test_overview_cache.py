@@ -1,10 +1,15 @@
-"""The overview's billed figures are cached until the next ingest (one cheap query on a hit)."""
+"""The dashboards' billed views are cached until the next ingest (one cheap query on a hit),
+and the default views are computed into the cache after each ingest."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 
+from billing.models import ModelPrice
 from portal.dashboard import selectors
+from usage.forms import StaffExportForm
 from usage.models import IngestedDay
 from usage.services import utc_today
 
@@ -26,3 +31,78 @@ def test_overview_is_cached_until_a_day_is_ingested(
     again = selectors.overview(today=today)
     assert again["month"]["requests"] > first["month"]["requests"] or today.day == 1
     assert again["top_rows"] != first["top_rows"]
+
+
+def _period():
+    today = utc_today()
+    return today - dt.timedelta(days=5), today
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda start, end: selectors.models_and_applications(start=start, end=end),
+        lambda start, end: selectors.application_heatmap(start=start, end=end),
+        lambda start, end: selectors.cost_by_tag(start=start, end=end, by="application_id"),
+    ],
+    ids=["models", "heatmap", "cost"],
+)
+def test_billed_views_are_cached_until_a_day_is_ingested(
+    compute, many_customers, make_usage, prices, django_assert_max_num_queries
+):
+    start, end = _period()
+    make_usage(many_customers(1), days=2)
+    first = compute(start, end)
+    with django_assert_max_num_queries(2):  # the ingest state (and the small price table)
+        assert compute(start, end) == first
+    make_usage(many_customers(2)[1:], days=2, extra_apps=3)  # loaded, not yet marked ingested
+    assert compute(start, end) == first
+    IngestedDay.objects.create(day=end - dt.timedelta(days=1), engine="test")
+    assert compute(start, end) != first
+    assert compute(start - dt.timedelta(days=1), end) is not None  # other filters, other key
+
+
+def test_cost_by_tag_is_recomputed_when_a_price_changes(many_customers, make_usage, prices):
+    start, end = _period()
+    make_usage(many_customers(1), days=2)
+    before = selectors.cost_by_tag(start=start, end=end, by="cost_center")
+    ModelPrice.objects.filter(model_id="test.model-a").update(input_per_1k=Decimal("0.3"))
+    after = selectors.cost_by_tag(start=start, end=end, by="cost_center")
+    assert after["total"] > before["total"]
+
+
+def test_warming_after_an_ingest_fills_every_default_view(
+    many_customers, make_usage, prices, django_assert_max_num_queries
+):
+    from portal.tasks import warm_dashboards
+
+    make_usage(many_customers(2), days=2)
+    cache.clear()
+    assert warm_dashboards.delay().get() == [
+        "overview", "models", "heatmap", "cost:cost_center", "cost:environment",
+        "cost:application_id",
+    ]  # fmt: skip
+    start, end = StaffExportForm().range()
+    with django_assert_max_num_queries(1):
+        selectors.overview(today=utc_today())
+    with django_assert_max_num_queries(1):
+        selectors.models_and_applications(start=start, end=end)
+    with django_assert_max_num_queries(1):
+        selectors.application_heatmap(start=start, end=end)
+    for by in selectors.COST_TAG_LABELS:
+        with django_assert_max_num_queries(2):
+            selectors.cost_by_tag(start=start, end=end, by=by)
+
+
+def test_the_ingest_tasks_queue_the_warming(monkeypatch, customer, settings, tmp_path):
+    import portal.tasks
+    from usage.services import ingest_run_create
+    from usage.tasks import ingest_run_task
+
+    settings.USAGE_EVENTS_DIR = str(tmp_path)
+    settings.USAGE_ENGINE = "duckdb"
+    queued = []
+    monkeypatch.setattr(portal.tasks.warm_dashboards, "delay", lambda: queued.append(True))
+    run = ingest_run_create(days=[utc_today() - dt.timedelta(days=1)], trigger="command")
+    assert ingest_run_task.delay(run.pk).get() == "succeeded"
+    assert queued == [True]
