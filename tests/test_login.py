@@ -55,3 +55,17 @@ def test_inactive_user_cannot_log_in(client, customer_user):
     customer_user.save()
     client.post(reverse("login"), {"username": customer_user.email, "password": TEST_PASSWORD})
     assert client.get("/app/").status_code == 302
+
+
+def test_lockout_counts_every_spelling_of_the_email(client, customer_user, settings):
+    # Login accepts the email in any case, so the failure count must not restart per spelling.
+    email = customer_user.email
+    spellings = [email, email.upper(), f" {email.title()}"]
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        username = spellings[attempt % len(spellings)]
+        client.post(reverse("login"), {"username": username, "password": "wrong"})
+    response = client.post(
+        reverse("login"), {"username": customer_user.email, "password": TEST_PASSWORD}
+    )
+    assert response.status_code == 429
+    assert not response.wsgi_request.user.is_authenticated
