@@ -304,6 +304,9 @@ COUNTER_FIELDS = (
     "cache_read_tokens",
     "cache_write_tokens",
 )
+# On MONTH# items only: input + output tokens of priced models (the sandbox is free), what the
+# monthly token quota is enforced against (proxy/limits.py).
+QUOTA_TOKENS = "quota_tokens"
 
 
 def counter_pk(customer_id: str) -> str:
@@ -345,7 +348,8 @@ def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
     """Today's and this month's counters for one customer, in total and per model.
 
     {"day": {...totals}, "month": {...totals}, "day_by_model": {model: {...}},
-     "month_by_model": {model: {...}}}; missing counters read as zeros.
+     "month_by_model": {model: {...}}}; missing counters read as zeros. The month's totals also
+    carry `quota_tokens` once the proxy has counted tokens of a priced model. Two Queries.
     """
     table = (names or table_names()).usage_counters
     pk = counter_pk(customer_id)
@@ -356,6 +360,8 @@ def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
             sk = raw[COUNTER_SK]["S"]
             if sk == prefix:
                 snapshot[period] = _counter_values(raw)
+                if QUOTA_TOKENS in raw:  # MONTH#: what the monthly quota is held against
+                    snapshot[period][QUOTA_TOKENS] = int(raw[QUOTA_TOKENS]["N"])
             elif sk.startswith(prefix + "#MODEL#"):
                 model = sk[len(prefix) + len("#MODEL#") :]
                 snapshot[f"{period}_by_model"][model] = _counter_values(raw)

@@ -12,7 +12,7 @@ from portal.aws import aws_client
 from proxy import contract
 
 # The proxy's name for the MONTH item's quota counter (proxy/limits.py); read, never written.
-QUOTA_ATTRIBUTE = "quota_tokens"
+QUOTA_ATTRIBUTE = contract.QUOTA_TOKENS
 
 COUNTER_FIELDS = contract.COUNTER_FIELDS
 
@@ -93,12 +93,11 @@ def read_counters(
 def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict:
     """Today's and this month's counters of one customer, in total and by model."""
     client = client or aws_client("dynamodb")
-    pk = customer_pk(customer_id)
-    totals = read_counters([(pk, day_sk(today)), (pk, month_sk(today))], client=client)
+    # Two Queries: the DAY# and MONTH# items with their per-model items.
     raw = contract.get_usage_snapshot(client, str(customer_id), today)
     return {
-        "today": totals[(pk, day_sk(today))],
-        "month": totals[(pk, month_sk(today))],
+        "today": CounterTotals(**raw["day"]),
+        "month": CounterTotals(**raw["month"]),
         "today_by_model": sorted(
             ((m, CounterTotals(**v)) for m, v in raw["day_by_model"].items()),
             key=lambda mv: -mv[1].tokens,

@@ -104,3 +104,28 @@ def test_ingested_day_matches_the_proxy_counters(proxy_app, dynamodb, customer):
     assert apps == {"chat", "search"}
     assert set(UsageDaily.objects.values_list("model_id", flat=True)) == {"sandbox.echo-v1"}
     assert set(UsageDaily.objects.values_list("cost_center", flat=True)) == {"cc-7"}
+
+
+def test_live_snapshot_is_two_queries_and_carries_the_quota_count(dynamodb, customer):
+    from usage.counters import customer_snapshot
+
+    from .conftest import put_counter
+
+    today = dt.date(2026, 11, 24)
+    put_counter(dynamodb, customer.pk, "DAY#2026-11-24", requests=3, input_tokens=30)
+    put_counter(dynamodb, customer.pk, "DAY#2026-11-24#MODEL#model-a", requests=3, input_tokens=30)
+    put_counter(
+        dynamodb, customer.pk, "MONTH#2026-11", requests=9, input_tokens=500, quota_tokens=400
+    )
+    put_counter(dynamodb, customer.pk, "MONTH#2026-11#MODEL#model-a", requests=9, input_tokens=500)
+    calls = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **kw: calls.append(model.name)
+    )
+
+    snapshot = customer_snapshot(customer.pk, today=today, client=dynamodb)
+
+    assert calls == ["Query", "Query"]
+    assert snapshot["today"].requests == 3 and snapshot["today"].quota_tokens is None
+    assert snapshot["month"].tokens == 500 and snapshot["month"].quota_used == 400
+    assert [(model, t.requests) for model, t in snapshot["today_by_model"]] == [("model-a", 3)]
