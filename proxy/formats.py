@@ -34,6 +34,48 @@ class ModelCall:
     stream: bool = False
     include_usage: bool = False
     requested_model: str = ""
+    max_output_tokens: int | None = None  # native bodies: the model's own output cap, if sent
+
+
+# Held against the monthly quota while a call runs when the request sets no output cap.
+DEFAULT_OUTPUT_HOLD = 1000
+
+
+def quota_hold(call: ModelCall) -> int:
+    """Tokens to hold against the monthly quota while the call runs, since Bedrock reports the
+    exact count only afterwards: about four characters a token for the input (the whole native
+    body, so a little over), and the requested output cap, else DEFAULT_OUTPUT_HOLD."""
+    if call.operation == "converse":
+        params = call.params
+        chars = sum(len(block.get("text", "")) for block in params.get("system", []))
+        chars += sum(
+            len(block.get("text", ""))
+            for message in params["messages"]
+            for block in message["content"]
+        )
+        output = params.get("inferenceConfig", {}).get("maxTokens")
+    else:
+        chars, output = len(call.params["body"]), call.max_output_tokens
+    return -(-chars // 4) + (output if output is not None else DEFAULT_OUTPUT_HOLD)
+
+
+def _native_output_cap(native: dict) -> int | None:
+    """max_tokens (Anthropic), max_gen_len (Llama), textGenerationConfig.maxTokenCount (Titan),
+    inferenceConfig.max_new_tokens (Nova)."""
+    candidates = (
+        native.get("max_tokens"),
+        native.get("max_gen_len"),
+        (native.get("textGenerationConfig") or {}).get("maxTokenCount")
+        if isinstance(native.get("textGenerationConfig"), dict)
+        else None,
+        (native.get("inferenceConfig") or {}).get("max_new_tokens")
+        if isinstance(native.get("inferenceConfig"), dict)
+        else None,
+    )
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def tags_from(body_tags, headers: dict) -> dict:
@@ -71,6 +113,7 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
         },
         tags=tags,
         requested_model=requested,
+        max_output_tokens=_native_output_cap(native),
     )
 
 

@@ -185,7 +185,10 @@ class ProxyApp:
             state["principal"] = fresh
 
         self._check_model(principal, call)
-        admission = self.limiter.admit(principal, recheck, now, request_id=request.request_id)
+        hold = 0 if models.is_free(call.model_id) else formats.quota_hold(call)
+        admission = self.limiter.admit(
+            principal, recheck, now, request_id=request.request_id, quota_hold=hold
+        )
         principal = state["principal"]
         customer_id = principal.customer.customer_id
         try:

@@ -5,7 +5,8 @@ Items, in this order (CancellationReasons come back in the same order):
   1. ConditionCheck customer item: status = active AND version = the cached version
   2. Update MIN#<minute> counter: ADD requests 1, if requests < rpm cap        (rpm limit set)
   3. Update DAY#<day> counter: ADD requests 1, if requests < daily cap
-  4. Update MONTH#<month> counter: ADD requests 1, if quota_tokens < quota cap
+  4. Update MONTH#<month> counter: ADD requests 1 (and the call's token hold to quota_tokens),
+     if quota_tokens < quota cap
 
 Because DynamoDB evaluates every condition atomically, no number of concurrent containers can
 admit more than the limit, and a revoked token or suspended customer (the portal bumps the item's
@@ -16,6 +17,12 @@ default). When it fails, the container remembers that this customer passed the t
 period and retries with the hard cap; later requests of the period use the hard cap directly
 and carry `X-RateLimit-Warning`. Counters only grow within a period, so this is exact, and it
 costs one extra call once per customer, period and container.
+
+Monthly quota: a call's tokens are known only after it, so admission adds an estimate (the
+hold, formats.quota_hold) to quota_tokens in the same conditional update, and usage.py replaces
+it by the exact count afterwards (or takes it back when the call fails). Concurrent calls in
+flight therefore see each other's holds: the quota is overshot by at most about one call, not by
+every call in flight.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class Admission:
     headers: dict = field(default_factory=dict)
     attempts: int = 1
     request_id: str = ""
+    quota_held: int = 0  # tokens added to quota_tokens at admission, settled by usage.py
 
 
 def idempotency_token(request_id: str, purpose: str) -> dict:
@@ -112,16 +120,23 @@ class Limiter:
         return limit, False
 
     def admit(
-        self, principal: auth.Principal, recheck, now: datetime | None = None, request_id: str = ""
+        self,
+        principal: auth.Principal,
+        recheck,
+        now: datetime | None = None,
+        request_id: str = "",
+        quota_hold: int = 0,
     ) -> Admission:
         """Count this request or raise ProxyError. `recheck(principal)` re-validates a refreshed
-        customer (IP allowlist, model access) when its item changed since it was cached."""
+        customer (IP allowlist, model access) when its item changed since it was cached.
+        `quota_hold`: tokens held against the monthly quota until the call reports its own."""
         now = now or datetime.now(UTC)
         slots = periods(now)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             customer = principal.customer
             limits = self._limits(customer)
-            items, plan = self._transaction(principal, limits, slots)
+            held = quota_hold if limits["monthly"] is not None else 0
+            items, plan = self._transaction(principal, limits, slots, held)
             try:
                 # Each attempt is planned anew (its items may differ), so it has its own token.
                 self.dynamodb.transact_write_items(
@@ -142,11 +157,11 @@ class Limiter:
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
             admission = self._admitted(principal, limits, slots, plan, now, attempt)
-            admission.request_id = request_id
+            admission.request_id, admission.quota_held = request_id, held
             return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
-    def _transaction(self, principal, limits, slots):
+    def _transaction(self, principal, limits, slots, quota_hold=0):
         token, customer = principal.token, principal.customer
         names = self.tables
         pk = {"S": contract.counter_pk(customer.customer_id)}
@@ -182,6 +197,9 @@ class Limiter:
                 attr = "#requests" if dimension != "monthly" else "#quota"
                 if dimension == "monthly":
                     update["ExpressionAttributeNames"]["#quota"] = QUOTA_ATTRIBUTE
+                    if quota_hold > 0:  # the condition sees the value before this update
+                        update["UpdateExpression"] += ", #quota :hold"
+                        update["ExpressionAttributeValues"][":hold"] = {"N": str(quota_hold)}
                 update["ConditionExpression"] = f"attribute_not_exists({attr}) OR {attr} < :cap"
                 update["ExpressionAttributeValues"][":cap"] = {"N": str(cap)}
                 plan.append((len(items), dimension, warning))

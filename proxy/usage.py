@@ -4,6 +4,7 @@ Counters: the admission transaction already added the request to MIN/DAY/MONTH. 
 the token counts to DAY and MONTH and the request and tokens to the per-model DAY/MONTH items,
 in one TransactWriteItems. A failed Bedrock call is not billed: its request is taken back from
 DAY and MONTH (so it does not use up the daily limit) but stays in MIN, which protects Bedrock.
+The monthly quota's hold (limits.py) is replaced by the exact count, or taken back on failure.
 
 Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
 ones; the usage SQL counts every stored event as a request) also go to S3 under
@@ -78,8 +79,9 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     tokens = {name: usage[name] for name in TOKEN_FIELDS}
     month_adds = dict(tokens)
-    if not models.is_free(model_id):
-        month_adds[QUOTA_ATTRIBUTE] = usage["input_tokens"] + usage["output_tokens"]
+    if not models.is_free(model_id):  # the exact count replaces the admission's hold
+        exact = usage["input_tokens"] + usage["output_tokens"]
+        month_adds[QUOTA_ATTRIBUTE] = exact - admission.quota_held
     ttl = int(time.time()) + DAY_TTL
     items = [
         _update(table, pk, admission.day_sk, tokens),
@@ -108,11 +110,14 @@ def transact_with_retry(
 
 def refund_request(dynamodb, tables, customer_id, admission) -> None:
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
+    month_adds = {"requests": -1}
+    if admission.quota_held:
+        month_adds[QUOTA_ATTRIBUTE] = -admission.quota_held
     transact_with_retry(
         dynamodb,
         [
             _update(table, pk, admission.day_sk, {"requests": -1}),
-            _update(table, pk, admission.month_sk, {"requests": -1}),
+            _update(table, pk, admission.month_sk, month_adds),
         ],
         token=idempotency_token(admission.request_id, "refund"),
     )

@@ -4,7 +4,9 @@ Each thread plays its own Lambda container (its own ProxyApp, cache and boto3 cl
 them against one moto server on 127.0.0.1, so only DynamoDB's conditions can keep the count.
 """
 
+import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -37,3 +39,65 @@ def test_fifty_concurrent_requests_against_a_limit_of_twenty(moto_server):
     snapshot = contract.get_usage_snapshot(setup, customer.customer_id, datetime.now(UTC).date())
     assert snapshot["day"]["requests"] == 20
     assert snapshot["day_by_model"]["sandbox.echo-v1"]["requests"] == 20
+
+
+class HeldBedrock:
+    """Converse that holds every admitted call in flight until the test releases them all, so
+    the monthly quota is checked while none of the calls has reported its tokens yet."""
+
+    def __init__(self, answer: dict):
+        self.answer, self.release = answer, threading.Event()
+        self.in_flight, self.lock = 0, threading.Lock()
+
+    def converse(self, **kwargs):
+        with self.lock:
+            self.in_flight += 1
+        assert self.release.wait(timeout=30)
+        return self.answer
+
+
+def test_monthly_quota_holds_against_fifty_calls_in_flight(moto_server):
+    """Quota 1,000 tokens; each call asks for at most 100 output tokens and really uses 100.
+    Tokens are only known after the call, so admission holds an estimate (input + max output)
+    against the quota: 10 calls are admitted, not 50, and the month ends at exactly 1,000."""
+    from .conftest import converse_response
+
+    def client():
+        return boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
+
+    setup = client()
+    contract.create_tables(setup)
+    customer = put_customer(setup, monthly_token_quota=1000)
+    token, _ = put_token(setup, customer)
+    bedrock = HeldBedrock(converse_response(input_tokens=60, output_tokens=40))
+    refused = []
+    barrier = threading.Barrier(50)
+
+    def one_container(_):
+        app = make_app(client(), bedrock)
+        barrier.wait()
+        response = app.handle(event(chat(model="nova-micro", max_tokens=100), token=token))
+        if response["statusCode"] == 429:
+            refused.append(response)
+        return response["statusCode"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        futures = [pool.submit(one_container, i) for i in range(50)]
+        deadline = time.monotonic() + 60
+        while bedrock.in_flight + len(refused) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bedrock.release.set()
+        statuses = [f.result() for f in futures]
+    assert statuses.count(200) == 10 and statuses.count(429) == 40
+    codes = {json.loads(r["body"])["error"]["code"] for r in refused}
+    assert codes == {"monthly_quota_exceeded"}
+    month = setup.get_item(
+        TableName=contract.table_names().usage_counters,
+        Key={
+            contract.COUNTER_PK: {"S": contract.counter_pk(customer.customer_id)},
+            contract.COUNTER_SK: {"S": contract.month_sk(datetime.now(UTC).date())},
+        },
+        ConsistentRead=True,
+    )["Item"]
+    assert int(month["quota_tokens"]["N"]) == 1000  # exact: the holds were settled
+    assert int(month["input_tokens"]["N"]) == 600 and int(month["requests"]["N"]) == 10

@@ -171,3 +171,33 @@ def test_revocation_reaches_every_warm_container_on_its_next_request(dynamodb, p
     assert codes == ["token_revoked"] * 3
     snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
     assert snapshot["day"]["requests"] == 3
+
+
+def test_quota_hold_estimates_input_and_the_output_cap():
+    from proxy import formats, openai_format
+
+    call = openai_format.parse(chat(model="nova-lite", text="x" * 40, max_tokens=64), {}, {})
+    assert formats.quota_hold(call) == 10 + 64
+    uncapped = openai_format.parse(chat(model="nova-lite", text="x" * 40), {}, {})
+    assert formats.quota_hold(uncapped) == 10 + formats.DEFAULT_OUTPUT_HOLD
+    native = {"modelId": "amazon.nova-lite-v1:0", "inferenceConfig": {"max_new_tokens": 77}}
+    parsed = formats.parse_native(native, {})
+    assert formats.quota_hold(parsed) == -(-len(parsed.params["body"]) // 4) + 77
+    llama = formats.parse_native({"modelId": "llama3", "prompt": "hi", "max_gen_len": 5}, {})
+    assert llama.max_output_tokens == 5
+
+
+def test_a_failed_call_gives_its_quota_hold_back(app, dynamodb, bedrock):
+    customer = put_customer(dynamodb, monthly_token_quota=10_000)
+    token, _ = put_token(dynamodb, customer)
+    bedrock.stubber.add_client_error("converse", service_error_code="ModelTimeoutException")
+    response = app.handle(event(chat(model="nova-lite", max_tokens=500), token=token))
+    assert response["statusCode"] == 504
+    month = dynamodb.get_item(
+        TableName=contract.table_names().usage_counters,
+        Key={
+            contract.COUNTER_PK: {"S": contract.counter_pk(customer.customer_id)},
+            contract.COUNTER_SK: {"S": contract.month_sk(datetime.now(UTC).date())},
+        },
+    )["Item"]
+    assert int(month["quota_tokens"]["N"]) == 0 and int(month["requests"]["N"]) == 0
