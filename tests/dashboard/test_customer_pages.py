@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,10 +10,11 @@ from django.core import mail
 from django.urls import reverse
 
 from billing.models import Invoice
-from billing.services import invoice_issue, invoice_line_add
+from billing.services import credit_grant, invoice_issue, invoice_line_add
 from customers import services
 from portal.models import User
-from usage.models import Alert, CustomerUsageSettings
+from usage import counters
+from usage.models import Alert, CustomerUsageSettings, UsageDaily
 from usage.services import utc_today
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +74,43 @@ def test_home_shows_quota_progress_cost_credit_and_recent_alerts(
     assert "Daily request limit" not in html
     assert 'role="progressbar"' in html
     assert "Prepaid credit" in html and "Cost so far" in html
+
+
+def _progress(html: str, label: str) -> int:
+    match = re.search(rf'aria-valuenow="(\d+)" aria-label="{label}"', html)
+    assert match, f"no progress bar {label!r}"
+    return int(match.group(1))
+
+
+def test_home_figures_are_this_customers_counters_cost_and_credit(
+    aws, customer_client, customer, other_customer, prices
+):
+    """The bars show today's requests and this month's tokens against the limits, from the
+    proxy's counters; cost so far and the prepaid balance are this customer's."""
+    customer.daily_request_limit, customer.monthly_token_quota = 200, 10_000
+    customer.save()
+    dynamodb, today = aws.client("dynamodb"), utc_today()
+    for who, requests, tokens in ((customer, 50, 2_500), (other_customer, 190, 9_900)):
+        for sk, values in (
+            (counters.day_sk(today), {"requests": requests, "input_tokens": 10}),
+            (counters.month_sk(today), {"requests": requests, "input_tokens": tokens}),
+        ):
+            item = {"pk": {"S": counters.customer_pk(who.pk)}, "sk": {"S": sk}}
+            item.update({k: {"N": str(v)} for k, v in values.items()})
+            dynamodb.put_item(TableName=counters.counters_table_name(), Item=item)
+    credit_grant(customer=customer, amount=Decimal("25.00"))
+    credit_grant(customer=other_customer, amount=Decimal("999.00"))
+    yesterday = today - dt.timedelta(days=1)
+    if yesterday.month == today.month:  # billed usage of this month: 1M input tokens of model A
+        UsageDaily.objects.create(customer=customer, day=yesterday, model_id="test.model-a",
+                                  requests=1, input_tokens=1_000_000)  # fmt: skip
+    html = customer_client.get(reverse("customer:home")).content.decode()
+    assert _progress(html, "Daily request limit used") == 25
+    assert _progress(html, "Monthly token quota used") == 25
+    assert "25% of 200 per day" in html and "25% of 10,000 per month" in html
+    assert "25.00 USD" in html and "999.00" not in html
+    if yesterday.month == today.month:  # 1M input tokens x 0.003 per 1k (list price)
+        assert re.search(r'Cost so far \(\w+\)</div><div class="card-value">3.00 USD', html)
 
 
 def test_account_lists_users_and_invites_one(
@@ -169,6 +208,8 @@ PAGES = [
     "customer:customer_account",
     "customer:invoice_list",
     "customer:billing_overview",
+    "customer:usage_alerts",
+    "customer:usage_summaries",
 ]
 
 
@@ -199,3 +240,26 @@ def test_customer_pages_query_count_does_not_grow(
         assert customer_client.get(url).status_code == 200
     print(f"{name}: {len(small.captured_queries)} queries small, {len(large)} large")
     assert len(large) == len(small.captured_queries)
+
+
+def test_invoice_detail_query_count_does_not_grow_with_lines(
+    customer_client, customer, django_assert_max_num_queries
+):
+    credit_grant(customer=customer, amount=Decimal("500.00"))
+    counts = []
+    for month, lines in ((10, 1), (11, 30)):
+        invoice = Invoice.objects.create(
+            customer=customer,
+            period_start=dt.date(2025, month, 1),
+            period_end=dt.date(2025, month, 28),
+        )
+        for n in range(lines):
+            invoice_line_add(invoice=invoice, description=f"Line {n}", amount=Decimal("1.00"))
+        invoice_issue(invoice=invoice)
+        url = reverse("customer:invoice_detail", args=[invoice.pk])
+        with django_assert_max_num_queries(20) as ctx:
+            response = customer_client.get(url)
+        assert response.status_code == 200 and f"Line {lines - 1}" in response.content.decode()
+        counts.append(len(ctx.captured_queries))
+    print(f"customer:invoice_detail: {counts[0]} queries (1 line), {counts[1]} (30 lines)")
+    assert counts[1] == counts[0], counts

@@ -1,6 +1,8 @@
 """Staff dashboard pages: content, charts with their tables, and bounded query counts."""
 
+import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -135,3 +137,65 @@ def test_bad_filters_never_500(staff_client):
     for query in queries:
         for name in PAGES[1:]:
             assert staff_client.get(reverse(name) + query).status_code == 200
+
+
+def test_heatmap_of_one_customer_query_count_does_not_grow(
+    staff_client, customer, django_assert_max_num_queries
+):
+    """Seed 003's application x user heatmap: the same queries for 2 users or 600 rows."""
+    from usage.models import UsageUserDaily
+    from usage.services import utc_today
+
+    today = utc_today()
+    url = reverse("staff:dashboard_heatmap")
+    query = {"customer": customer.pk, "start": today - dt.timedelta(days=10), "end": today}
+
+    def rows(users, apps, days):
+        UsageUserDaily.objects.bulk_create(
+            UsageUserDaily(
+                customer=customer,
+                day=today - dt.timedelta(days=d),
+                application_id=f"app-{a}",
+                user_id=f"user-{u}",
+                model_id="m",
+                requests=1,
+                input_tokens=10 * (u + 1),
+                output_tokens=a,
+            )
+            for u in range(users)
+            for a in range(apps)
+            for d in range(days)
+        )
+
+    rows(users=2, apps=1, days=1)
+    with django_assert_max_num_queries(10) as small:
+        response = staff_client.get(url, query)
+    assert _figure(response, "app-user-heatmap")["data"][0]["type"] == "heatmap"
+    UsageUserDaily.objects.all().delete()
+    rows(users=30, apps=25, days=4)
+    with django_assert_max_num_queries(len(small.captured_queries)) as large:
+        response = staff_client.get(url, query)
+    print(f"heatmap of one customer: {len(small.captured_queries)} queries small, {len(large)}")
+    heatmap = _figure(response, "app-user-heatmap")["data"][0]
+    # 20 biggest applications x 25 biggest users, the rest summed as "Other"
+    assert len(heatmap["y"]) == 21 and heatmap["y"][-1] == "Other"
+    assert len(heatmap["x"]) == 26 and heatmap["x"][-1] == "Other"
+
+
+@pytest.mark.parametrize(
+    ("by", "key", "label"),
+    [("environment", "production", "Environment"), ("application_id", "chatbot", "Application")],
+)
+def test_cost_by_environment_and_application(
+    by, key, label, staff_client, many_customers, make_usage, prices
+):
+    make_usage(many_customers(1), days=1)
+    response = staff_client.get(reverse("staff:dashboard_cost"), {"by": by})
+    assert response.context["by"] == by
+    rows = {r["key"]: r["cost"] for r in response.context["cost"]["rows"]}
+    assert key in rows and all(isinstance(v, Decimal) for v in rows.values())
+    # every tag value together is the whole day's list price, whichever tag splits it
+    whole = staff_client.get(reverse("staff:dashboard_cost"), {"by": "cost_center"})
+    total = sum(r["cost"] for r in whole.context["cost"]["rows"])
+    assert abs(sum(rows.values()) - total) <= Decimal("0.01") * len(rows)
+    assert label in response.content.decode()
