@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -199,3 +200,19 @@ def test_cost_by_environment_and_application(
     total = sum(r["cost"] for r in whole.context["cost"]["rows"])
     assert abs(sum(rows.values()) - total) <= Decimal("0.01") * len(rows)
     assert label in response.content.decode()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_chart_has_its_data_table_beside_it(
+    name, aws, staff_client, many_customers, make_usage, prices
+):
+    make_usage(many_customers(2), days=2)
+    html = staff_client.get(reverse(name)).content.decode()
+    figures = re.findall(r'<figure class="chart".*?</figure>', html, re.DOTALL)
+    assert figures, name
+    for figure in figures:
+        chart_id = re.search(r'data-chart="([^"]+)"', figure).group(1)
+        assert 'role="img"' in figure and "data table" in figure, chart_id
+        table = figure[figure.index("<table>") : figure.index("</table>")]
+        assert "<caption" in table and '<th scope="col"' in table, chart_id
+        assert table.count('<th scope="row">') >= 1, chart_id
