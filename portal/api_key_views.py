@@ -16,6 +16,14 @@ from .models import ApiKey
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What will use it, e.g. 'crm-sync'.")
     scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.READ)
+    rate_limit_per_minute = forms.IntegerField(
+        label="Rate limit (requests per minute)",
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        initial=600,
+        help_text="This key's own limit (empty: 600); over it the API answers 429.",
+    )
     expires_at = forms.DateTimeField(
         required=False,
         help_text="Optional, UTC, e.g. 2027-01-31 00:00. Leave empty for no expiry.",
@@ -38,6 +46,7 @@ def api_key_list(request):
             name=form.cleaned_data["name"],
             scope=form.cleaned_data["scope"],
             expires_at=form.cleaned_data["expires_at"],
+            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
             created_by=request.user,
         )
         messages.success(request, f"API key “{issued.api_key.name}” created. Copy it now.")

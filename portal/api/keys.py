@@ -38,7 +38,12 @@ def _service_account(name: str) -> User:
 
 @transaction.atomic
 def api_key_create(
-    *, name: str, scope: str, created_by: User, expires_at: datetime | None = None
+    *,
+    name: str,
+    scope: str,
+    created_by: User,
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
 ) -> IssuedApiKey:
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
@@ -50,6 +55,7 @@ def api_key_create(
         scope=scope,
         created_by=created_by,
         expires_at=expires_at,
+        **({"rate_limit_per_minute": rate_limit_per_minute} if rate_limit_per_minute else {}),
     )
     return IssuedApiKey(api_key=api_key, plaintext=plaintext)
 

@@ -129,6 +129,22 @@ def test_schema_and_docs_served_without_cdn(api, staff_user):
             assert finders.find(asset.removeprefix(settings.STATIC_URL)), asset
 
 
+def test_staff_api_key_page_sets_the_keys_rate_limit(staff_client):
+    response = staff_client.post(
+        reverse("staff:api_keys"), {"name": "slow", "scope": "read", "rate_limit_per_minute": "2"}
+    )
+    plaintext = response.context["issued"].plaintext
+    assert ApiKey.objects.get().rate_limit_per_minute == 2
+    assert ">2</td>" in staff_client.get(reverse("staff:api_keys")).content.decode()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert [api.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 429]
+    refused = staff_client.post(
+        reverse("staff:api_keys"), {"name": "x", "scope": "read", "rate_limit_per_minute": "0"}
+    )
+    assert refused.status_code == 200 and ApiKey.objects.count() == 1
+
+
 def test_staff_api_key_page_shows_key_once_and_revokes(staff_client):
     response = staff_client.post(reverse("staff:api_keys"), {"name": "ci", "scope": "read"})
     assert response.status_code == 200
