@@ -35,6 +35,9 @@ class Settings:
     # False: no Bedrock (local runner without credentials); only the sandbox model answers.
     bedrock_enabled: bool = True
     bedrock_endpoint_url: str | None = None
+    # Connect + read for one Bedrock call, kept under the Lambda's 29 s (API Gateway's limit) so
+    # a slow model gets our 504 and its quota hold back instead of the function being killed.
+    bedrock_timeout_seconds: int = 25
 
 
 def load() -> Settings:
@@ -50,4 +53,5 @@ def load() -> Settings:
         usage_events_dir=os.environ.get("USAGE_EVENTS_DIR", ""),
         bedrock_enabled=os.environ.get("PROXY_BEDROCK", "on").lower() not in ("off", "0", "false"),
         bedrock_endpoint_url=os.environ.get("BEDROCK_ENDPOINT_URL") or None,
+        bedrock_timeout_seconds=_int("PROXY_BEDROCK_TIMEOUT_SECONDS", 25),
     )

@@ -307,13 +307,17 @@ def build_app(settings: config.Settings | None = None) -> ProxyApp:
     bedrock = None
     if settings.bedrock_enabled:
         # Never the emulator (AWS_ENDPOINT_URL) for Bedrock: only a real or explicit endpoint.
+        # One attempt within the time budget: a retry after a slow read would outlive the
+        # Lambda (29 s), which then dies without an answer, an event or its quota hold back.
+        # Throttling is answered at once with 503 + Retry-After; the client retries.
+        connect_timeout = min(3, max(1, settings.bedrock_timeout_seconds // 5))
         bedrock = session.client(
             "bedrock-runtime",
             endpoint_url=settings.bedrock_endpoint_url,
             config=Config(
-                connect_timeout=3,
-                read_timeout=60,
-                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=max(1, settings.bedrock_timeout_seconds - connect_timeout),
+                retries={"total_max_attempts": 1, "mode": "standard"},
                 ignore_configured_endpoint_urls=True,
                 max_pool_connections=50,
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from . import models
 from .errors import ProxyError
@@ -48,7 +48,13 @@ def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
         response = method(modelId=model_call.model_id, **model_call.params)
     except ClientError as exc:
         raise _mapped(exc) from None
-    except BotoCoreError as exc:  # endpoint unreachable, no credentials, read timeout
+    except ReadTimeoutError:
+        raise ProxyError(
+            "bedrock_timeout",
+            "The model did not answer within the proxy's time limit; ask for fewer tokens "
+            "(max_tokens) or retry.",
+        ) from None
+    except BotoCoreError as exc:  # endpoint unreachable, no credentials
         raise ProxyError(
             "bedrock_unavailable",
             f"Bedrock could not be reached ({type(exc).__name__}).",

@@ -210,6 +210,26 @@ def test_bedrock_errors_are_mapped_and_not_billed(
     assert logged["status"] == "upstream_error" and logged["error_code"] == ours
 
 
+def test_a_bedrock_read_timeout_is_a_504_and_not_billed(dynamodb):
+    from botocore.exceptions import ReadTimeoutError
+
+    class SlowBedrock:
+        def converse(self, **kwargs):
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1/model/converse")
+
+    customer = put_customer(dynamodb, monthly_token_quota=10_000)
+    token, _ = put_token(dynamodb, customer)
+    app = make_app(dynamodb, SlowBedrock())
+    response = app.handle(event(chat(model="nova-lite", max_tokens=900), token=token))
+    assert response["statusCode"] == 504 and error_of(response)["code"] == "bedrock_timeout"
+    from datetime import UTC, datetime
+
+    snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, datetime.now(UTC).date())
+    assert snapshot["month"]["requests"] == 0 and snapshot["month_by_model"] == {}
+    (logged,) = app.sink.stream.events()
+    assert logged["status"] == "upstream_error" and logged["error_code"] == "bedrock_timeout"
+
+
 def test_internal_error_is_a_500_without_trace(app, dynamodb, principal, monkeypatch):
     def boom(**kwargs):
         raise ClientError(

@@ -206,3 +206,19 @@ def test_the_lambda_package_is_the_proxy_package_only(template, tmp_path):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_bedrock_call_ends_before_the_lambda_does(template, monkeypatch):
+    """One attempt, connect + read under the function's Timeout (API Gateway's limit): a slow
+    model gets the proxy's 504, not a killed function without an answer or an event."""
+    from proxy import config, handler
+
+    variables = template["Resources"]["ProxyFunction"]["Properties"]["Environment"]["Variables"]
+    monkeypatch.setenv("PROXY_BEDROCK", "on")
+    monkeypatch.setenv("PROXY_BEDROCK_TIMEOUT_SECONDS", variables["PROXY_BEDROCK_TIMEOUT_SECONDS"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    app = handler.build_app(config.load())
+    bedrock_config = app.bedrock.meta.config
+    timeout = template["Resources"]["ProxyFunction"]["Properties"]["Timeout"]
+    assert bedrock_config.connect_timeout + bedrock_config.read_timeout <= timeout - 3
+    assert bedrock_config.retries["total_max_attempts"] == 1
