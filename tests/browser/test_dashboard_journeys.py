@@ -62,11 +62,14 @@ def _usage(customer, days=14):
 
 
 def _live_counters(client, customer, *, requests, tokens):
-    """Today's counters are a ninth of the month's, as the proxy would have counted them."""
+    """Today's counters are a ninth of the month's, as the proxy would have counted them:
+    calls to priced models, so the MONTH item also holds them in `quota_tokens`."""
     today = utc_today()
     for sk, share in ((counters.day_sk(today), 9), (counters.month_sk(today), 1)):
         values = {"requests": requests // share, "input_tokens": tokens[0] // share,
                   "output_tokens": tokens[1] // share}  # fmt: skip
+        if sk.startswith("MONTH#"):
+            values[contract.QUOTA_TOKENS] = sum(tokens)
         item = {"pk": {"S": counters.customer_pk(customer.pk)}, "sk": {"S": sk}}
         item.update({k: {"N": str(v)} for k, v in values.items()})
         client.put_item(TableName=counters.counters_table_name(), Item=item)

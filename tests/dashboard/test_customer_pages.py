@@ -13,6 +13,7 @@ from billing.models import Invoice
 from billing.services import credit_grant, invoice_issue, invoice_line_add
 from customers import services
 from portal.models import User
+from proxy import contract
 from usage import counters
 from usage.models import Alert, CustomerUsageSettings, UsageDaily
 from usage.services import utc_today
@@ -93,7 +94,11 @@ def test_home_figures_are_this_customers_counters_cost_and_credit(
     for who, requests, tokens in ((customer, 50, 2_500), (other_customer, 190, 9_900)):
         for sk, values in (
             (counters.day_sk(today), {"requests": requests, "input_tokens": 10}),
-            (counters.month_sk(today), {"requests": requests, "input_tokens": tokens}),
+            (
+                counters.month_sk(today),
+                # priced calls: the proxy holds them against the quota in `quota_tokens`
+                {"requests": requests, "input_tokens": tokens, contract.QUOTA_TOKENS: tokens},
+            ),
         ):
             item = {"pk": {"S": counters.customer_pk(who.pk)}, "sk": {"S": sk}}
             item.update({k: {"N": str(v)} for k, v in values.items()})
