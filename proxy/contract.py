@@ -305,7 +305,8 @@ COUNTER_FIELDS = (
     "cache_write_tokens",
 )
 # On MONTH# items only: input + output tokens of priced models (the sandbox is free), what the
-# monthly token quota is enforced against (proxy/limits.py).
+# monthly token quota is enforced against (proxy/limits.py); while a call runs it also holds an
+# estimate of that call's tokens, replaced by the exact count when the call ends.
 QUOTA_TOKENS = "quota_tokens"
 
 

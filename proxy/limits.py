@@ -42,7 +42,8 @@ from .errors import ProxyError
 MINUTE_TTL = 2 * 3600
 DAY_TTL = 400 * 86400
 MAX_ATTEMPTS = 8
-QUOTA_ATTRIBUTE = "quota_tokens"  # input + output tokens of priced models, on MONTH#<month>
+# On MONTH#<month>: input + output tokens of priced models, plus the holds of calls in flight.
+QUOTA_ATTRIBUTE = contract.QUOTA_TOKENS
 
 
 @dataclass
