@@ -25,7 +25,8 @@ class CounterTotals:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     # On MONTH items: input + output tokens of priced models, what the proxy holds against
-    # the monthly quota (free models excluded). None when the item has no such attribute.
+    # the monthly quota (free models excluded). None when the item has no such attribute:
+    # the proxy writes it with the month's first priced call, so none were made yet.
     quota_tokens: int | None = None
 
     @property
@@ -34,7 +35,8 @@ class CounterTotals:
 
     @property
     def quota_used(self) -> int:
-        return self.tokens if self.quota_tokens is None else self.quota_tokens
+        """Tokens counted against the monthly quota: the sandbox's free tokens never are."""
+        return self.quota_tokens or 0
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"tokens": self.tokens}

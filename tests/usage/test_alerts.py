@@ -31,9 +31,11 @@ def limited(customer):
 
 
 def _usage(client, customer, *, month_tokens=0, day_requests=0):
+    """Counters as the proxy writes them for priced calls (held against the quota)."""
     put_counter(
-        client, customer.pk, "MONTH#2026-11", requests=1, input_tokens=month_tokens, output_tokens=0
-    )
+        client, customer.pk, "MONTH#2026-11", requests=1, input_tokens=month_tokens,
+        output_tokens=0, quota_tokens=month_tokens,
+    )  # fmt: skip
     put_counter(client, customer.pk, "DAY#2026-11-23", requests=day_requests, input_tokens=0)
 
 
@@ -84,7 +86,9 @@ def test_a_second_check_sends_nothing_new(dynamodb, limited, django_capture_on_c
 def test_next_month_alerts_again(dynamodb, limited, django_capture_on_commit_callbacks):
     _usage(dynamodb, limited, month_tokens=600)
     alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
-    put_counter(dynamodb, limited.pk, "MONTH#2026-12", requests=1, input_tokens=600)
+    put_counter(
+        dynamodb, limited.pk, "MONTH#2026-12", requests=1, input_tokens=600, quota_tokens=600
+    )
     alerts_check(
         now=dt.datetime(2026, 12, 1, 0, 5, tzinfo=dt.UTC), client=dynamodb, engine=DuckDBEngine()
     )
@@ -123,6 +127,12 @@ def test_the_monthly_quota_counts_what_the_proxy_counts(dynamodb, limited):
         quota_tokens=500,
     )
     assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
+
+
+def test_free_sandbox_tokens_never_count_against_the_quota(dynamodb, limited):
+    # A month of sandbox calls only: the proxy never wrote quota_tokens, and never refuses.
+    put_counter(dynamodb, limited.pk, "MONTH#2026-11", requests=50, input_tokens=5000)
+    assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 0
 
 
 def test_customers_without_limits_get_no_quota_alerts(dynamodb, customer):
