@@ -73,21 +73,26 @@ def _build(customer_id, rows, terms, period_start, period_end, tax_rate, prices,
     return invoice, lines
 
 
+def invoice_line(invoice_id, position: int, line) -> InvoiceLine:
+    """The stored line of a rated line (rating.rate_usage) at `position` on the invoice."""
+    return InvoiceLine(
+        invoice_id=invoice_id,
+        position=position,
+        kind=line.kind,
+        model_id=line.model_id,
+        description=line.description[:300],
+        quantity=line.quantity,
+        unit=line.unit,
+        unit_price=line.unit_price,
+        amount=line.amount,
+    )
+
+
 def _insert_chunk(drafts) -> int:
     with transaction.atomic():
         invoices = Invoice.objects.bulk_create([invoice for invoice, _ in drafts])
         line_objects = [
-            InvoiceLine(
-                invoice_id=invoice.pk,
-                position=position,
-                kind=line.kind,
-                model_id=line.model_id,
-                description=line.description[:300],
-                quantity=line.quantity,
-                unit=line.unit,
-                unit_price=line.unit_price,
-                amount=line.amount,
-            )
+            invoice_line(invoice.pk, position, line)
             for invoice, (_, lines) in zip(invoices, drafts, strict=True)
             for position, line in enumerate(lines, start=1)
         ]

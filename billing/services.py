@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 
-from .invoice_run import InvoiceRunRefused, invoice_run
+from .invoice_run import InvoiceRunRefused, invoice_line, invoice_run
 from .models import (
     CustomerPlan,
     Invoice,
@@ -140,18 +140,7 @@ def invoice_draft_refresh(*, invoice: Invoice) -> Invoice:
     manual = list(invoice.lines.filter(kind=InvoiceLine.Kind.MANUAL).order_by("position", "id"))
     invoice.lines.exclude(kind=InvoiceLine.Kind.MANUAL).delete()
     InvoiceLine.objects.bulk_create(
-        InvoiceLine(
-            invoice=invoice,
-            position=position,
-            kind=line.kind,
-            model_id=line.model_id,
-            description=line.description[:300],
-            quantity=line.quantity,
-            unit=line.unit,
-            unit_price=line.unit_price,
-            amount=line.amount,
-        )
-        for position, line in enumerate(rated, start=1)
+        invoice_line(invoice.pk, position, line) for position, line in enumerate(rated, start=1)
     )
     for position, line in enumerate(manual, start=len(rated) + 1):
         if line.position != position:
