@@ -17,10 +17,12 @@ from portal.aws import aws_client
 from .query import (
     INTEGER_COLUMNS,
     RESULT_COLUMNS,
+    TOKEN_RESULT_COLUMNS,
     USER_INTEGER_COLUMNS,
     USER_RESULT_COLUMNS,
     daily_usage_sql,
     hourly_tokens_sql,
+    token_last_used_sql,
     user_daily_sql,
 )
 
@@ -71,6 +73,11 @@ class AthenaEngine:
         execution_id = self.run_query(user_daily_sql(source=self.source, day=day))
         records = self.result_records(execution_id, USER_RESULT_COLUMNS, USER_INTEGER_COLUMNS)
         return (tuple(record[c] for c in USER_RESULT_COLUMNS) for record in records)
+
+    def token_last_used_rows(self, day: dt.date) -> Iterator[tuple]:
+        execution_id = self.run_query(token_last_used_sql(source=self.source, day=day))
+        records = self.result_records(execution_id, TOKEN_RESULT_COLUMNS, frozenset())
+        return (tuple(record[c] for c in TOKEN_RESULT_COLUMNS) for record in records)
 
     def hourly_token_rows(self, now: dt.datetime, minimum: int) -> list[tuple]:
         sql = hourly_tokens_sql(source=self.source, now=now, minimum=minimum)

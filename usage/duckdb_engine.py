@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .query import daily_usage_sql, hourly_tokens_sql, user_daily_sql
+from .query import daily_usage_sql, hourly_tokens_sql, token_last_used_sql, user_daily_sql
 
 EVENT_COLUMNS = {
     "request_id": "VARCHAR",
@@ -76,6 +76,10 @@ class DuckDBEngine:
     def user_daily_rows(self, day: dt.date) -> Iterator[tuple]:
         """Rows in USER_RESULT_COLUMNS order (per end user, application and model)."""
         yield from self._rows(day, user_daily_sql(source=_source(self.root), day=day))
+
+    def token_last_used_rows(self, day: dt.date) -> Iterator[tuple]:
+        """(token_id, latest "timestamp" string) for each token used on the day."""
+        yield from self._rows(day, token_last_used_sql(source=_source(self.root), day=day))
 
     def _rows(self, day: dt.date, sql: str) -> Iterator[tuple]:
         if not _partition_has_files(self.root, day):

@@ -108,6 +108,28 @@ USER_RESULT_COLUMNS = (
 )
 USER_INTEGER_COLUMNS = frozenset(USER_RESULT_COLUMNS[4:])
 
+# Each token's last use on the day (Token.last_used_at, issue 3): read from the same events at
+# each ingest, so the proxy's hot path writes nothing more. The proxy formats "timestamp" as
+# YYYY-MM-DDTHH:MM:SS.mmmZ (fixed width, UTC), so max() on the string is the latest instant.
+TOKEN_LAST_USED_SQL = """\
+WITH day_events AS (
+    SELECT
+        token_id,
+        "timestamp",
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+)
+SELECT
+    token_id,
+    max("timestamp") AS last_used
+FROM day_events
+WHERE copy_number = 1 AND token_id IS NOT NULL
+GROUP BY 1
+ORDER BY 1
+"""
+TOKEN_RESULT_COLUMNS = ("token_id", "last_used")
+
 RESULT_COLUMNS = (
     "customer_id",
     "model_id",
@@ -133,6 +155,10 @@ def daily_usage_sql(*, source: str, day: dt.date, template: str = DAILY_USAGE_SQ
 
 def user_daily_sql(*, source: str, day: dt.date) -> str:
     return daily_usage_sql(source=source, day=day, template=USER_DAILY_SQL)
+
+
+def token_last_used_sql(*, source: str, day: dt.date) -> str:
+    return daily_usage_sql(source=source, day=day, template=TOKEN_LAST_USED_SQL)
 
 
 def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:

@@ -141,11 +141,12 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
                     {"day": day.isoformat(), "stage": "reconcile", "error": str(exc)[:500]}
                 )
             _replace_user_rows(engine, day, run)
+            _record_tokens_last_used(engine, day, run)
         run.days_done += 1
         run.save(update_fields=["rows_written", "errors", "days_done"])
-    # Billing depends on the billed rows only; a failed reconciliation or per-user view is
-    # reported on the run but does not fail it.
-    failed = any(e["stage"] not in ("reconcile", "users") for e in run.errors)
+    # Billing depends on the billed rows only; a failed reconciliation, per-user view or
+    # token last-used update is reported on the run but does not fail it.
+    failed = any(e["stage"] not in ("reconcile", "users", "tokens") for e in run.errors)
     run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])
@@ -164,6 +165,35 @@ def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:
     except Exception as exc:
         logger.exception("per-user usage of %s failed", day)
         run.errors.append({"day": day.isoformat(), "stage": "users", "error": str(exc)[:500]})
+
+
+def _record_tokens_last_used(engine, day: dt.date, run: IngestRun) -> None:
+    """Token.last_used_at from the day's events; it only moves forward, so re-ingesting an
+    older day leaves a later last use in place."""
+    token_rows = getattr(engine, "token_last_used_rows", None)
+    if token_rows is None:
+        return
+    from customers.services import tokens_record_last_used
+
+    try:
+        tokens_record_last_used(last_used=dict(_clean_last_used(token_rows(day))))
+    except Exception as exc:
+        logger.exception("token last-used of %s failed", day)
+        run.errors.append({"day": day.isoformat(), "stage": "tokens", "error": str(exc)[:500]})
+
+
+def _clean_last_used(rows: Iterable[tuple]) -> Iterable[tuple[str, dt.datetime]]:
+    """Valid (token id, aware UTC datetime) pairs; anything else (no token, a malformed
+    timestamp) is skipped: last use is an observation, nothing is billed from it."""
+    for token_id, stamp in rows:
+        try:
+            token_id = str(uuid.UUID(str(token_id)))
+            when = dt.datetime.fromisoformat(str(stamp))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            continue
+        yield token_id, when.astimezone(dt.UTC)
 
 
 def _clean_rows(rows: Iterable[tuple], known: set[str], counts: dict) -> Iterable[tuple]:

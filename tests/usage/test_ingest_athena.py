@@ -9,9 +9,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 from moto.moto_api._internal.models import moto_api_backend
 
+from customers.models import Token
+from customers.services import token_create
 from proxy import contract
 from usage.athena import AthenaEngine, AthenaQueryError, AthenaTimeout
 from usage.models import IngestedDay, IngestRun, UsageDaily, UsageDifference, UsageUserDaily
+from usage.query import TOKEN_LAST_USED_SQL
 from usage.selectors import usage_totals
 from usage.services import ingest_run_create, ingest_run_execute, usage_day_replace
 
@@ -197,6 +200,8 @@ def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer,
     user_columns = ["customer_id", "application_id", "user_id", "model_id", "requests",
                     "input_tokens", "output_tokens"]  # fmt: skip
     inject_results([(customer.pk, "chatbot", "alice", "haiku-model", 3, 300, 60)], user_columns)
+    token = token_create(customer=customer).token
+    inject_results([(token.pk, "2026-11-20T17:45:01.250Z")], ["token_id", "last_used"])
     run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
 
     run = ingest_run_execute(run_id=run.pk)
@@ -210,6 +215,47 @@ def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer,
         athena.get_query_execution(QueryExecutionId=e)["QueryExecution"]["Query"]
         for e in executions
     ]
-    assert len(queries) == 2 and all("day = '20'" in q for q in queries)
+    assert len(queries) == 3 and all("day = '20'" in q for q in queries)
+    assert Token.objects.get(pk=token.pk).last_used_at == dt.datetime(
+        2026, 11, 20, 17, 45, 1, 250_000, tzinfo=dt.UTC
+    )
     # No counters were written for that day: both customers are listed as differences.
     assert UsageDifference.objects.filter(day=DAY).count() == 2
+
+
+def test_token_last_used_query_and_it_only_moves_forward(athena, customer, monkeypatch):
+    """Each day's ingest asks Athena for every token's latest event (same SQL text as DuckDB,
+    pruned to the day, deduplicated) and moves Token.last_used_at forward only."""
+    monkeypatch.setattr("usage.services.reconcile_day", lambda **kw: 0)
+    recent, stale, unused = (token_create(customer=customer).token for _ in range(3))
+    later = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+    Token.objects.filter(pk=stale.pk).update(last_used_at=later)
+    inject_results([])  # the billed rows: none
+    inject_results([], ["customer_id", "application_id", "user_id", "model_id", "requests",
+                        "input_tokens", "output_tokens"])  # fmt: skip
+    inject_results(
+        [
+            (recent.pk, "2026-11-20T23:59:59.999Z"),
+            (stale.pk, "2026-11-20T10:00:00.000Z"),  # older than what is recorded
+            (None, "2026-11-20T10:00:00.000Z"),  # an event without a token id
+        ],
+        ["token_id", "last_used"],
+    )
+    client = Recorder(athena)
+    run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
+
+    run = ingest_run_execute(run_id=run.pk, engine=_engine(client)[0])
+
+    assert (run.status, run.errors) == (IngestRun.Status.SUCCEEDED, [])
+    assert Token.objects.get(pk=recent.pk).last_used_at == dt.datetime(
+        2026, 11, 20, 23, 59, 59, 999_000, tzinfo=dt.UTC
+    )
+    assert Token.objects.get(pk=stale.pk).last_used_at == later
+    assert Token.objects.get(pk=unused.pk).last_used_at is None
+    sql = [kw["QueryString"] for name, kw in client.calls if name == "start_query_execution"][-1]
+    assert sql == TOKEN_LAST_USED_SQL.format(
+        source='"bedrock_usage"."usage_events"', year="2026", month="11", day="20"
+    )
+    assert "WHERE year = '2026' AND month = '11' AND day = '20'" in sql
+    assert "row_number() OVER (PARTITION BY request_id" in sql and "copy_number = 1" in sql
+    assert 'max("timestamp") AS last_used' in sql
