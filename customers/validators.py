@@ -102,6 +102,11 @@ def importable_token(value: str) -> str:
             f"A token starting with {contract.TOKEN_PREFIX} must carry a valid checksum; "
             "leave the token empty to generate one."
         )
+    if len(token) < contract.IMPORTED_TOKEN_MIN:
+        raise ValidationError(
+            f"An imported token must be at least {contract.IMPORTED_TOKEN_MIN} characters long; "
+            "leave the token empty to generate one."
+        )
     if not TOKEN_IMPORT_RE.match(token) or not contract.token_is_well_formed(token):
         raise ValidationError(
             "An imported token must be 20 to 256 printable characters, without spaces."

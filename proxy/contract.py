@@ -131,8 +131,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+IMPORTED_TOKEN_SHOWN = 4  # leading characters of an imported token shown (with its last 4)
+
+
 def token_display_prefix(token: str) -> str:
-    return token[:8]
+    """What lists show before "…" and token_last4: `bup_` plus 4 random characters of ours; of
+    an imported token (at least IMPORTED_TOKEN_MIN long) only its first 4, so at most 8 of its
+    characters are ever shown."""
+    return token[:8] if token.startswith(TOKEN_PREFIX) else token[:IMPORTED_TOKEN_SHOWN]
 
 
 def token_last4(token: str) -> str:

@@ -48,6 +48,17 @@ def test_imported_tokens(token, ok):
     assert contract.token_is_well_formed(token) is ok
 
 
+def test_imported_tokens_show_at_most_4_leading_and_4_trailing_characters():
+    imported = "Seed2Tok3nABCDEFwxyz"  # the shortest accepted: IMPORTED_TOKEN_MIN (20)
+    assert len(imported) == contract.IMPORTED_TOKEN_MIN == 20
+    assert contract.token_is_well_formed(imported)
+    assert not contract.token_is_well_formed(imported[:19])
+    assert contract.token_display_prefix(imported) == "Seed"
+    assert contract.token_last4(imported) == "wxyz"
+    ours = contract.generate_token()  # `bup_` + 4 of 38 random and checksum characters
+    assert contract.token_display_prefix(ours) == ours[:8]
+
+
 def test_hash_is_sha256_hex():
     assert contract.hash_token("abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
