@@ -8,15 +8,23 @@ BENCH_LOAD_RATE requests per second per user when set (latency at a sustained lo
 
 import itertools
 import os
+import random
 
-from locust import FastHttpUser, constant, constant_throughput, task
+from locust import FastHttpUser, constant, task
 
 _sessions = itertools.cycle(os.environ.get("BENCH_LOAD_SESSIONS", "").split(","))
 _rate = float(os.environ.get("BENCH_LOAD_RATE") or 0)
 
 
+def _poisson_think_time(user) -> float:
+    """Exponential think time with mean 1/rate: users act independently, as real ones do.
+    (locust's constant_throughput keeps every user on a fixed period, and the periods drift
+    into step after any slow response, so the users then arrive in bursts.)"""
+    return random.expovariate(_rate)
+
+
 class CustomerReader(FastHttpUser):
-    wait_time = constant_throughput(_rate) if _rate else constant(0)
+    wait_time = _poisson_think_time if _rate else constant(0)
 
     def on_start(self):
         self.headers = {"Cookie": f"sessionid={next(_sessions)}"}
