@@ -6,6 +6,7 @@ proxy as child processes. Ctrl-C (or any child dying) stops everything it starte
 """
 
 import importlib.util
+import logging
 import os
 import signal
 import socket
@@ -67,6 +68,9 @@ class Command(BaseCommand):
 
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         moto.start()
+        # The emulator's per-call access log (werkzeug) would bury the banner and the portal's
+        # own output; errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.stdout.write(f"AWS emulator (moto) on {endpoint}")
         # The emulator keeps nothing between runs: recreate what the code expects, then
         # let the portal re-sync DynamoDB from PostgreSQL/SQLite (the source of truth).
