@@ -20,11 +20,13 @@ if env.bool("PORTAL_READ_DOT_ENV", default=True) and (BASE_DIR / ".env").exists(
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY")
+# Local state of `make run`: SQLite file, file queue, beat schedule, usage event files.
+VAR_DIR = Path(env("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
 if DEBUG:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
     DATABASES = {
-        "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+        "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
     }
 else:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
@@ -180,7 +182,7 @@ if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _queue_dir = BASE_DIR / "var" / "celery-queue"
+    _queue_dir = VAR_DIR / "celery-queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
@@ -193,7 +195,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 if REDIS_URL:
     CACHES = {
@@ -206,7 +208,7 @@ else:
 AWS_REGION = env("AWS_REGION", default="us-east-1")
 AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None)
 USAGE_BUCKET = env("USAGE_BUCKET", default="bedrock-usage-events")
-USAGE_EVENTS_DIR = env("USAGE_EVENTS_DIR", default=str(BASE_DIR / "var" / "usage-events"))
+USAGE_EVENTS_DIR = env("USAGE_EVENTS_DIR", default=str(VAR_DIR / "usage-events"))
 
 # Usage pipeline (usage app): the SQL engine that aggregates the events, Athena in production
 # and DuckDB over USAGE_EVENTS_DIR on a laptop; same query text on both.

@@ -31,6 +31,10 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the portal, Celery worker + beat, the local proxy and the AWS emulator on loopback."
 
@@ -102,6 +106,10 @@ class Command(BaseCommand):
             for name, cmd in commands.items()
         }
         self._banner(portal_port, endpoint, proxy_port if "proxy" in commands else None)
+        # Ctrl-C, `kill` (SIGTERM) or a closed terminal (SIGHUP) all stop the children too;
+        # SIGINT is set explicitly because a shell starts background jobs with it ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         try:
             while True:
                 for name, child in children.items():
