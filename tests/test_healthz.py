@@ -32,3 +32,11 @@ def test_healthz_503_when_broker_is_unreachable(client, aws, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["detail"] == "ConnectionError: broker down"
+
+
+def test_healthz_answers_plain_http_where_pages_redirect_to_https(client, aws, settings):
+    """A load balancer's health check calls the instance over HTTP, without X-Forwarded-Proto."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    login = client.get("/accounts/login/")
+    assert login.status_code == 301 and login["Location"].startswith("https://")
