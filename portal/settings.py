@@ -25,9 +25,7 @@ VAR_DIR = Path(env("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
 if DEBUG:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-    DATABASES = {
-        "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-    }
+    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 else:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
     DATABASES = {"default": env.db("DATABASE_URL")}
@@ -189,6 +187,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        "control_folder": str(_queue_dir / "control"),  # else ./control in the working directory
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

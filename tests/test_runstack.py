@@ -102,4 +102,5 @@ def test_the_stack_serves_and_a_stop_signal_stops_everything(stack_env, tmp_path
             os.kill(pid, signal.SIGKILL)
     assert "Stopped everything `make run` started." in output
     assert left == []
+    assert not (ROOT / "control").exists(), "the file broker's control folder belongs in var/"
     assert not _listening(portal) and not _listening(proxy) and not _listening(aws)
