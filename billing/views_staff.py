@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from customers.models import Customer
 from portal.access import staff_required
+from portal.web import posted_data
 
 from . import selectors, services
 from .documents import invoice_csv_text, invoice_pdf_bytes
@@ -341,7 +342,7 @@ def billing_profile_update(request, customer_id):
 @staff_required
 def billing_plan_edit(request, plan_id=None):
     plan = get_object_or_404(PricingPlan, pk=plan_id) if plan_id else None
-    form = PricingPlanForm(request.POST or None, instance=plan)
+    form = PricingPlanForm(posted_data(request), instance=plan)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Plan “{form.instance.name}” saved.")

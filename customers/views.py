@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.access import staff_required
+from portal.web import posted_data
 
 from . import selectors, services
 from .forms import (
@@ -74,7 +75,7 @@ def customer_list(request):
 
 @staff_required
 def customer_onboard_view(request):
-    form = OnboardForm(request.POST or None)
+    form = OnboardForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -118,7 +119,7 @@ def customer_detail(request, pk):
 @staff_required
 def customer_edit(request, pk):
     customer = get_customer_or_404(pk)
-    form = CustomerDetailsForm(request.POST or None, instance=Customer.objects.get(pk=customer.pk))
+    form = CustomerDetailsForm(posted_data(request), instance=Customer.objects.get(pk=customer.pk))
     if request.method == "POST" and form.is_valid():
         try:
             services.customer_update(
@@ -178,7 +179,7 @@ def customer_status(request, pk):
 @staff_required
 def customer_invite(request, pk):
     customer = get_customer_or_404(pk)
-    form = InviteForm(request.POST or None)
+    form = InviteForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             user = customer_user_invite(

@@ -8,6 +8,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 
 from portal.access import staff_required
+from portal.web import posted_data
 
 from . import services
 from .forms import RotateForm, TokenCreateForm
@@ -19,7 +20,7 @@ CURL_MODEL = "sandbox.echo-v1"
 @staff_required
 def token_create(request, pk):
     customer = get_customer_or_404(pk)
-    form = TokenCreateForm(request.POST or None)
+    form = TokenCreateForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             issued = services.token_create(
@@ -42,7 +43,7 @@ def token_create(request, pk):
 def token_rotate(request, pk, token_id):
     customer = get_customer_or_404(pk)
     token = get_token_or_404(customer, token_id)
-    form = RotateForm(request.POST or None)
+    form = RotateForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             issued = services.token_rotate(

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from .access import staff_required
 from .api.keys import api_key_create, api_key_revoke
 from .models import ApiKey
+from .web import posted_data
 
 
 class ApiKeyForm(forms.Form):
@@ -39,7 +40,7 @@ class ApiKeyForm(forms.Form):
 @staff_required
 @never_cache
 def api_key_list(request):
-    form = ApiKeyForm(request.POST or None)
+    form = ApiKeyForm(posted_data(request))
     issued = None
     if request.method == "POST" and form.is_valid():
         issued = api_key_create(

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from customers.models import Customer
 from portal.access import staff_required
+from portal.web import posted_data
 
 from . import selectors
 from .export import usage_csv_response
@@ -40,7 +41,7 @@ def usage_dashboard(request):
 
 @staff_required
 def usage_ingest(request):
-    form = IngestForm(request.POST or None)
+    form = IngestForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             run = ingest_range_request(
