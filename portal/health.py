@@ -1,5 +1,6 @@
 """Health checks behind GET /healthz: database, broker and AWS endpoint, each with a time limit."""
 
+import logging
 import time
 
 from botocore.config import Config
@@ -8,15 +9,21 @@ from django.db import connection
 from .aws import aws_client
 from .celery import app as celery_app
 
+logger = logging.getLogger(__name__)
+
 _FAST_AWS = Config(connect_timeout=2, read_timeout=2, retries={"max_attempts": 1})
+# What anyone may read of a failed check: exception texts name internal hosts, ports, database
+# users and endpoints, so only staff (and the log) get them.
+PUBLIC_FAILURE_DETAIL = "unreachable"
 
 
-def _timed(check):
+def _timed(name, check):
     started = time.perf_counter()
     try:
         check()
     except Exception as exc:  # a failed check is reported, not raised
         ok, detail = False, f"{type(exc).__name__}: {exc}"[:300]
+        logger.warning("health check %s failed: %s", name, detail)
     else:
         ok, detail = True, "reachable"
     return {"ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -40,6 +47,11 @@ def check_aws():
 CHECKS = {"database": check_database, "broker": check_broker, "aws": check_aws}
 
 
-def run_checks() -> dict:
-    results = {name: _timed(check) for name, check in CHECKS.items()}
+def run_checks(*, with_details: bool = True) -> dict:
+    """`with_details=False` (anyone but staff): a failed check says only "unreachable"."""
+    results = {name: _timed(name, check) for name, check in CHECKS.items()}
+    if not with_details:
+        for result in results.values():
+            if not result["ok"]:
+                result["detail"] = PUBLIC_FAILURE_DETAIL
     return {"ok": all(r["ok"] for r in results.values()), "checks": results}
