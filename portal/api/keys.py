@@ -23,6 +23,9 @@ class IssuedApiKey:
     api_key: ApiKey
     plaintext: str  # shown to the caller once, never stored
 
+    def __repr__(self):  # never let the plaintext reach a log or error report through repr()
+        return f"IssuedApiKey(api_key={self.api_key.pk})"
+
 
 def _service_account(name: str) -> User:
     email = f"svc-{slugify(name) or 'automation'}@service-accounts.invalid"

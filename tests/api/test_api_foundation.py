@@ -37,6 +37,13 @@ def test_api_key_is_stored_only_as_hash(staff_user):
     assert not row.owner.has_usable_password()
 
 
+def test_a_new_api_keys_repr_never_shows_the_key(staff_user):
+    """repr() is what tracebacks, error reports and `%r` log lines print."""
+    issued = _key(staff_user)
+    assert issued.plaintext not in repr(issued)
+    assert issued.plaintext[4:] not in f"{issued!r} {issued!s}"
+
+
 def test_me_with_api_key(api, staff_user):
     issued = _key(staff_user)
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
