@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 
 from django.conf import settings
@@ -57,8 +58,17 @@ def webhook_post(*, url: str, secret: str, payload: dict, opener=urllib.request.
         with opener(request, timeout=settings.USAGE_WEBHOOK_TIMEOUT_SECONDS) as response:
             return f"HTTP {response.status}"
     except Exception as exc:
-        logger.warning("webhook %s failed: %s", url, exc)
-        return f"failed: {exc}"[:64]
+        shown = webhook_origin(url)
+        reason = str(exc).replace(url, shown)
+        logger.warning("webhook %s failed: %s", shown, reason)
+        return f"failed: {reason}"[:64]
+
+
+def webhook_origin(url: str) -> str:
+    """The URL as logs and alert history may show it: scheme and host only. Webhook URLs often
+    carry their credential in the path or query (Slack's /services/T../B../<secret>)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
 
 
 def alert_payload(alert: Alert) -> dict:

@@ -229,6 +229,24 @@ def test_webhook_payload_is_signed(dynamodb, limited):
     assert Alert.objects.get().webhook_status == "HTTP 204"
 
 
+def test_a_failed_webhook_never_logs_or_records_its_secret_url(dynamodb, limited, caplog):
+    """Webhook URLs carry their credential (Slack: /services/T../B../<secret>)."""
+    url = "https://127.0.0.1:9/services/T0001/B0002/hush-hush-0123456789?sig=also-hush"
+    CustomerUsageSettings.objects.create(customer=limited, webhook_url=url, webhook_secret="s")
+    _usage(dynamodb, limited, month_tokens=500)
+    alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine())
+
+    def opener(request, timeout):
+        raise ValueError(f"refused {request.full_url}")  # exception texts may hold the URL
+
+    assert alert_deliver(alert_id=Alert.objects.get().pk, opener=opener)
+    status = Alert.objects.get().webhook_status
+    assert status.startswith("failed: refused https://127.0.0.1:9/")
+    assert "webhook https://127.0.0.1:9/" in caplog.text
+    for secret in ("hush-hush", "also-hush", "B0002"):
+        assert secret not in caplog.text and secret not in status
+
+
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL (threads)")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_checks_alert_exactly_once(dynamodb, limited):
