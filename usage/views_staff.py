@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
 
 from customers.models import Customer
 from portal.access import staff_required
@@ -136,9 +137,21 @@ def usage_customer_settings(request, customer_id):
     form = UsageSettingsForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
-        if saved.webhook_secret != old_secret:
-            messages.warning(request, f"Webhook signing secret: {saved.webhook_secret}")
         messages.success(request, "Usage alert settings saved.")
+        if saved.webhook_secret != old_secret:
+            # Shown once, in this answer, like a new token: a flash message would carry the
+            # secret in the messages cookie (or the session) until the next page.
+            response = render(
+                request,
+                "usage/staff_customer_settings.html",
+                {
+                    "customer": customer,
+                    "form": UsageSettingsForm(instance=saved),
+                    "new_webhook_secret": saved.webhook_secret,
+                },
+            )
+            add_never_cache_headers(response)
+            return response
         return redirect("staff:usage_customer", customer_id=customer.pk)
     return render(
         request, "usage/staff_customer_settings.html", {"customer": customer, "form": form}

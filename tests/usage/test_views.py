@@ -3,6 +3,8 @@
 import datetime as dt
 
 import pytest
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.http import HttpRequest
 from django.urls import reverse
 
 from usage.models import Alert, CustomerUsageSettings, IngestRun, UsageDifference
@@ -208,7 +210,7 @@ def test_staff_edit_thresholds(staff_client, customer):
             "summary_frequency": "monthly",
         },
     )
-    assert response.status_code == 302
+    assert response.status_code == 200  # a new signing secret: shown in this answer, once
     saved = CustomerUsageSettings.objects.get(customer=customer)
     assert saved.monthly_token_percents == [75, 90] and saved.daily_request_percents == []
     assert saved.hourly_token_threshold == 10000 and len(saved.webhook_secret) > 30
@@ -216,6 +218,23 @@ def test_staff_edit_thresholds(staff_client, customer):
         url, {"monthly_token_percents": "50", "webhook_url": "http://127.0.0.1:9/usage"}
     )
     assert "https URL" in plain.content.decode()
+
+
+def test_a_new_webhook_secret_is_shown_once_and_kept_in_no_cookie(staff_client, customer):
+    url = reverse("staff:usage_customer_settings", args=[customer.pk])
+    form = {"monthly_token_percents": "80", "webhook_url": "https://127.0.0.1:9/usage"}
+    response = staff_client.post(url, form)
+    secret = CustomerUsageSettings.objects.get(customer=customer).webhook_secret
+    assert response.status_code == 200 and secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    stored = response.cookies.get("messages")
+    kept = CookieStorage(HttpRequest())._decode(stored.value) if stored else []
+    assert kept is not None and all(secret not in str(m) for m in kept)
+    for page in (reverse("staff:usage_customer", args=[customer.pk]), url):
+        assert secret not in staff_client.get(page).content.decode()
+    # Saving again without a new secret goes back to the usage page; nothing shown.
+    again = staff_client.post(url, form)
+    assert again.status_code == 302 and secret not in str(again.cookies)
 
 
 def test_customer_opts_in_to_summaries(customer_client, customer):
