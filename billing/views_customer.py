@@ -5,6 +5,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from portal.access import customer_required
+from portal.web import paginate
 
 from . import selectors
 from .documents import invoice_csv_text, invoice_pdf_bytes
@@ -19,7 +20,9 @@ def billing_overview(request):
         {
             "cost": selectors.cost_so_far(customer.pk),
             "balance": selectors.credit_balance(customer.pk),
-            "ledger": selectors.credit_ledger(customer.pk)[:50],
+            "ledger": paginate(
+                request, selectors.credit_ledger(customer.pk), per_page=50, param="ledger_page"
+            ),
             "plans": selectors.plan_history(customer)[:12],
         },
     )

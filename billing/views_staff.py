@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from customers.models import Customer
 from portal.access import staff_required
-from portal.web import posted_data
+from portal.web import paginate, posted_data
 
 from . import selectors, services
 from .documents import invoice_csv_text, invoice_pdf_bytes
@@ -276,9 +276,16 @@ def billing_customer(request, customer_id):
             "customer": customer,
             "cost": selectors.cost_so_far(customer.pk),
             "balance": selectors.credit_balance(customer.pk),
-            "ledger": selectors.credit_ledger(customer.pk)[:50],
+            "ledger": paginate(
+                request, selectors.credit_ledger(customer.pk), per_page=50, param="ledger_page"
+            ),
             "plans": selectors.plan_history(customer),
-            "invoices": Invoice.objects.filter(customer=customer)[:24],
+            "invoices": paginate(
+                request,
+                Invoice.objects.filter(customer=customer).order_by("-period_start", "-created_at"),
+                per_page=24,
+                param="invoices_page",
+            ),
             "grant_form": CreditGrantForm(),
             "plan_form": PlanAssignForm(),
             "profile_form": BillingProfileForm(instance=profile),

@@ -78,7 +78,7 @@ def customer_sync_state(*, customer: Customer) -> SyncState:
 
 
 def token_list(*, customer: Customer) -> QuerySet:
-    return customer.tokens.select_related("replaced_by").order_by("status", "-created_at")
+    return customer.tokens.select_related("replaced_by").order_by("status", "-created_at", "pk")
 
 
 def token_list_usable(*, customer: Customer) -> list[Token]:
@@ -88,9 +88,14 @@ def token_list_usable(*, customer: Customer) -> list[Token]:
     return [t for t in tokens if t.state(now) in ("active", "rotating")]
 
 
-def audit_list(*, customer: Customer, limit: int = 100) -> list[AuditEvent]:
-    """The latest events, each with `changes`: [(field, before, after)] for display."""
-    events = list(AuditEvent.objects.filter(customer=customer).select_related("actor")[:limit])
+def audit_list(*, customer: Customer) -> QuerySet:
+    """A customer's audit trail, newest first; paginate it, then `audit_with_changes` a page."""
+    return AuditEvent.objects.filter(customer=customer).select_related("actor")
+
+
+def audit_with_changes(events) -> list[AuditEvent]:
+    """The events, each with `changes`: [(field, before, after)] for display."""
+    events = list(events)
     for event in events:
         before, after = event.before or {}, event.after or {}
         keys = [k for k in after if before.get(k) != after.get(k)]

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.access import staff_required
-from portal.web import posted_data
+from portal.web import paginate, posted_data
 
 from . import selectors, services
 from .forms import (
@@ -103,15 +103,25 @@ def customer_onboard_view(request):
 @staff_required
 def customer_detail(request, pk):
     customer = get_customer_or_404(pk)
+    tokens = paginate(
+        request, selectors.token_list(customer=customer), per_page=PAGE_SIZE, param="tokens_page"
+    )
+    users = paginate(
+        request, customer.users.order_by("email", "pk"), per_page=PAGE_SIZE, param="users_page"
+    )
+    audit = paginate(
+        request, selectors.audit_list(customer=customer), per_page=PAGE_SIZE, param="audit_page"
+    )
     return render(
         request,
         "staff/customers/detail.html",
         {
             "customer": customer,
-            "tokens": selectors.token_list(customer=customer),
-            "users": customer.users.order_by("email"),
+            "tokens": tokens,
+            "users": users,
             "sync": selectors.customer_sync_state(customer=customer),
-            "audit_events": selectors.audit_list(customer=customer),
+            "audit_events": selectors.audit_with_changes(audit),
+            "audit_page": audit,
         },
     )
 

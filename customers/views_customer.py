@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from portal.access import customer_required
 from portal.dashboard.snippets import SANDBOX_MODEL, snippets
+from portal.web import paginate
 from usage.forms import UsageSettingsForm
 from usage.selectors import usage_settings_for
 from usage.services import usage_settings_update
@@ -23,6 +24,8 @@ from usage.services import usage_settings_update
 from . import selectors, services
 from .forms import InviteForm, RotateForm, TokenCreateForm
 from .onboarding import customer_user_invite
+
+PAGE_SIZE = 50
 
 
 def _audit(request) -> dict:
@@ -42,7 +45,9 @@ def _own_token(request, token_id):
 
 def _tokens_page(request, *, form=None, issued=None, status=200):
     context = {
-        "tokens": selectors.token_list(customer=request.customer),
+        "tokens": paginate(
+            request, selectors.token_list(customer=request.customer), per_page=PAGE_SIZE
+        ),
         "form": form or TokenCreateForm(),
         "rotate_form": RotateForm(),
         "issued": issued,
@@ -155,7 +160,7 @@ def customer_account(request):
         status = 400
     context = {
         "customer": customer,
-        "users": customer.users.order_by("email"),
+        "users": paginate(request, customer.users.order_by("email", "pk"), per_page=PAGE_SIZE),
         "invite_form": invite_form,
         "settings_form": settings_form,
     }
