@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -157,6 +158,18 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (portal/csp.py): this host's scripts only, no plugins, no framing.
+_CSP_COMMON = (
+    "default-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY = f"{_CSP_COMMON}; script-src 'self'; style-src 'self' 'unsafe-inline'"
+# Swagger UI and Redoc start from an inline script; Redoc runs a worker from a blob: URL.
+CSP_API_DOCS_PATHS = ("/api/docs/", "/api/redoc/")
+CSP_API_DOCS = (
+    f"{_CSP_COMMON}; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "worker-src 'self' blob:"
+)
 
 # Email: EMAIL_URL such as smtp+tls://user:pass@host:587 or consolemail:// (see django-environ).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
