@@ -29,6 +29,15 @@ def _latin1(text) -> str:
     return str(text).encode("latin-1", "replace").decode("latin-1")
 
 
+# A cell starting with one of these runs as a formula in a spreadsheet (tab and carriage
+# return too: some programs drop them and read what follows), OWASP's CSV injection list.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def invoice_csv_text(invoice: Invoice) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -42,8 +51,7 @@ def invoice_csv_text(invoice: Invoice) -> str:
                 line.position,
                 line.kind,
                 line.model_id,
-                # A leading =, +, - or @ would run as a formula in a spreadsheet.
-                "'" + line.description if line.description[:1] in "=+-@" else line.description,
+                _spreadsheet_safe(line.description),
                 line.quantity,
                 line.unit,
                 "" if line.unit_price is None else line.unit_price,

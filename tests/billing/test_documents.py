@@ -1,3 +1,5 @@
+import csv
+import io
 import re
 from datetime import date
 from decimal import Decimal as D
@@ -40,9 +42,23 @@ def test_csv_escapes_formulas(db):
         description='=HYPERLINK("http://127.0.0.1:9/")',
         amount=D("1"),
     )
+    for description in ('\t=HYPERLINK("http://127.0.0.1:9/")', "\r=1+1", ""):
+        InvoiceLine.objects.create(
+            invoice=invoice, kind="manual", description=description, amount=D("1")
+        )
     text = invoice_csv_text(invoice)
     assert "'=HYPERLINK" in text
     assert "total" in text
+    rows = list(csv.reader(io.StringIO(text)))
+    descriptions = sorted(row[3] for row in rows[2:6])
+    assert descriptions == sorted(
+        [
+            '\'=HYPERLINK("http://127.0.0.1:9/")',
+            '\'\t=HYPERLINK("http://127.0.0.1:9/")',
+            "'\r=1+1",
+            "",  # nothing to neutralise in an empty cell
+        ]
+    )
 
 
 def test_pdf_uses_billing_details_when_the_customer_has_them(db):
