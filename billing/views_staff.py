@@ -6,11 +6,12 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from customers.models import Customer
 from portal.access import staff_required
-from portal.web import paginate, posted_data
+from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors, services
 from .documents import invoice_csv_text, invoice_pdf_bytes
@@ -86,8 +87,28 @@ def billing_run(request):
 def billing_invoices_issue(request):
     """Issue the selected drafts, each in its own transaction (one failure stops no other)."""
     ids = request.POST.getlist("invoice")
+    drafts = list(
+        Invoice.objects.filter(pk__in=_valid_uuids(ids), status=Invoice.Status.DRAFT)
+        .select_related("customer")
+        .order_by("customer__name", "pk")
+    )
+    if drafts and (
+        page := confirm_first(
+            request,
+            title=f"Issue {len(drafts)} draft invoice{'s' if len(drafts) != 1 else ''}?",
+            message="Each gets the next number, uses the customer's prepaid credit, is emailed "
+            "to the customer and can no longer change.",
+            button="Issue and email",
+            cancel_url=reverse("staff:billing_invoices"),
+            items=[
+                f"{d.customer.name}: {d.period_start:%Y-%m}, {d.total} {d.currency}" for d in drafts
+            ],
+            danger=False,
+        )
+    ):
+        return page
     issued, refused = 0, []
-    for invoice in Invoice.objects.filter(pk__in=_valid_uuids(ids), status=Invoice.Status.DRAFT):
+    for invoice in drafts:
         try:
             services.invoice_issue(invoice=invoice)
             issued += 1
@@ -133,8 +154,18 @@ def billing_invoice_detail(request, invoice_id):
     )
 
 
-def _invoice_action(request, invoice_id, action, success):
-    invoice = get_object_or_404(Invoice, pk=invoice_id)
+def _invoice_action(request, invoice_id, action, success, confirm=None):
+    """Run `action` on the invoice; with `confirm` (invoice -> title, message, button, and
+    optionally danger), only after the confirmation step."""
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    if confirm and (
+        page := confirm_first(
+            request,
+            cancel_url=reverse("staff:billing_invoice_detail", args=[invoice.pk]),
+            **confirm(invoice),
+        )
+    ):
+        return page
     try:
         result = action(invoice)
     except REFUSALS as exc:
@@ -169,6 +200,12 @@ def billing_invoice_delete_line(request, invoice_id, line_id):
         invoice_id,
         lambda inv: services.invoice_line_delete(line=line),
         "Line removed.",
+        confirm=lambda inv: {
+            "title": f"Remove the line “{line.description}”?",
+            "message": f"The line ({line.amount} {inv.currency}) is deleted from the draft of "
+            f"{inv.customer.name}; the totals are recomputed.",
+            "button": "Remove line",
+        },
     )
 
 
@@ -180,6 +217,13 @@ def billing_invoice_issue(request, invoice_id):
         invoice_id,
         lambda inv: services.invoice_issue(invoice=inv),
         "Invoice issued and emailed to the customer.",
+        confirm=lambda inv: {
+            "title": f"Issue the invoice of {inv.customer.name} for {inv.period_start:%B %Y}?",
+            "message": "It gets the next number, uses the customer's prepaid credit, is emailed "
+            "to the customer and can no longer change.",
+            "button": "Issue and email",
+            "danger": False,
+        },
     )
 
 
@@ -191,6 +235,13 @@ def billing_invoice_refresh(request, invoice_id):
         invoice_id,
         lambda inv: services.invoice_draft_refresh(invoice=inv),
         "Draft re-rated from the current usage (manual lines kept).",
+        confirm=lambda inv: {
+            "title": f"Re-rate the draft of {inv.customer.name} for {inv.period_start:%B %Y}?",
+            "message": "Its usage lines are replaced by lines rated from the usage and prices "
+            f"as they are now (the total, {inv.total} {inv.currency}, may change); manual lines "
+            "are kept.",
+            "button": "Re-rate draft",
+        },
     )
 
 
@@ -215,6 +266,13 @@ def billing_invoice_void(request, invoice_id):
         lambda inv: services.invoice_void(invoice=inv, **form.cleaned_data),
         "Invoice voided."
         + (" A corrected draft was created." if form.cleaned_data["reissue"] else ""),
+        confirm=lambda inv: {
+            "title": f"Void {inv.number or 'this invoice'} of {inv.customer.name}?",
+            "message": f"Reason: {form.cleaned_data['reason']}. Its credit is given back and it "
+            "stays on record as void; this cannot be undone."
+            + (" A corrected draft is created." if form.cleaned_data["reissue"] else ""),
+            "button": "Void invoice",
+        },
     )
 
 
@@ -230,6 +288,12 @@ def billing_invoice_credit_note(request, invoice_id):
         invoice_id,
         lambda inv: services.credit_note_issue(invoice=inv, **form.cleaned_data),
         "Credit note issued; its value is in the customer's prepaid credit.",
+        confirm=lambda inv: {
+            "title": f"Issue a credit note for {inv.number} of {inv.customer.name}?",
+            "message": "It is numbered, emailed to the customer, its value goes to their "
+            "prepaid credit, and it cannot be undone.",
+            "button": "Issue credit note",
+        },
     )
 
 

@@ -5,10 +5,11 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.access import staff_required
-from portal.web import paginate, posted_data
+from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors, services
 from .forms import (
@@ -167,15 +168,37 @@ STATUS_ACTIONS = {
     "reactivate": (services.customer_reactivate, "active again"),
     "close": (services.customer_close, "closed and its tokens revoked"),
 }
+# What staff confirm before a status change that stops the customer's traffic.
+STATUS_CONFIRM = {
+    "suspend": (
+        "Suspend",
+        "Every token of {name} stops working at once, until the customer is reactivated.",
+    ),
+    "close": (
+        "Close the account of",
+        "Every token of {name} is revoked for good; a closed account cannot be reopened.",
+    ),
+}
 
 
 @staff_required
 @require_POST
 def customer_status(request, pk):
     customer = get_customer_or_404(pk)
-    action = STATUS_ACTIONS.get(request.POST.get("action", ""))
+    name = request.POST.get("action", "")
+    action = STATUS_ACTIONS.get(name)
     if action is None:
         messages.error(request, "Unknown action.")
+    elif name in STATUS_CONFIRM and (
+        page := confirm_first(
+            request,
+            title=f"{STATUS_CONFIRM[name][0]} {customer.name}?",
+            message=STATUS_CONFIRM[name][1].format(name=customer.name),
+            button=f"{name.capitalize()} {customer.name}",
+            cancel_url=reverse("staff:customer_detail", args=[customer.pk]),
+        )
+    ):
+        return page
     else:
         service, outcome = action
         try:
@@ -220,9 +243,20 @@ def customer_user_action(request, pk, user_id):
     user = customer.users.filter(pk=user_id).first()
     if user is None:
         raise Http404("No such user.")
-    action = USER_ACTIONS.get(request.POST.get("action", ""))
+    name = request.POST.get("action", "")
+    action = USER_ACTIONS.get(name)
     if action is None:
         messages.error(request, "Unknown action.")
+    elif name == "disable" and (
+        page := confirm_first(
+            request,
+            title=f"Disable the login of {user.email}?",
+            message=f"{user.email} is signed out and can no longer sign in, until enabled again.",
+            button="Disable login",
+            cancel_url=reverse("staff:customer_detail", args=[customer.pk]),
+        )
+    ):
+        return page
     else:
         try:
             action(user, **audit_context(request))

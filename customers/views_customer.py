@@ -11,12 +11,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.access import customer_required
 from portal.dashboard.snippets import SANDBOX_MODEL, snippets
-from portal.web import paginate
+from portal.web import confirm_first, paginate
 from usage.forms import UsageSettingsForm
 from usage.selectors import usage_settings_for
 from usage.services import usage_settings_update
@@ -88,6 +89,17 @@ def customer_token_rotate(request, token_id):
     if not form.is_valid():
         messages.error(request, "The grace period must be between 0 hours and 90 days.")
         return redirect("customer:customer_tokens")
+    hours = form.cleaned_data["grace_hours"]
+    if page := confirm_first(
+        request,
+        title=f"Rotate token “{token.label}”?",
+        message=f"You get a new token, shown once. {token.masked} keeps working for "
+        f"{hours:g} hour(s), then stops: switch your programs to the new token before then.",
+        button="Rotate token",
+        cancel_url=reverse("customer:customer_tokens"),
+        danger=False,
+    ):
+        return page
     try:
         issued = services.token_rotate(
             token=token, grace_hours=form.cleaned_data["grace_hours"], **_audit(request)
@@ -102,6 +114,14 @@ def customer_token_rotate(request, token_id):
 @require_POST
 def customer_token_revoke(request, token_id):
     token = _own_token(request, token_id)
+    if page := confirm_first(
+        request,
+        title=f"Revoke token “{token.label}”?",
+        message=f"Requests with {token.masked} are refused at once. This cannot be undone.",
+        button="Revoke token",
+        cancel_url=reverse("customer:customer_tokens"),
+    ):
+        return page
     services.token_revoke(token=token, **_audit(request))
     messages.success(request, f"Token {token.masked} revoked: it stopped working.")
     return redirect("customer:customer_tokens")

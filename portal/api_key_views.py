@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_POST
 from .access import staff_required
 from .api.keys import api_key_create, api_key_revoke
 from .models import ApiKey
-from .web import posted_data
+from .web import confirm_first, posted_data
 
 
 class ApiKeyForm(forms.Form):
@@ -65,6 +66,15 @@ def api_key_list(request):
 @require_POST
 def api_key_revoke_view(request, pk):
     api_key = get_object_or_404(ApiKey, pk=pk)
+    if page := confirm_first(
+        request,
+        title=f"Revoke the API key “{api_key.name}”?",
+        message=f"Scripts using {api_key.display_prefix}…{api_key.last4} get 401 at once. "
+        "This cannot be undone.",
+        button="Revoke key",
+        cancel_url=reverse("staff:api_keys"),
+    ):
+        return page
     api_key_revoke(api_key=api_key)
     messages.success(request, f"API key “{api_key.name}” revoked. It stops working at once.")
     return redirect("staff:api_keys")

@@ -24,3 +24,37 @@ def paginate(request, items, *, per_page: int, param: str = "page"):
     page.param = param
     page.base_query = query.urlencode()
     return page
+
+
+def confirm_first(
+    request, *, title: str, message: str, button: str, cancel_url: str, items=(), danger=True
+):
+    """The confirmation step of a destructive POST: None once the POST says `confirm`, else the
+    page that asks, re-posting the same fields with `confirm=1`.
+
+    A JavaScript confirm() alone is no confirmation: without scripts, from a stale tab or a
+    replayed form the action ran at once.
+    """
+    from django.shortcuts import render
+
+    if request.method == "POST" and request.POST.get("confirm"):
+        return None
+    fields = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", "confirm")
+        for value in values
+    ]
+    return render(
+        request,
+        "portal/confirm.html",
+        {
+            "title": title,
+            "message": message,
+            "button": button,
+            "cancel_url": cancel_url,
+            "items": items,
+            "danger": danger,
+            "fields": fields,
+        },
+    )

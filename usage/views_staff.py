@@ -7,11 +7,12 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
 from customers.models import Customer
 from portal.access import staff_required
-from portal.web import posted_data
+from portal.web import confirm_first, posted_data
 
 from . import selectors
 from .export import usage_csv_response
@@ -44,6 +45,21 @@ def usage_dashboard(request):
 def usage_ingest(request):
     form = IngestForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+        days = len(days_between(start, end))
+        stored = len(selectors.ingested_days(start=start, end=end))
+        if page := confirm_first(
+            request,
+            title=f"Ingest {days} day(s), {start} to {end}?",
+            message=f"The usage of these days is loaded again from the request events "
+            f"({form.cleaned_data['engine'] or 'configured engine'}); {stored} of them already "
+            "have usage, which is replaced day by day. Issued invoices do not change; drafts "
+            "change only when re-rated.",
+            button="Queue ingest",
+            cancel_url=reverse("staff:usage_ingest"),
+            danger=bool(stored),
+        ):
+            return page
         try:
             run = ingest_range_request(
                 start=form.cleaned_data["start"],

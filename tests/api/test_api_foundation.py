@@ -160,7 +160,7 @@ def test_staff_api_key_page_shows_key_once_and_revokes(staff_client):
     again = staff_client.get(reverse("staff:api_keys"))
     assert plaintext not in again.content.decode()
     key = ApiKey.objects.get()
-    staff_client.post(reverse("staff:api_key_revoke", args=[key.pk]))
+    staff_client.post(reverse("staff:api_key_revoke", args=[key.pk]), {"confirm": "1"})
     key.refresh_from_db()
     assert key.revoked_at is not None
 

@@ -104,7 +104,7 @@ def test_staff_page_and_customer_view(staff_client, client, customer_user, issue
     assert not Invoice.objects.filter(kind="credit_note").exists()
     staff_client.post(
         reverse("staff:billing_invoice_credit_note", args=[issued.pk]),
-        {"amount": "10.00", "reason": "Goodwill"},
+        {"amount": "10.00", "reason": "Goodwill", "confirm": "1"},
     )
     note = Invoice.objects.get(kind="credit_note")
     client.force_login(customer_user)

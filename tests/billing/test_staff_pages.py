@@ -56,7 +56,7 @@ def test_run_review_add_line_issue_pay(
     assert invoice.subtotal == D("100.45")
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
-            reverse("staff:billing_invoice_issue", args=[invoice.pk]), follow=True
+            reverse("staff:billing_invoice_issue", args=[invoice.pk]), {"confirm": "1"}, follow=True
         )
     assert "Invoice issued" in response.content.decode()
     invoice.refresh_from_db()
@@ -82,14 +82,17 @@ def test_void_needs_a_reason_and_has_confirmation(staff_client, draft):
     detail = staff_client.get(
         reverse("staff:billing_invoice_detail", args=[invoice.pk])
     ).content.decode()
-    assert 'data-confirm="Void INV-000001?' in detail
+    assert reverse("staff:billing_invoice_void", args=[invoice.pk]) in detail
     staff_client.post(reverse("staff:billing_invoice_void", args=[invoice.pk]), {"reason": ""})
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.ISSUED
-    response = staff_client.post(
-        reverse("staff:billing_invoice_void", args=[invoice.pk]),
-        {"reason": "Wrong period", "reissue": "on"},
-    )
+    # The first POST asks (a page, not only a JavaScript confirm()); nothing is voided yet.
+    url = reverse("staff:billing_invoice_void", args=[invoice.pk])
+    asking = staff_client.post(url, {"reason": "Wrong period", "reissue": "on"})
+    assert asking.status_code == 200 and "Void INV-000001" in asking.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.ISSUED
+    response = staff_client.post(url, {"reason": "Wrong period", "reissue": "on", "confirm": "1"})
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.VOID
     replacement = Invoice.objects.get(replaces=invoice)
@@ -125,7 +128,7 @@ def test_staff_re_rate_a_draft(staff_client, customer, price_book, add_usage, dr
     detail = reverse("staff:billing_invoice_detail", args=[draft.pk])
     assert "Re-rate from usage" in staff_client.get(detail).content.decode()
     response = staff_client.post(
-        reverse("staff:billing_invoice_refresh", args=[draft.pk]), follow=True
+        reverse("staff:billing_invoice_refresh", args=[draft.pk]), {"confirm": "1"}, follow=True
     )
     assert "Draft re-rated" in response.content.decode()
     draft.refresh_from_db()
@@ -196,7 +199,7 @@ def test_bulk_issue_selected_drafts(staff_client, customer, other_customer):
     assert "Issue selected" in listing and 'data-select-all="invoice"' in listing
     response = staff_client.post(
         reverse("staff:billing_invoices_issue"),
-        {"invoice": [str(d.pk) for d in drafts] + ["not-a-uuid"]},
+        {"invoice": [str(d.pk) for d in drafts] + ["not-a-uuid"], "confirm": "1"},
         follow=True,
     )
     assert "2 invoices issued" in response.content.decode()

@@ -155,6 +155,8 @@ def test_customer_sees_charts_rotates_token_and_downloads_invoice(
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tokens").click()
     page.get_by_role("button", name="Rotate backend").click()
+    expect(page.get_by_role("heading", name="Rotate token “backend”?")).to_be_visible()
+    page.get_by_role("button", name="Rotate token").click()
     new_token = page.locator("#new-token").inner_text().strip()
     assert contract.token_has_valid_checksum(new_token)
     assert new_token in page.locator("#snippet-curl").inner_text()

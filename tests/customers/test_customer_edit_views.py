@@ -64,13 +64,13 @@ def test_edit_limits_bad_input(staff_client, ddb, customer, field, value):
 
 def test_status_actions(staff_client, ddb, customer):
     url = reverse("staff:customer_status", args=[customer.pk])
-    staff_client.post(url, {"action": "suspend"})
+    staff_client.post(url, {"action": "suspend", "confirm": "1"})
     assert contract.get_customer(ddb, str(customer.pk)).status == "suspended"
     staff_client.post(url, {"action": "reactivate"})
     assert contract.get_customer(ddb, str(customer.pk)).status == "active"
     assert staff_client.post(url, {"action": "explode"}).status_code == 302
     assert staff_client.get(url).status_code == 405
-    staff_client.post(url, {"action": "close"})
+    staff_client.post(url, {"action": "close", "confirm": "1"})
     assert contract.get_customer(ddb, str(customer.pk)).status == "closed"
 
 

@@ -20,7 +20,7 @@ def test_disable_signs_the_user_out_and_enable_restores(client, staff_user, cust
     user_client.force_login(customer_user)
     assert user_client.get("/app/").status_code == 200
     client.force_login(staff_user)
-    client.post(_url(customer, customer_user), {"action": "disable"})
+    client.post(_url(customer, customer_user), {"action": "disable", "confirm": "1"})
     customer_user.refresh_from_db()
     assert not customer_user.is_active
     assert user_client.get("/app/").status_code == 302  # signed out

@@ -52,7 +52,8 @@ def test_create_shows_the_token_once_with_ready_to_run_snippets(customer_client,
 def test_rotate_own_token_with_grace_period(customer_client, customer):
     old = services.token_create(customer=customer, label="backend").token
     response = customer_client.post(
-        reverse("customer:customer_token_rotate", args=[old.pk]), {"grace_hours": "2"}
+        reverse("customer:customer_token_rotate", args=[old.pk]),
+        {"grace_hours": "2", "confirm": "1"},
     )
     assert response.status_code == 200
     new = response.context["issued"].token
@@ -63,7 +64,9 @@ def test_rotate_own_token_with_grace_period(customer_client, customer):
 
 def test_revoke_own_token(customer_client, customer):
     token = services.token_create(customer=customer, label="backend").token
-    response = customer_client.post(reverse("customer:customer_token_revoke", args=[token.pk]))
+    response = customer_client.post(
+        reverse("customer:customer_token_revoke", args=[token.pk]), {"confirm": "1"}
+    )
     assert response.status_code == 302
     token.refresh_from_db()
     assert token.status == Token.Status.REVOKED
@@ -86,7 +89,8 @@ def test_bad_input_is_a_form_error_not_a_500(customer_client, customer):
     assert response.status_code == 302
     services.token_revoke(token=token)
     response = customer_client.post(
-        reverse("customer:customer_token_rotate", args=[token.pk]), {"grace_hours": "1"}
+        reverse("customer:customer_token_rotate", args=[token.pk]),
+        {"grace_hours": "1", "confirm": "1"},
     )
     assert response.status_code == 302  # "only an active token can be rotated", as a message
 

@@ -75,6 +75,8 @@ def test_staff_reingests_a_day_and_sees_usage(
     page.get_by_label("Last day (UTC, inclusive)").fill(day.isoformat())
     page.get_by_label("Engine").select_option("duckdb")
     page.get_by_role("button", name="Queue ingest").click()
+    assert page.get_by_role("heading", name=f"Ingest 1 day(s), {day} to {day}?").is_visible()
+    page.get_by_role("button", name="Queue ingest").click()
     page.wait_for_url(f"{live_server.url}/staff/usage/ingest/*/")
     assert page.get_by_text("Succeeded").first.is_visible()
     _shot(page, "staff-ingest-run")

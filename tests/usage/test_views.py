@@ -252,7 +252,7 @@ def test_staff_reingest_queues_and_runs(
     url = reverse("staff:usage_ingest")
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
-            url, {"start": "2026-11-19", "end": "2026-11-20", "engine": "duckdb"}
+            url, {"start": "2026-11-19", "end": "2026-11-20", "engine": "duckdb", "confirm": "1"}
         )
     run = IngestRun.objects.get()
     assert response.status_code == 302
