@@ -76,8 +76,11 @@ def _live_counters(client, customer, *, requests, tokens):
 
 
 def _wait_for_charts(page, count):
+    # A function, not an expression string: Playwright evals a string in the page, which the
+    # Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses.
     page.wait_for_function(
-        f"document.querySelectorAll('[data-chart][data-rendered=true]').length >= {count}",
+        "(count) => document.querySelectorAll('[data-chart][data-rendered=true]').length >= count",
+        arg=count,
         timeout=15000,
     )
 
