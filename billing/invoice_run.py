@@ -3,7 +3,9 @@ any other customer with usage in it).
 
 Set-based, so 10,000 customers take seconds, not an hour: one grouped usage query for the whole
 period (per customer, model and price period), one query for the plans in force, rating in
-memory, then bulk inserts of invoices and lines in chunks.
+memory, then bulk inserts of invoices and lines in chunks, all in one transaction: every
+customer is rated before anything is written, so a plan that cannot be applied or a failed
+insert half-way leaves no draft behind, only the error.
 
 Idempotent: customers that already have the period's invoice are skipped, and the partial unique
 constraint (customer, period_start) makes a concurrent second run fail its chunk instead of
@@ -140,45 +142,34 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
     terms_cache: dict[int, PlanTerms] = {}
     fallback = default_terms()
 
-    for i in range(0, len(todo), CHUNK):
-        drafts = []
-        for customer_id in todo[i : i + CHUNK]:
-            assignment = assignments.get(customer_id)
-            if assignment is None:
-                terms = fallback
-            else:
-                terms = terms_cache.get(assignment.plan_id)
-                if terms is None:
-                    terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
-            drafts.append(
-                _build(
-                    customer_id,
-                    usage.get(customer_id, []),
-                    terms,
-                    period_start,
-                    period_end,
-                    tax_rate,
-                    prices,
-                    names,
-                )
+    # Rate every customer before writing anything: a plan that cannot be applied (say the
+    # 2,500th customer's) stops the run with no draft written, instead of leaving the first
+    # chunks in place and a half-done month on the drafts page.
+    rated = []
+    for customer_id in todo:
+        assignment = assignments.get(customer_id)
+        if assignment is None:
+            terms = fallback
+        else:
+            terms = terms_cache.get(assignment.plan_id)
+            if terms is None:
+                terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+        rated.append(
+            _build(
+                customer_id,
+                usage.get(customer_id, []),
+                terms,
+                period_start,
+                period_end,
+                tax_rate,
+                prices,
+                names,
             )
-        try:
-            result.created += _insert_chunk(drafts)
-        except IntegrityError:
-            # Another run got some of these first: insert only the ones still missing.
-            result.chunks_retried += 1
-            taken = set(
-                Invoice.objects.filter(
-                    period_start=period_start,
-                    replaces__isnull=True,
-                    kind=Invoice.Kind.INVOICE,
-                    customer_id__in=[inv.customer_id for inv, _ in drafts],
-                ).values_list("customer_id", flat=True)
-            )
-            remaining = [d for d in drafts if d[0].customer_id not in taken]
-            result.skipped += len(drafts) - len(remaining)
-            if remaining:
-                result.created += _insert_chunk(remaining)
+        )
+
+    with transaction.atomic():  # all the drafts, or none: a failed insert leaves no part-run
+        for i in range(0, len(rated), CHUNK):
+            _insert_drafts(rated[i : i + CHUNK], period_start, result)
     logger.info(
         "invoice run %s: %s drafts created, %s already there",
         period_start,
@@ -186,3 +177,24 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
         result.skipped,
     )
     return result
+
+
+def _insert_drafts(drafts, period_start, result: RunResult) -> None:
+    """Insert a chunk (a savepoint); a concurrent run's drafts are skipped, not duplicated."""
+    try:
+        result.created += _insert_chunk(drafts)
+    except IntegrityError:
+        # Another run got some of these first: insert only the ones still missing.
+        result.chunks_retried += 1
+        taken = set(
+            Invoice.objects.filter(
+                period_start=period_start,
+                replaces__isnull=True,
+                kind=Invoice.Kind.INVOICE,
+                customer_id__in=[inv.customer_id for inv, _ in drafts],
+            ).values_list("customer_id", flat=True)
+        )
+        remaining = [d for d in drafts if d[0].customer_id not in taken]
+        result.skipped += len(drafts) - len(remaining)
+        if remaining:
+            result.created += _insert_chunk(remaining)
