@@ -52,6 +52,11 @@ def _usage_schedule(sender, **kwargs):
         name="usage-nightly-ingest",
     )
     sender.add_periodic_task(
+        crontab(minute="*/10"),
+        sender.signature("usage.tasks.resume_stale_ingest_runs_task"),
+        name="usage-resume-stale-ingest-runs",
+    )
+    sender.add_periodic_task(
         crontab(minute=f"*/{settings.USAGE_ALERT_CHECK_MINUTES}"),
         sender.signature("usage.tasks.check_alerts_task"),
         name="usage-alert-check",

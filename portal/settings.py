@@ -239,6 +239,9 @@ USAGE_INGEST_HOUR = env.int("USAGE_INGEST_HOUR", default=3)
 USAGE_INGEST_MINUTE = env.int("USAGE_INGEST_MINUTE", default=0)
 # How far back the nightly run looks for days that were never ingested.
 USAGE_CATCHUP_DAYS = env.int("USAGE_CATCHUP_DAYS", default=35)
+# A run "running" with no progress for this long lost its worker and is resumed (checked every
+# 10 min). Keep it above a day's worst case: three Athena queries of ATHENA_TIMEOUT_SECONDS.
+USAGE_INGEST_STALE_MINUTES = env.int("USAGE_INGEST_STALE_MINUTES", default=90)
 USAGE_ALERT_CHECK_MINUTES = env.int("USAGE_ALERT_CHECK_MINUTES", default=5)
 # Default for seed 003's rule (tokens per user, application and model in one hour); 0 = off.
 USAGE_HOURLY_TOKEN_THRESHOLD = env.int("USAGE_HOURLY_TOKEN_THRESHOLD", default=0)

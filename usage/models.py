@@ -103,6 +103,9 @@ class IngestRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Set when the run is claimed and after each day: a run "running" with no progress for
+    # USAGE_INGEST_STALE_MINUTES lost its worker and is resumed (usage.services).
+    progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

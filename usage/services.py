@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Customer
@@ -109,8 +110,9 @@ def ingest_nightly(*, today: dt.date | None = None, engine=None) -> IngestRun:
 
 def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
     """Ingest each day of a queued run; a failing day is recorded and the others continue."""
+    now = timezone.now()
     claimed = IngestRun.objects.filter(pk=run_id, status=IngestRun.Status.QUEUED).update(
-        status=IngestRun.Status.RUNNING, started_at=timezone.now()
+        status=IngestRun.Status.RUNNING, started_at=now, progress_at=now
     )
     run = IngestRun.objects.get(pk=run_id)
     if not claimed:
@@ -123,7 +125,8 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
         run.status, run.finished_at = IngestRun.Status.FAILED, timezone.now()
         run.save(update_fields=["errors", "status", "finished_at"])
         return run
-    for day in (dt.date.fromisoformat(d) for d in run.days):
+    # A resumed run (its worker was lost) goes on from the first day not done.
+    for day in (dt.date.fromisoformat(d) for d in run.days[run.days_done :]):
         try:
             ingested = usage_day_replace(
                 day=day, rows=engine.daily_rows(day), engine=run.engine, run=run
@@ -143,14 +146,47 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
             _replace_user_rows(engine, day, run)
             _record_tokens_last_used(engine, day, run)
         run.days_done += 1
-        run.save(update_fields=["rows_written", "errors", "days_done"])
+        run.progress_at = timezone.now()
+        run.save(update_fields=["rows_written", "errors", "days_done", "progress_at"])
     # Billing depends on the billed rows only; a failed reconciliation, per-user view or
-    # token last-used update is reported on the run but does not fail it.
-    failed = any(e["stage"] not in ("reconcile", "users", "tokens") for e in run.errors)
+    # token last-used update is reported on the run but does not fail it, nor does a resume.
+    failed = any(e["stage"] not in ("reconcile", "users", "tokens", "resumed") for e in run.errors)
     run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])
     return run
+
+
+def ingest_runs_resume_stale(*, now=None) -> list[int]:
+    """Runs left "running" by a worker that died (killed, redeployed, out of memory) would
+    stay so forever, their remaining days never ingested. A run with no progress for
+    USAGE_INGEST_STALE_MINUTES is queued again and resumes at its first day not done (each
+    day is replaced in one transaction, so a day cut off half-way left nothing half-written).
+    The threshold must exceed the longest day (the Athena timeout): a slow but live worker
+    would otherwise be joined by a second one, which is safe but wasted work."""
+    from .tasks import ingest_run_task
+
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(minutes=settings.USAGE_INGEST_STALE_MINUTES)
+    resumed = []
+    stale = IngestRun.objects.filter(status=IngestRun.Status.RUNNING).filter(
+        Q(progress_at__lt=cutoff) | Q(progress_at__isnull=True, started_at__lt=cutoff)
+    )
+    for run in stale.only("pk", "days", "days_done", "errors", "progress_at", "started_at"):
+        next_day = run.days[min(run.days_done, len(run.days) - 1)]
+        last = run.progress_at or run.started_at
+        note = f"no progress since {last:%Y-%m-%d %H:%M} UTC; resumed"
+        updated = IngestRun.objects.filter(  # progress_at=None matches IS NULL
+            pk=run.pk, status=IngestRun.Status.RUNNING, progress_at=run.progress_at
+        ).update(
+            status=IngestRun.Status.QUEUED,
+            errors=[*run.errors, {"day": next_day, "stage": "resumed", "error": note}],
+        )
+        if updated:  # not resumed by a concurrent sweep, nor moved on meanwhile
+            logger.warning("ingest run %s: %s", run.pk, note)
+            resumed.append(run.pk)
+            transaction.on_commit(lambda pk=run.pk: ingest_run_task.delay(pk))
+    return resumed
 
 
 def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:

@@ -29,6 +29,13 @@ def ingest_run_task(run_id: int):
 
 
 @shared_task
+def resume_stale_ingest_runs_task():
+    from .services import ingest_runs_resume_stale
+
+    return ingest_runs_resume_stale()
+
+
+@shared_task
 def check_alerts_task():
     from .alerts import alerts_check
 
