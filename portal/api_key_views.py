@@ -1,5 +1,6 @@
 """Staff pages for API keys: list, create (the key is shown once), revoke."""
 
+from axes.helpers import get_client_ip_address
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -50,6 +51,7 @@ def api_key_list(request):
             expires_at=form.cleaned_data["expires_at"],
             rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
             created_by=request.user,
+            ip=get_client_ip_address(request),
         )
         messages.success(request, f"API key “{issued.api_key.name}” created. Copy it now.")
         form = ApiKeyForm()
@@ -75,6 +77,6 @@ def api_key_revoke_view(request, pk):
         cancel_url=reverse("staff:api_keys"),
     ):
         return page
-    api_key_revoke(api_key=api_key)
+    api_key_revoke(api_key=api_key, actor=request.user, ip=get_client_ip_address(request))
     messages.success(request, f"API key “{api_key.name}” revoked. It stops working at once.")
     return redirect("staff:api_keys")

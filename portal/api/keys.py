@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from customers.audit import audit_record
 from portal.models import ApiKey, User
 
 API_KEY_PREFIX = "bpk_"
@@ -47,6 +48,7 @@ def api_key_create(
     created_by: User,
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
+    ip: str | None = None,
 ) -> IssuedApiKey:
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
@@ -60,11 +62,44 @@ def api_key_create(
         expires_at=expires_at,
         **({"rate_limit_per_minute": rate_limit_per_minute} if rate_limit_per_minute else {}),
     )
+    audit_record(
+        customer=None,
+        actor=created_by,
+        action="api_key.created",
+        object_type="api_key",
+        object_id=str(api_key.pk),
+        after=_audited(api_key),
+        ip=ip,
+    )
     return IssuedApiKey(api_key=api_key, plaintext=plaintext)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def _audited(api_key: ApiKey) -> dict:
+    """What the audit trail keeps of a key: never the key or its hash."""
+    return {
+        "name": api_key.name,
+        "scope": api_key.scope,
+        "key": f"{api_key.display_prefix}…{api_key.last4}",
+        "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+        "rate_limit_per_minute": api_key.rate_limit_per_minute,
+        "revoked_at": api_key.revoked_at.isoformat() if api_key.revoked_at else None,
+    }
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None, ip: str | None = None) -> ApiKey:
     if api_key.revoked_at is None:
+        before = _audited(api_key)
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            customer=None,
+            actor=actor,
+            action="api_key.revoked",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            before=before,
+            after=_audited(api_key),
+            ip=ip,
+        )
     return api_key

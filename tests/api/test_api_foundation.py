@@ -218,3 +218,24 @@ def test_idempotency_keys_are_per_caller(staff_user):
     _post(staff_user, {"name": "a"}, "shared")
     assert _post(other, {"name": "a"}, "shared").status_code == 201
     assert ApiKey.objects.count() == 2
+
+
+def test_creating_and_revoking_a_key_is_audited_without_the_key(staff_client, staff_user):
+    from customers.models import AuditEvent
+
+    response = staff_client.post(reverse("staff:api_keys"), {"name": "crm", "scope": "read"})
+    plaintext = response.context["issued"].plaintext
+    key = ApiKey.objects.get()
+    staff_client.post(reverse("staff:api_key_revoke", args=[key.pk]), {"confirm": "1"})
+    staff_client.post(reverse("staff:api_key_revoke", args=[key.pk]), {"confirm": "1"})  # again
+
+    events = list(AuditEvent.objects.filter(object_type="api_key").order_by("id"))
+    assert [e.action for e in events] == ["api_key.created", "api_key.revoked"]
+    assert all(e.actor == staff_user and e.object_id == str(key.pk) for e in events)
+    assert events[0].after["scope"] == "read" and events[0].source_ip == "127.0.0.1"
+    assert events[1].before["revoked_at"] is None and events[1].after["revoked_at"]
+    stored = repr([(e.before, e.after) for e in events])
+    assert plaintext not in stored and key.key_hash not in stored
+    assert plaintext[8:-4] not in stored  # only the display prefix and last four
+    listed = staff_client.get("/api/v1/audit-events/?object_type=api_key").json()["results"]
+    assert sorted(e["action"] for e in listed) == ["api_key.created", "api_key.revoked"]
