@@ -318,7 +318,7 @@ def billing_invoice_csv(request, invoice_id):
 @staff_required
 def billing_customers(request):
     """Find a customer's billing page (plan, wallet), also before their first invoice."""
-    query = request.GET.get("q", "").strip()[:100]
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # no NUL in SQL text
     page = Paginator(selectors.customers_for_billing(query=query), 50).get_page(
         request.GET.get("page")
     )

@@ -56,6 +56,8 @@ class CustomerChoiceField(forms.ModelChoiceField):
     def to_python(self, value):
         if value in self.empty_values:
             return None
+        if "\x00" in str(value):  # PostgreSQL refuses NUL in text: a 500, not "not found"
+            raise ValidationError("A customer id or name cannot contain a NUL character.")
         try:
             return super().to_python(value)
         except ValidationError:
