@@ -9,6 +9,7 @@ Categories beyond a limit are folded into "Other", so a page's payload is bounde
 the number of models, applications or customers.
 """
 
+import html
 from collections import defaultdict
 from decimal import Decimal
 
@@ -68,7 +69,26 @@ def pivot(rows, *, row_key: str, col_key: str, value, max_rows: int = 15, max_co
     return row_labels, col_labels, matrix
 
 
+# Trace keys whose strings plotly draws as text. Plotly reads a few HTML tags in them (<b>,
+# <a href>, <br>...), and labels come from customers' own tags (applicationId, costCenter).
+PLOTLY_TEXT_KEYS = ("x", "y", "labels", "name", "text")
+
+
+def _as_plain_text(value):
+    """Escape &, < and > (plotly shows the entities as the characters), so a tag value like
+    "<b>x</b>" is drawn as typed, never as markup or a link."""
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    if isinstance(value, list):
+        return [_as_plain_text(v) for v in value]
+    return value
+
+
 def _chart(chart_id, title, data, layout, columns, rows, *, empty: bool) -> dict:
+    data = [
+        {key: _as_plain_text(v) if key in PLOTLY_TEXT_KEYS else v for key, v in trace.items()}
+        for trace in data
+    ]
     return {
         "id": chart_id,
         "data_id": f"{chart_id}-data",

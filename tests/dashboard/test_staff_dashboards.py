@@ -216,3 +216,30 @@ def test_every_chart_has_its_data_table_beside_it(
         table = figure[figure.index("<table>") : figure.index("</table>")]
         assert "<caption" in table and '<th scope="col"' in table, chart_id
         assert table.count('<th scope="row">') >= 1, chart_id
+
+
+def test_customers_tag_values_are_drawn_as_text_never_as_markup(staff_client, many_customers):
+    """Plotly reads <b>, <a href> and other tags in labels; tags come from customers' code."""
+    from usage.models import UsageDaily
+    from usage.services import utc_today
+
+    tag = '<a href="http://127.0.0.1/">click</a> & <b>co</b>'
+    UsageDaily.objects.create(
+        customer=many_customers(1)[0], day=utc_today() - dt.timedelta(days=1), model_id="m",
+        application_id=tag, cost_center=tag, environment="", requests=1, input_tokens=5,
+        output_tokens=5,
+    )  # fmt: skip
+    for name, chart_id in [
+        ("staff:dashboard_models", "tokens-by-app-model"),
+        ("staff:dashboard_heatmap", "app-customer-heatmap"),
+    ]:
+        response = staff_client.get(reverse(name))
+        figure = _figure(response, chart_id)
+        labels = figure["data"][0]["x"] if "heatmap" not in chart_id else figure["data"][0]["y"]
+        assert labels == [
+            '&lt;a href="http://127.0.0.1/"&gt;click&lt;/a&gt; &amp; &lt;b&gt;co&lt;/b&gt;'
+        ]
+        # the data table beside the chart shows the value as typed (Django escapes it once)
+        assert "&lt;a href=&quot;http://127.0.0.1/&quot;&gt;click" in response.content.decode()
+    cost = _figure(staff_client.get(reverse("staff:dashboard_cost")), "cost-by-tag")
+    assert all("<" not in str(v) for v in cost["data"][0]["y"])
