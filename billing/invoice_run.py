@@ -15,8 +15,9 @@ run on the 1st would then skip that customer.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -27,7 +28,7 @@ from django.utils import timezone
 from customers.models import Customer
 from usage.models import UsageDaily
 
-from .models import Invoice, InvoiceLine
+from .models import Invoice, InvoiceLine, InvoiceRun
 from .pricing import PricingError, tax_amount, to_decimal
 from .rating import PlanTerms, rate_usage
 from .selectors import (
@@ -40,6 +41,10 @@ from .selectors import (
 
 logger = logging.getLogger(__name__)
 CHUNK = 1000
+# A queued or running InvoiceRun with no progress for this long lost its worker (killed,
+# redeployed) or its queued task: the next request for its month marks it failed. Rating
+# reports progress every CHUNK customers, so a live run is never this quiet.
+STALE_MINUTES = 30
 
 
 class InvoiceRunRefused(ValueError):
@@ -102,8 +107,7 @@ def _insert_chunk(drafts) -> int:
     return len(invoices)
 
 
-def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
-    """Create the drafts for the month starting `period_start` (any day of it is accepted)."""
+def _month_ended(period_start: date, today: date | None) -> tuple[date, date]:
     period_start, period_end = month_bounds(period_start)
     today = today or timezone.now().date()  # UTC, like the usage days
     if period_end >= today:
@@ -111,6 +115,22 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
             f"{period_start:%B %Y} has not ended yet (UTC): invoices are made for finished "
             "months only, so that the run on the 1st bills the whole month."
         )
+    return period_start, period_end
+
+
+def invoice_run(
+    *,
+    period_start: date,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Create the drafts for the month starting `period_start` (any day of it is accepted).
+
+    `progress(rated, total)` is called while rating (every CHUNK customers), never inside the
+    insert transaction: a caller that records it (invoice_run_execute) commits it at once.
+    """
+    period_start, period_end = _month_ended(period_start, today)
+    progress = progress or (lambda rated, total: None)
     result = RunResult(period_start=period_start)
     tax_rate = to_decimal(settings.BILLING_TAX_RATE)
     prices, dates, names = price_book()
@@ -130,6 +150,7 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
         .values_list("pk", flat=True)
     )
     result.skipped = already.count()
+    progress(0, len(todo))
     if not todo:
         return result
     usage = usage_rows(
@@ -146,7 +167,9 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
     # 2,500th customer's) stops the run with no draft written, instead of leaving the first
     # chunks in place and a half-done month on the drafts page.
     rated = []
-    for customer_id in todo:
+    for done, customer_id in enumerate(todo):
+        if done and done % CHUNK == 0:
+            progress(done, len(todo))
         assignment = assignments.get(customer_id)
         if assignment is None:
             terms = fallback
@@ -166,6 +189,7 @@ def invoice_run(*, period_start: date, today: date | None = None) -> RunResult:
                 names,
             )
         )
+    progress(len(rated), len(todo))
 
     with transaction.atomic():  # all the drafts, or none: a failed insert leaves no part-run
         for i in range(0, len(rated), CHUNK):
@@ -198,3 +222,105 @@ def _insert_drafts(drafts, period_start, result: RunResult) -> None:
         result.skipped += len(drafts) - len(remaining)
         if remaining:
             result.created += _insert_chunk(remaining)
+
+
+class InvoiceRunBusy(InvoiceRunRefused):
+    """A run for that month is already queued or running."""
+
+
+def _busy_message(period_start: date, run: InvoiceRun | None) -> str:
+    if run is None:
+        return f"An invoice run for {period_start:%B %Y} is already queued or running."
+    return (
+        f"An invoice run for {period_start:%B %Y} is already {run.get_status_display().lower()} "
+        f"(run #{run.pk}, requested {run.created_at:%Y-%m-%d %H:%M} UTC): wait for it to "
+        "finish; running the month again then only adds the drafts still missing."
+    )
+
+
+def _fail_stale_runs(period_start: date) -> None:
+    """A run queued or running with no progress for STALE_MINUTES lost its worker or its task:
+    mark it failed so that it no longer blocks its month. A run that stopped before its insert
+    transaction committed wrote no draft; the next run skips any draft that exists."""
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=STALE_MINUTES)
+    InvoiceRun.objects.filter(period_start=period_start, status__in=InvoiceRun.ACTIVE).filter(
+        Q(progress_at__lt=cutoff) | Q(progress_at__isnull=True, created_at__lt=cutoff)
+    ).update(
+        status=InvoiceRun.Status.FAILED,
+        finished_at=now,
+        error=f"No progress for {STALE_MINUTES} minutes: its worker or its queued task was "
+        "lost. Run the month again: drafts already made are skipped.",
+    )
+
+
+def invoice_run_request(
+    *,
+    period_start: date,
+    trigger: str,
+    requested_by=None,
+    today: date | None = None,
+    queue: bool = True,
+) -> InvoiceRun:
+    """Record a run for a finished month and (with `queue`) queue its task after commit.
+
+    Refused (InvoiceRunRefused) for a month not ended yet, and (InvoiceRunBusy) while another
+    run of that month is queued or running; the partial unique constraint settles a race.
+    """
+    period_start, _ = _month_ended(period_start, today)
+    _fail_stale_runs(period_start)
+    active = InvoiceRun.objects.filter(period_start=period_start, status__in=InvoiceRun.ACTIVE)
+    if current := active.first():
+        raise InvoiceRunBusy(_busy_message(period_start, current))
+    try:
+        with transaction.atomic():
+            run = InvoiceRun.objects.create(
+                period_start=period_start, trigger=trigger, requested_by=requested_by
+            )
+    except IntegrityError:  # another request got there between the check and the insert
+        raise InvoiceRunBusy(_busy_message(period_start, active.first())) from None
+    if queue:
+        from .tasks import invoice_run_task
+
+        transaction.on_commit(lambda: invoice_run_task.delay(run.pk))
+    return run
+
+
+def invoice_run_execute(*, run_id: int, today: date | None = None) -> InvoiceRun:
+    """Claim a queued run (queued -> running: a duplicated task finds it taken and does
+    nothing), run it, and record the outcome. Progress and outcome are plain UPDATEs of the
+    run row, outside the run's insert transaction, so staff see them at once; the drafts stay
+    all or nothing. A failure is recorded on the run (and logged), not raised."""
+    now = timezone.now()
+    runs = InvoiceRun.objects.filter(pk=run_id)
+    claimed = runs.filter(status=InvoiceRun.Status.QUEUED).update(
+        status=InvoiceRun.Status.RUNNING, started_at=now, progress_at=now
+    )
+    if not claimed:
+        run = runs.get()
+        logger.info("invoice run %s is already %s", run_id, run.status)
+        return run
+
+    def progress(rated: int, total: int) -> None:
+        runs.update(customers_rated=rated, customers_total=total, progress_at=timezone.now())
+
+    period_start = runs.values_list("period_start", flat=True).get()
+    try:
+        result = invoice_run(period_start=period_start, today=today, progress=progress)
+    except Exception as exc:
+        if isinstance(exc, InvoiceRunRefused | PricingError):
+            logger.warning("invoice run %s for %s refused: %s", run_id, period_start, exc)
+            error = str(exc)
+        else:
+            logger.exception("invoice run %s for %s failed", run_id, period_start)
+            error = f"{type(exc).__name__}: {exc}"
+        outcome = {"status": InvoiceRun.Status.FAILED, "error": error[:4000]}
+    else:
+        outcome = {
+            "status": InvoiceRun.Status.SUCCEEDED,
+            "drafts_created": result.created,
+            "drafts_skipped": result.skipped,
+        }
+    now = timezone.now()
+    runs.update(**outcome, finished_at=now, progress_at=now)
+    return runs.get()

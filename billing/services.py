@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from customers.models import Customer
 
-from .invoice_run import InvoiceRunRefused, invoice_line, invoice_run
+from .invoice_run import (
+    InvoiceRunBusy,
+    InvoiceRunRefused,
+    invoice_line,
+    invoice_run,
+    invoice_run_execute,
+    invoice_run_request,
+)
 from .models import (
     CustomerPlan,
     Invoice,
@@ -323,6 +330,7 @@ def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invo
 
 __all__ = [
     "InvoiceImmutable",
+    "InvoiceRunBusy",
     "InvoiceRunRefused",
     "InvoiceStateError",
     "credit_note_issue",
@@ -333,6 +341,8 @@ __all__ = [
     "invoice_mark_paid",
     "invoice_recalculate",
     "invoice_run",
+    "invoice_run_execute",
+    "invoice_run_request",
     "invoice_void",
     "plan_assign",
 ]

@@ -9,6 +9,7 @@ from . import views_staff as staff
 staff_urlpatterns: list = [
     path("billing/invoices/", staff.billing_invoices, name="billing_invoices"),
     path("billing/run/", staff.billing_run, name="billing_run"),
+    path("billing/runs/", staff.billing_runs, name="billing_runs"),
     path("billing/invoices/issue/", staff.billing_invoices_issue, name="billing_invoices_issue"),
     path("billing/catalog/", staff.billing_catalog, name="billing_catalog"),
     path("billing/plans/new/", staff.billing_plan_edit, name="billing_plan_new"),

@@ -25,7 +25,14 @@ from .forms import (
     PricingPlanForm,
     VoidForm,
 )
-from .models import Invoice, InvoiceImmutable, InvoiceLine, ModelPrice, PricingPlan
+from .models import (
+    Invoice,
+    InvoiceImmutable,
+    InvoiceLine,
+    InvoiceRun,
+    ModelPrice,
+    PricingPlan,
+)
 from .pricing import PricingError
 
 # Business-rule refusals: shown to staff as a message, never a server error.
@@ -65,21 +72,45 @@ def billing_invoices(request):
 @staff_required
 @require_POST
 def billing_run(request):
+    """Queue the invoice run of a month (after commit); its progress is on the runs page."""
     form = InvoiceRunForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
         return redirect("staff:billing_invoices")
     try:
-        result = services.invoice_run(period_start=form.cleaned_data["month"])
+        run = services.invoice_run_request(
+            period_start=form.cleaned_data["month"],
+            trigger=InvoiceRun.Trigger.STAFF,
+            requested_by=request.user,
+        )
+    except services.InvoiceRunBusy as exc:
+        messages.error(request, f"Not queued: {exc}")
+        return redirect("staff:billing_runs")
     except REFUSALS as exc:
         messages.error(request, f"The run stopped: {exc}")
         return redirect("staff:billing_invoices")
     messages.success(
         request,
-        f"Invoice run for {result.period_start:%B %Y}: {result.created} drafts created, "
-        f"{result.skipped} already existed.",
+        f"Invoice run for {run.period_start:%B %Y} queued (run #{run.pk}); "
+        "its progress shows below.",
     )
-    return redirect("staff:billing_invoices")
+    return redirect("staff:billing_runs")
+
+
+@staff_required
+def billing_runs(request):
+    """Recent invoice runs (staff, monthly, command); the list refreshes itself while one of
+    them is queued or running (htmx polling, as on the usage ingest run page)."""
+    page = paginate(request, InvoiceRun.objects.select_related("requested_by"), per_page=25)
+    return render(
+        request,
+        "billing/staff_run_list.html",
+        {
+            "page": page,
+            "polling": any(run.active for run in page.object_list),
+            "run_form": InvoiceRunForm(),
+        },
+    )
 
 
 @staff_required

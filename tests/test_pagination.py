@@ -12,7 +12,7 @@ import pytest
 from django.core.paginator import Page
 from django.urls import reverse
 
-from billing.models import CreditGrant, Invoice
+from billing.models import CreditGrant, Invoice, InvoiceRun
 from customers.models import AuditEvent, Customer, Token
 from portal.models import ApiKey, User
 from usage.models import Alert, IngestRun, UsageDifference
@@ -88,6 +88,13 @@ def _runs(n):
     )
 
 
+def _invoice_runs(n):
+    InvoiceRun.objects.bulk_create(
+        InvoiceRun(period_start=dt.date(2000 + i, 1, 1), status=InvoiceRun.Status.SUCCEEDED)
+        for i in range(n)
+    )
+
+
 def _differences(n):
     UsageDifference.objects.bulk_create(
         UsageDifference(customer=c, day=DAY, billed_requests=1) for c in _customers(n)
@@ -144,6 +151,7 @@ STAFF_LISTS = [
     ("staff:billing_customer", "customer_id", "ledger", 50, lambda c, s, n: _grants(c, n)),
     ("staff:billing_customers", None, "page", 50, lambda c, s, n: _customers(n - 1)),
     ("staff:usage_ingest", None, "page", 25, lambda c, s, n: _runs(n)),
+    ("staff:billing_runs", None, "page", 25, lambda c, s, n: _invoice_runs(n)),
     ("staff:usage_reconciliation", None, "page", 50, lambda c, s, n: _differences(n)),
     ("staff:api_keys", None, "page", 50, lambda c, s, n: _api_keys(s, n)),
 ]

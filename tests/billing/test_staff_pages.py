@@ -42,8 +42,13 @@ def test_run_review_add_line_issue_pay(
     staff_client, customer, price_book, add_usage, django_capture_on_commit_callbacks
 ):
     add_usage(customer, date(2026, 10, 3), input_tokens=100_000, output_tokens=10_000)
-    response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"}, follow=True)
-    assert "1 drafts created" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the run is queued after commit
+        response = staff_client.post(
+            reverse("staff:billing_run"), {"month": "2026-10"}, follow=True
+        )
+    assert "October 2026 queued" in response.content.decode()
+    runs = staff_client.get(reverse("staff:billing_runs"))
+    assert [(r.status, r.drafts_created) for r in runs.context["page"]] == [("succeeded", 1)]
     invoice = Invoice.objects.get(customer=customer)
     listing = staff_client.get(reverse("staff:billing_invoices") + "?status=draft")
     assert customer.name in listing.content.decode()
@@ -208,12 +213,16 @@ def test_bulk_issue_selected_drafts(staff_client, customer, other_customer):
     assert "Select at least one draft" in again.content.decode()
 
 
-def test_run_with_a_broken_plan_is_a_message(staff_client, customer, make_plan):
+def test_run_with_a_broken_plan_is_shown_on_the_runs_page(
+    staff_client, customer, make_plan, django_capture_on_commit_callbacks
+):
     from billing.services import plan_assign
 
     plan = make_plan(kind="tiered", tiers=[{"up_to": 5, "unit_price": "1"}], name="Broken")
     plan_assign(customer=customer, plan=plan, effective_from=date(2026, 9, 1))
-    response = staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"})
+    response = staff_client.get(reverse("staff:billing_runs"))
     assert response.status_code == 200
     assert "Broken" in response.content.decode() and "open-ended" in response.content.decode()
     assert not Invoice.objects.exists()

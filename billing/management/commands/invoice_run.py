@@ -3,8 +3,9 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from billing.models import InvoiceRun
 from billing.selectors import previous_month
-from billing.services import InvoiceRunRefused, invoice_run
+from billing.services import InvoiceRunRefused, invoice_run_execute, invoice_run_request
 
 
 class Command(BaseCommand):
@@ -25,11 +26,16 @@ class Command(BaseCommand):
                 raise CommandError("--month must look like 2026-10") from exc
         else:
             start = previous_month(timezone.now().date())[0]
-        try:
-            result = invoice_run(period_start=start)
+        try:  # recorded as an InvoiceRun, run here rather than queued
+            run = invoice_run_request(
+                period_start=start, trigger=InvoiceRun.Trigger.COMMAND, queue=False
+            )
         except InvoiceRunRefused as exc:
             raise CommandError(str(exc)) from None
+        run = invoice_run_execute(run_id=run.pk)
+        if run.status != InvoiceRun.Status.SUCCEEDED:
+            raise CommandError(f"Invoice run #{run.pk} failed, no draft written: {run.error}")
         self.stdout.write(
-            f"{result.period_start:%Y-%m}: {result.created} drafts created, "
-            f"{result.skipped} already existed"
+            f"{run.period_start:%Y-%m}: {run.drafts_created} drafts created, "
+            f"{run.drafts_skipped} already existed"
         )
