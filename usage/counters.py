@@ -2,10 +2,14 @@
 
 Keys and attributes are the proxy's contract (proxy/contract.py): pk `CUST#<customer_id>`,
 sk `DAY#YYYY-MM-DD`, `MONTH#YYYY-MM` (and `#MODEL#<model_id>` per model); requests and the four
-token counts. Many customers are read with strongly consistent batch gets (100 keys a call).
+token counts. Many customers are read with strongly consistent batch gets (100 keys a call,
+several calls at once).
 """
 
 import datetime as dt
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 from portal.aws import aws_client
@@ -67,28 +71,45 @@ def _totals(item: dict | None) -> CounterTotals:
     return CounterTotals(**values)
 
 
+BATCH_KEYS = 100  # BatchGetItem's limit
+READ_THREADS = 8  # batches read at once (botocore clients are thread-safe)
+
+
+def _read_batch(client, table: str, keys: list[tuple[str, str]]) -> dict:
+    found: dict[tuple[str, str], CounterTotals] = {}
+    request = {
+        table: {
+            "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys],
+            "ConsistentRead": True,
+        }
+    }
+    for attempt in range(10):
+        response = client.batch_get_item(RequestItems=request)
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["pk"]["S"], item["sk"]["S"])] = _totals(item)
+        request = response.get("UnprocessedKeys") or None
+        if not request:
+            return found
+        time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 (jitter)
+    raise RuntimeError(f"DynamoDB left {len(request[table]['Keys'])} counter keys unread")
+
+
 def read_counters(
     keys: list[tuple[str, str]], *, client=None
 ) -> dict[tuple[str, str], CounterTotals]:
-    """Totals for each (pk, sk); keys without an item read as zero."""
+    """Totals for each (pk, sk); keys without an item read as zero. Batches of 100 keys are
+    read READ_THREADS at a time: 9,000 customers are 90 calls, about 12 round trips."""
     client = client or aws_client("dynamodb")
     table = counters_table_name()
-    found: dict[tuple[str, str], CounterTotals] = {}
     unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), 100):
-        request = {
-            table: {
-                "Keys": [
-                    {"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]
-                ],
-                "ConsistentRead": True,
-            }
-        }
-        while request:
-            response = client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                found[(item["pk"]["S"], item["sk"]["S"])] = _totals(item)
-            request = response.get("UnprocessedKeys") or None
+    batches = [unique[i : i + BATCH_KEYS] for i in range(0, len(unique), BATCH_KEYS)]
+    found: dict[tuple[str, str], CounterTotals] = {}
+    if len(batches) == 1:
+        found = _read_batch(client, table, batches[0])
+    elif batches:
+        with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(batches))) as pool:
+            for part in pool.map(lambda batch: _read_batch(client, table, batch), batches):
+                found.update(part)
     return {key: found.get(key, CounterTotals()) for key in unique}
 
 
