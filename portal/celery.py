@@ -17,6 +17,11 @@ app.conf.beat_schedule = {
         "task": "portal.tasks.heartbeat",
         "schedule": crontab(minute="*/5"),
     },
+    # Staff pages: this month's cost over all customers (about 2 s at 10,000), kept warm.
+    "portal-warm-month-cost": {
+        "task": "portal.tasks.warm_month_cost",
+        "schedule": crontab(minute="*/5"),
+    },
     # Customers: deliver any sync outbox row still pending (failed earlier, or never queued).
     "customers-sweep-outbox": {
         "task": "customers.tasks.sweep_outbox",

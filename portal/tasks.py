@@ -24,3 +24,11 @@ def warm_dashboards() -> list[str]:
     from portal.dashboard.selectors import warm_billed_views
 
     return warm_billed_views()
+
+
+@shared_task
+def warm_month_cost() -> str:
+    """Recompute this month's cost for the staff pages (every 5 minutes, portal/celery.py)."""
+    from billing.selectors import staff_cost_so_far
+
+    return str(staff_cost_so_far(refresh=True)["so_far"])

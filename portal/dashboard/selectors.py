@@ -49,12 +49,7 @@ def live_today() -> dict:
 
 def month_cost() -> dict:
     """This month's cost so far and forecast over active customers (billing's cached figure)."""
-    summary = cache.get("billing:staff-summary")
-    if summary is None:
-        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
-        summary = billing_selectors.cost_so_far_all(active)
-        cache.set("billing:staff-summary", summary, 300)
-    return summary
+    return billing_selectors.staff_cost_so_far()
 
 
 BILLED_CACHE_SECONDS = 24 * 3600

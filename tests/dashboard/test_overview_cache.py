@@ -106,3 +106,24 @@ def test_the_ingest_tasks_queue_the_warming(monkeypatch, customer, settings, tmp
     run = ingest_run_create(days=[utc_today() - dt.timedelta(days=1)], trigger="command")
     assert ingest_run_task.delay(run.pk).get() == "succeeded"
     assert queued == [True]
+
+
+def test_beat_keeps_this_months_cost_warm_for_the_staff_pages(
+    many_customers, make_usage, prices, django_assert_num_queries, staff_client
+):
+    from billing.selectors import staff_cost_so_far
+    from portal.celery import app
+    from portal.tasks import warm_month_cost
+
+    make_usage(many_customers(2), days=2)
+    cache.clear()
+    so_far = warm_month_cost.delay().get()
+    with django_assert_num_queries(0):
+        assert str(staff_cost_so_far()["so_far"]) == so_far
+    ModelPrice.objects.filter(model_id="test.model-a").update(input_per_1k=Decimal("3"))
+    assert str(staff_cost_so_far()["so_far"]) == so_far  # the pages read the cached figure
+    if utc_today().day > 1:  # this month has billed days: the next beat run sees the change
+        assert warm_month_cost.delay().get() != so_far
+    entries = {e["task"]: e for e in app.conf.beat_schedule.values()}
+    assert "portal.tasks.warm_month_cost" in entries
+    assert staff_client.get("/staff/").status_code == 200
