@@ -1,6 +1,5 @@
 """Customer pages: their wallet, cost so far, invoices. Only ever `request.customer`'s data."""
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
 
@@ -30,9 +29,7 @@ def billing_overview(request):
 
 @customer_required
 def invoice_list(request):
-    page = Paginator(selectors.invoices_for_customer(request.customer), 25).get_page(
-        request.GET.get("page")
-    )
+    page = paginate(request, selectors.invoices_for_customer(request.customer), per_page=25)
     return render(request, "billing/customer_invoice_list.html", {"page": page})
 
 

@@ -1,9 +1,6 @@
 """Staff pages: drafts review and invoice actions, plans and wallets per customer, the run."""
 
-from urllib.parse import urlencode
-
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -55,7 +52,7 @@ def _form_errors(request, form):
 def billing_invoices(request):
     status = request.GET.get("status", "draft")
     qs = selectors.invoice_list_for_staff(status=status)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    page = paginate(request, qs, per_page=50)
     return render(
         request,
         "billing/staff_invoice_list.html",
@@ -63,7 +60,6 @@ def billing_invoices(request):
             "page": page,
             "status": status,
             "statuses": Invoice.Status.choices,
-            "query_string": f"status={status}",
             "run_form": InvoiceRunForm(),
         },
     )
@@ -350,13 +346,11 @@ def billing_invoice_csv(request, invoice_id):
 def billing_customers(request):
     """Find a customer's billing page (plan, wallet), also before their first invoice."""
     query = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # no NUL in SQL text
-    page = Paginator(selectors.customers_for_billing(query=query), 50).get_page(
-        request.GET.get("page")
-    )
+    page = paginate(request, selectors.customers_for_billing(query=query), per_page=50)
     return render(
         request,
         "billing/staff_customers.html",
-        {"page": page, "q": query, "query_string": urlencode({"q": query}) if query else ""},
+        {"page": page, "q": query},
     )
 
 

@@ -3,7 +3,6 @@
 from axes.helpers import get_client_ip_address
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_POST
 from .access import staff_required
 from .api.keys import api_key_create, api_key_revoke
 from .models import ApiKey
-from .web import confirm_first, posted_data
+from .web import confirm_first, paginate, posted_data
 
 
 class ApiKeyForm(forms.Form):
@@ -56,7 +55,7 @@ def api_key_list(request):
         messages.success(request, f"API key “{issued.api_key.name}” created. Copy it now.")
         form = ApiKeyForm()
     keys = ApiKey.objects.select_related("owner", "created_by").order_by("-created_at")
-    page = Paginator(keys, 50).get_page(request.GET.get("page"))
+    page = paginate(request, keys, per_page=50)
     return render(
         request,
         "staff/api_keys.html",

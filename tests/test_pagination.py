@@ -195,3 +195,16 @@ def test_several_lists_on_one_page_keep_each_others_page(staff_client, customer)
     html = response.content.decode()
     assert "tokens_page=2&amp;audit_page=1" in html
     assert "audit_page=2&amp;tokens_page=1" in html
+
+
+def test_page_links_keep_the_lists_filters(staff_client, customer):
+    """One pager template for every list: its links carry the other query parameters."""
+    _invoices(customer, 51, status=Invoice.Status.VOID)
+    html = staff_client.get(reverse("staff:billing_invoices"), {"status": "void"}).content.decode()
+    assert "?status=void&amp;page=2" in html
+    _differences(51)
+    url = reverse("staff:usage_reconciliation")
+    html = staff_client.get(url, {"day": DAY.isoformat()}).content.decode()
+    assert f"?day={DAY.isoformat()}&amp;page=2" in html
+    second = staff_client.get(url, {"day": DAY.isoformat(), "page": "2"})
+    assert len(second.context["page"].object_list) == 1

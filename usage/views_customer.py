@@ -1,10 +1,10 @@
 """Customer usage pages: only `request.customer`'s data, ever."""
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 
 from portal.access import customer_required
+from portal.web import paginate
 
 from . import selectors
 from .export import usage_csv_response
@@ -67,7 +67,7 @@ def usage_export(request):
 @customer_required
 def usage_alerts(request):
     alerts = selectors.alert_list(customer_id=request.customer.pk)
-    page = Paginator(alerts, 50).get_page(request.GET.get("page"))
+    page = paginate(request, alerts, per_page=50)
     return render(request, "usage/alert_list.html", {"page": page, "staff": False})
 
 

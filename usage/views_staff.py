@@ -5,14 +5,13 @@ import datetime as dt
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
 from customers.models import Customer
 from portal.access import staff_required
-from portal.web import confirm_first, posted_data
+from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors
 from .export import usage_csv_response
@@ -73,7 +72,7 @@ def usage_ingest(request):
         else:
             messages.success(request, f"Ingest of {run.days_total} day(s) queued.")
             return redirect("staff:usage_ingest_run", run_id=run.pk)
-    page = Paginator(selectors.ingest_run_list(), 25).get_page(request.GET.get("page"))
+    page = paginate(request, selectors.ingest_run_list(), per_page=25)
     return render(request, "usage/staff_ingest.html", {"form": form, "page": page})
 
 
@@ -92,13 +91,13 @@ def usage_reconciliation(request):
         except ValueError:
             messages.error(request, "The day must be a date in YYYY-MM-DD form.")
     differences = selectors.difference_list(day=day)
-    page = Paginator(differences, 50).get_page(request.GET.get("page"))
+    page = paginate(request, differences, per_page=50)
     return render(request, "usage/staff_reconciliation.html", {"page": page, "day": day})
 
 
 @staff_required
 def usage_alerts(request):
-    page = Paginator(selectors.alert_list(), 50).get_page(request.GET.get("page"))
+    page = paginate(request, selectors.alert_list(), per_page=50)
     return render(request, "usage/alert_list.html", {"page": page, "staff": True})
 
 
