@@ -10,7 +10,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+
+from portal.models import BackgroundRun
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 UNIT_PRICE = {"max_digits": 18, "decimal_places": 9}
@@ -334,46 +335,29 @@ class InvoiceCounter(models.Model):
         return f"{self.name}: {self.last_number}"
 
 
-class InvoiceRun(models.Model):
+class InvoiceRun(BackgroundRun):
     """One invoice run for a month (staff page, monthly beat or command), with its progress.
 
     The run itself (billing.invoice_run) is all or nothing; this row only reports on it and is
     written outside the run's insert transaction, so it says "failed" when the drafts were not.
+    `progress_at` is set when claimed and at each progress step: an active run with none for
+    invoice_run.STALE_MINUTES lost its worker (billing.invoice_run.invoice_run_request).
     """
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
 
     class Trigger(models.TextChoices):
         STAFF = "staff", "Staff page"
         MONTHLY = "monthly", "Monthly schedule"
         COMMAND = "command", "Command"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-
     period_start = models.DateField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.STAFF)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     customers_total = models.PositiveIntegerField(default=0)
     customers_rated = models.PositiveIntegerField(default=0)
     drafts_created = models.PositiveIntegerField(default=0)
     drafts_skipped = models.PositiveIntegerField(default=0)  # already there before the run
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # Set when claimed and at each progress step: an active run with none for
-    # invoice_run.STALE_MINUTES lost its worker (billing.invoice_run.invoice_run_request).
-    progress_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
         constraints = [
             # One queued or running run per month: a second is refused, not run alongside.
             models.UniqueConstraint(
@@ -385,10 +369,6 @@ class InvoiceRun(models.Model):
 
     def __str__(self):
         return f"{self.period_start:%Y-%m} {self.status}"
-
-    @property
-    def active(self) -> bool:
-        return self.status in self.ACTIVE
 
     @property
     def progress_percent(self) -> int:

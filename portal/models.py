@@ -4,6 +4,7 @@ A user is either staff (`is_staff`) or belongs to exactly one customer account; 
 enforces it, so no code path can create a user that is both or neither.
 """
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -141,3 +142,34 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.method} {self.path} [{self.key}]"
+
+
+class BackgroundRun(models.Model):
+    """What every long job staff can follow on a page has (usage's IngestRun, billing's
+    InvoiceRun): a status, who asked, and when it was queued, started, last made progress and
+    finished. A run "running" whose `progress_at` is old lost its worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE

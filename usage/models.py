@@ -5,9 +5,10 @@ locally); re-ingesting a day replaces its rows exactly, thanks to the unique key
 Missing tags are stored as "" so the unique key also covers untagged usage.
 """
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from portal.models import BackgroundRun
 
 
 class UsageDaily(models.Model):
@@ -72,14 +73,10 @@ class IngestedDay(models.Model):
         return str(self.day)
 
 
-class IngestRun(models.Model):
-    """One ingest of a range of days (nightly, catch-up, or a staff re-ingest)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+class IngestRun(BackgroundRun):
+    """One ingest of a range of days (nightly, catch-up, or a staff re-ingest). `progress_at`
+    is set when it is claimed and after each day: a run with none for
+    USAGE_INGEST_STALE_MINUTES lost its worker and is resumed (usage.services)."""
 
     class Trigger(models.TextChoices):
         NIGHTLY = "nightly", "Nightly"
@@ -92,24 +89,14 @@ class IngestRun(models.Model):
     end_day = models.DateField()
     # The days to ingest, ISO dates: a catch-up run may cover non-contiguous missing days.
     days = models.JSONField(default=list)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     days_total = models.PositiveIntegerField(default=0)
     days_done = models.PositiveIntegerField(default=0)
     rows_written = models.BigIntegerField(default=0)
     # [{"day": "YYYY-MM-DD", "error": "..."}]: a failed day does not stop the others.
     errors = models.JSONField(default=list, blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # Set when the run is claimed and after each day: a run "running" with no progress for
-    # USAGE_INGEST_STALE_MINUTES lost its worker and is resumed (usage.services).
-    progress_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundRun.Meta):
+        pass
 
     def __str__(self):
         return f"{self.start_day}..{self.end_day} {self.status}"
