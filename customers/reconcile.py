@@ -9,6 +9,7 @@ because a token nobody can see in the portal must not keep working.
 
 import dataclasses
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -61,7 +62,8 @@ def _normalise(value):
     if isinstance(value, dict):
         return {k: _normalise(v) for k, v in value.items()}
     if hasattr(value, "as_integer_ratio") and not isinstance(value, bool):
-        return int(value) if int(value) == value else float(value)
+        # DynamoDB answers Decimal, the portal's JSON fields float: compare both exactly.
+        return int(value) if int(value) == value else Decimal(str(value))
     return value
 
 

@@ -62,16 +62,21 @@ def api_key_create(
         expires_at=expires_at,
         **({"rate_limit_per_minute": rate_limit_per_minute} if rate_limit_per_minute else {}),
     )
+    _audit(api_key, "api_key.created", actor=created_by, ip=ip, before=None)
+    return IssuedApiKey(api_key=api_key, plaintext=plaintext)
+
+
+def _audit(api_key: ApiKey, action: str, *, actor, ip, before: dict | None) -> None:
     audit_record(
         customer=None,
-        actor=created_by,
-        action="api_key.created",
+        actor=actor,
+        action=action,
         object_type="api_key",
         object_id=str(api_key.pk),
+        before=before,
         after=_audited(api_key),
         ip=ip,
     )
-    return IssuedApiKey(api_key=api_key, plaintext=plaintext)
 
 
 def _audited(api_key: ApiKey) -> dict:
@@ -92,14 +97,5 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None = None, ip: str | None
         before = _audited(api_key)
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-        audit_record(
-            customer=None,
-            actor=actor,
-            action="api_key.revoked",
-            object_type="api_key",
-            object_id=str(api_key.pk),
-            before=before,
-            after=_audited(api_key),
-            ip=ip,
-        )
+        _audit(api_key, "api_key.revoked", actor=actor, ip=ip, before=before)
     return api_key
