@@ -25,7 +25,8 @@ COPY . .
 
 # Static files are collected at build time and served by WhiteNoise. collectstatic needs
 # settings, not secrets: throwaway values that exist only in this build step.
-RUN SECRET_KEY=build-only DATABASE_URL=sqlite:////tmp/build.sqlite3 ALLOWED_HOSTS=localhost \
+RUN SECRET_KEY="$(python -c "import secrets; print(secrets.token_urlsafe(50))")" \
+    DATABASE_URL=sqlite:////tmp/build.sqlite3 ALLOWED_HOSTS=localhost EMAIL_URL=consolemail:// \
     REDIS_URL=redis://localhost:6379/0 python manage.py collectstatic --no-input -v 0
 
 RUN useradd --system --uid 10001 --home /app portal \

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 
 from portal.models import User
 
@@ -62,7 +63,10 @@ def customer_user_set_active(
         raise ValidationError("Only customer users are managed here.")
     with transaction.atomic():
         if user.is_active != active:
-            User.objects.filter(pk=user.pk).update(is_active=active)
+            changes = {"is_active": active}
+            if not active:  # every session ends now, and stays ended after a re-enable
+                changes["session_epoch"] = F("session_epoch") + 1
+            User.objects.filter(pk=user.pk).update(**changes)
             audit_record(
                 customer=user.customer,
                 actor=actor,

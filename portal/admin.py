@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import F
 
 from .models import User
 
@@ -20,3 +21,9 @@ class UserAdmin(BaseUserAdmin):
         (None, {"fields": ["email", "password1", "password2", "is_staff", "customer"]})
     ]
     autocomplete_fields = ["customer"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # End every session of the disabled user (a later re-enable does not revive them).
+            User.objects.filter(pk=obj.pk).update(session_epoch=F("session_epoch") + 1)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class UserManager(BaseUserManager):
@@ -54,6 +55,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="A staff account used by automation through API keys; no login."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    session_epoch = models.PositiveIntegerField(
+        default=0, help_text="Raised to end every session of the user (e.g. when disabled)."
+    )
 
     objects = UserManager()
 
@@ -78,6 +82,18 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_customer_user(self) -> bool:
         return not self.is_staff and self.customer_id is not None
+
+    def _get_session_auth_hash(self, secret=None):
+        """A session stays valid only while the password, the role (staff, superuser, which
+        customer) and the session epoch are what they were at login. Disabling a user raises
+        the epoch, so re-enabling does not bring old sessions back."""
+        identity = (
+            f"{self.password}|{self.session_epoch}|{int(self.is_staff)}|"
+            f"{int(self.is_superuser)}|{self.customer_id or ''}"
+        )
+        return salted_hmac(
+            "portal.User.session_auth_hash", identity, secret=secret, algorithm="sha256"
+        ).hexdigest()
 
     def get_full_name(self):
         return self.full_name or self.email
@@ -173,3 +189,17 @@ class BackgroundRun(models.Model):
     @property
     def active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of a background process: one row per name ("worker", "beat"),
+    updated in place. Kept in the database, not the cache, so that every process (web,
+    worker, beat, `make run`) reads the same value whatever the cache backend."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    at = models.DateTimeField()
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -20,15 +20,55 @@ if env.bool("PORTAL_READ_DOT_ENV", default=True) and (BASE_DIR / ".env").exists(
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY.strip():
+    raise ImproperlyConfigured("The SECRET_KEY environment variable is empty; set a random value.")
+if not DEBUG and (
+    len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")
+):
+    # Sessions, password-reset links and signed values all rest on it.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for production: use at least 50 random characters, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 # Local state of `make run`: SQLite file, file queue, beat schedule, usage event files.
 VAR_DIR = Path(env("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
+
+def _required_url(name: str, local_default: str) -> str:
+    """A URL variable production must set: empty or missing is refused (naming it) unless
+    DEBUG, where the embedded default stands in."""
+    value = env.str(name, default="").strip()
+    if value:
+        return value
+    if DEBUG:
+        return local_default
+    raise ImproperlyConfigured(f"Set the {name} environment variable (it is empty or missing).")
+
+
+def _parsed(name: str, parse, value: str):
+    # Never echo the value: it usually holds a password.
+    scheme = value.split("://", 1)[0] if "://" in value else "(none)"
+    problem = f"{name} is not a valid URL: its scheme {scheme!r} is not known."
+    try:
+        parsed = parse(value)
+    except Exception:  # django-environ raises several kinds
+        raise ImproperlyConfigured(problem) from None
+    if "." not in (parsed.get("ENGINE") or parsed.get("EMAIL_BACKEND") or ""):
+        raise ImproperlyConfigured(problem)
+    return parsed
+
+
 if DEBUG:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 else:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
-    DATABASES = {"default": env.db("DATABASE_URL")}
+DATABASES = {
+    "default": _parsed(
+        "DATABASE_URL",
+        environ.Env.db_url_config,
+        _required_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    )
+}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web, worker, beat) share the file under `make run`.
@@ -70,6 +110,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.api.errors.ApiJsonErrorsMiddleware",
+    "portal.api.caching.ApiNoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns lockouts raised by authentication into responses.
     "axes.middleware.AxesMiddleware",
@@ -172,7 +213,15 @@ CSP_API_DOCS = (
 )
 
 # Email: EMAIL_URL such as smtp+tls://user:pass@host:587 or consolemail:// (see django-environ).
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Required in production: without it, password resets, invitations and alerts would go
+# nowhere (printed to a console nobody reads).
+vars().update(
+    _parsed(
+        "EMAIL_URL",
+        environ.Env.email_url_config,
+        _required_url("EMAIL_URL", "consolemail://"),
+    )
+)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Bedrock Usage Portal <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
@@ -254,6 +303,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["portal.api.auth.IsStaffWithKeyScope"],
     "DEFAULT_THROTTLE_CLASSES": ["portal.api.auth.PerKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StableCursorPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

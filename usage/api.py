@@ -12,7 +12,6 @@ from rest_framework import mixins, renderers, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +25,7 @@ from portal.api.base import (
     customer_scope,
 )
 from portal.api.idempotency import IdempotentCreateMixin
+from portal.api.parsers import DepthLimitedJSONParser
 
 from . import selectors
 from .export import usage_csv_response
@@ -259,7 +259,7 @@ class AlertSettingsView(APIView):
     staff copy, webhook and summary emails. PATCH changes only the fields sent."""
 
     schema = PortalAutoSchema()
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
     permission_classes = [StaffOrOwnCustomerReadOnly]
 
     def _customer(self, customer_pk) -> Customer:

@@ -9,12 +9,12 @@ from axes.helpers import get_client_ip_address
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, viewsets
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 
 from portal.access import is_customer_user, is_staff_user
 
 from .auth import IsCustomerReadOnly, IsStaffWithKeyScope
+from .parsers import DepthLimitedJSONParser
 
 API_SOURCE = "api"
 
@@ -126,7 +126,7 @@ class StaffOrOwnCustomerReadOnly(BasePermission):
 
 class StaffViewSetMixin:
     schema = PortalAutoSchema()
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
     permission_classes = [IsStaffWithKeyScope]
 
 
@@ -134,7 +134,7 @@ class SharedViewSetMixin:
     """Readable by customer users too; `scoped(queryset, field)` keeps them to their own data."""
 
     schema = PortalAutoSchema()
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
     permission_classes = [StaffOrOwnCustomerReadOnly]
 
     def scoped(self, queryset, field="customer_id"):

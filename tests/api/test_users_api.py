@@ -48,4 +48,8 @@ def test_disable_and_enable(rw, ro, customer_api, customer, customer_user):
     response = rw.post(f"{url}disable/")
     assert response.status_code == 200 and response.json()["is_active"] is False
     assert rw.post(f"{url}enable/").json()["is_active"] is True
+    # The session from before the disable ended for good; a new login is a customer again.
+    assert customer_api.get("/api/v1/me/").status_code == 401
+    customer_user.refresh_from_db()
+    customer_api.force_login(customer_user)
     assert customer_api.post(f"{url}disable/").status_code == 403
