@@ -81,7 +81,10 @@ def test_bad_production_setting_refuses_to_start_naming_it(name, value, says):
 def test_debug_keeps_the_embedded_defaults_for_empty_urls():
     env = {**PRODUCTION_ENV, "DEBUG": "true", "DATABASE_URL": "", "EMAIL_URL": ""}
     env["PORTAL_VAR_DIR"] = "/tmp/portal-settings-debug-test"
-    code = "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'], s.EMAIL_BACKEND)"
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.EMAIL_BACKEND)"
+    )
     result = _manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr[-800:]
     assert result.stdout.split()[-2:] == [
