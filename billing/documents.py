@@ -11,6 +11,8 @@ import io
 from django.conf import settings
 from fpdf import FPDF
 
+from portal.text import printable
+
 from .models import Invoice
 
 COLUMNS = [
@@ -35,7 +37,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _spreadsheet_safe(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """No formula, and no control character or lone surrogate (U+FFFD instead)."""
+    return printable("'" + text if text.startswith(FORMULA_STARTS) else text)
 
 
 def invoice_csv_text(invoice: Invoice) -> str:
@@ -50,7 +53,7 @@ def invoice_csv_text(invoice: Invoice) -> str:
             [
                 line.position,
                 line.kind,
-                line.model_id,
+                _spreadsheet_safe(line.model_id),
                 _spreadsheet_safe(line.description),
                 line.quantity,
                 line.unit,

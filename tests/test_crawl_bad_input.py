@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from billing.models import Invoice, InvoiceLine, PricingPlan
 from customers import services as customer_services
 from portal.api.keys import api_key_create
-from usage.models import Alert, IngestRun, UsageDifference
+from usage.models import Alert, IngestRun, QuarantinedRow, UsageDifference
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,10 @@ def world(aws, customer, customer_user, staff_user):
     run = IngestRun.objects.create(
         trigger=IngestRun.Trigger.STAFF, engine="duckdb", start_day=today, end_day=today
     )
+    QuarantinedRow.objects.create(
+        day=today, run=run, stage="daily", reason="application_id contains a control character",
+        raw_row='["<b>x</b>\\u0000"]',
+    )  # fmt: skip
     plan = PricingPlan.objects.create(code="crawl", name="Crawl plan", kind="pay_as_you_go")
     key = api_key_create(name="crawler", scope="read", expires_at=None, created_by=staff_user)
     UsageDifference.objects.create(customer=customer, day=today, billed_requests=2)

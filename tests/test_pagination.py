@@ -15,7 +15,7 @@ from django.urls import reverse
 from billing.models import CreditGrant, Invoice, InvoiceRun
 from customers.models import AuditEvent, Customer, Token
 from portal.models import ApiKey, User
-from usage.models import Alert, IngestRun, UsageDifference
+from usage.models import Alert, IngestRun, QuarantinedRow, UsageDifference
 
 pytestmark = pytest.mark.django_db
 
@@ -182,6 +182,18 @@ def test_staff_list_is_paginated(
 def test_customer_list_is_paginated(customer_client, aws, customer, name, key, per_page, make):
     make(customer, per_page + 1)
     _check(customer_client, reverse(name), key, per_page)
+
+
+def test_quarantined_rows_of_an_ingest_run_are_paginated(staff_client):
+    """The run page lists the rows its days set aside (a flood of bad events can make many)."""
+    run = IngestRun.objects.create(
+        trigger=IngestRun.Trigger.NIGHTLY, engine="duckdb", start_day=DAY, end_day=DAY
+    )
+    QuarantinedRow.objects.bulk_create(
+        QuarantinedRow(day=DAY, run=run, stage="daily", reason=f"r{i}", raw_row="[]")
+        for i in range(51)
+    )
+    _check(staff_client, reverse("staff:usage_ingest_run", args=[run.pk]), "quarantine", 50)
 
 
 def test_several_lists_on_one_page_keep_each_others_page(staff_client, customer):

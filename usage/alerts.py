@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.models import Customer
+from portal.text import printable
 
 from . import counters
 from .models import Alert, CustomerUsageSettings
@@ -112,8 +113,11 @@ def hourly_alerts(*, customers, options_by_customer, now, engine=None) -> list[A
             customer=customer,
             rule=Alert.Rule.HOURLY_TOKENS,
             threshold=threshold,
-            period=str(hour)[:13],
-            subject=f"user={user_id or '-'} application={app_id or '-'} model={model_id}",
+            # Text from the events: a control character would not store (NUL on PostgreSQL).
+            period=printable(str(hour)[:13]),
+            subject=printable(
+                f"user={user_id or '-'} application={app_id or '-'} model={model_id}"
+            ),
             value=int(tokens),
             limit=threshold,
         )

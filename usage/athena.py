@@ -64,14 +64,17 @@ class AthenaEngine:
         return daily_usage_sql(source=self.source, day=day)
 
     def daily_rows(self, day: dt.date) -> Iterator[tuple]:
-        """Runs the query now (outside the caller's load transaction); pages are read lazily."""
+        """Runs the query now (outside the caller's load transaction); pages are read lazily.
+        A count that is not an integer is passed on as read, for the import to quarantine."""
         execution_id = self.run_query(self.daily_sql(day))
-        records = self.result_records(execution_id, RESULT_COLUMNS)
+        records = self.result_records(execution_id, RESULT_COLUMNS, strict=False)
         return (tuple(record[c] for c in RESULT_COLUMNS) for record in records)
 
     def user_daily_rows(self, day: dt.date) -> Iterator[tuple]:
         execution_id = self.run_query(user_daily_sql(source=self.source, day=day))
-        records = self.result_records(execution_id, USER_RESULT_COLUMNS, USER_INTEGER_COLUMNS)
+        records = self.result_records(
+            execution_id, USER_RESULT_COLUMNS, USER_INTEGER_COLUMNS, strict=False
+        )
         return (tuple(record[c] for c in USER_RESULT_COLUMNS) for record in records)
 
     def token_last_used_rows(self, day: dt.date) -> Iterator[tuple]:
@@ -117,9 +120,11 @@ class AthenaEngine:
             delay = min(delay * 2, self.max_delay)
 
     def result_records(
-        self, execution_id: str, columns, integer_columns=INTEGER_COLUMNS
+        self, execution_id: str, columns, integer_columns=INTEGER_COLUMNS, *, strict=True
     ) -> Iterator[dict]:
-        """Each result row as a dict, page by page; the first row of page one is the header."""
+        """Each result row as a dict, page by page; the first row of page one is the header.
+        Integer columns are read with int(); with strict=False a value int() refuses is kept
+        as read (the import quarantines that row instead of failing the day)."""
         token = None
         header_seen = False
         while True:
@@ -140,7 +145,7 @@ class AthenaEngine:
                         continue
                 record = dict(zip(names, values, strict=False))
                 for name in integer_columns:
-                    record[name] = int(record[name] or 0)
+                    record[name] = _integer(record[name], strict)
                 for name in set(columns) - set(integer_columns):
                     record[name] = record[name] or ""
                 yield record
@@ -149,16 +154,26 @@ class AthenaEngine:
                 return
 
 
+def _integer(value, strict: bool):
+    try:
+        return int(value or 0)
+    except ValueError:
+        if strict:
+            raise
+        return value
+
+
 # Athena DDL for the events (also in docs/usage.md). Partition projection lets new days
-# appear without a crawler or MSCK REPAIR.
+# appear without a crawler or MSCK REPAIR. The token counts are strings: the JSON SerDe fails
+# the whole query on a value that does not fit a bigint column, so the SQL checks them instead.
 def events_table_ddl(*, bucket: str | None = None) -> str:
     bucket = bucket or settings.USAGE_BUCKET
     location = f"s3://{bucket}/usage-events/"
     table = f"`{settings.ATHENA_DATABASE}`.`{settings.ATHENA_TABLE}`"
     return f"""CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
   request_id string, `timestamp` string, customer_id string, token_id string,
-  model_id string, model_alias string, input_tokens bigint, output_tokens bigint,
-  cache_read_tokens bigint, cache_write_tokens bigint, latency_ms bigint, status string,
+  model_id string, model_alias string, input_tokens string, output_tokens string,
+  cache_read_tokens string, cache_write_tokens string, latency_ms bigint, status string,
   tags struct<applicationId:string,costCenter:string,environment:string,userId:string>,
   client_ip string, api_format string, http_status int, error_code string
 )

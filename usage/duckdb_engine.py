@@ -4,6 +4,12 @@ The proxy (proxy/usage.py) writes them under USAGE_EVENTS_DIR with the S3 layout
 (`usage-events/year=YYYY/month=MM/day=DD/proxy-<pid>.jsonl`), so hive partitioning gives the
 query the same year/month/day columns as the Athena table. The column list is fixed here, as
 the Glue table fixes it for Athena: a file without tags yields NULL tags, not a missing column.
+
+With ignore_errors (measured with DuckDB 2.0) no line fails the query: a line DuckDB
+cannot parse (not JSON, invalid UTF-8, a lone surrogate escape such as "\\ud800", a raw control
+byte) becomes one row of NULLs, and a value of the wrong type in a typed column becomes NULL.
+The token counts are VARCHAR, checked by the SQL. A file it cannot read at all (a .gz that is
+not gzip, no permission) still fails the day's query.
 """
 
 import datetime as dt
@@ -21,10 +27,11 @@ EVENT_COLUMNS = {
     "token_id": "VARCHAR",
     "model_id": "VARCHAR",
     "model_alias": "VARCHAR",
-    "input_tokens": "BIGINT",
-    "output_tokens": "BIGINT",
-    "cache_read_tokens": "BIGINT",
-    "cache_write_tokens": "BIGINT",
+    # Counts are read as text and checked by the SQL (usage/query.py), as the Glue table does.
+    "input_tokens": "VARCHAR",
+    "output_tokens": "VARCHAR",
+    "cache_read_tokens": "VARCHAR",
+    "cache_write_tokens": "VARCHAR",
     "latency_ms": "BIGINT",
     "status": "VARCHAR",
     "tags": "STRUCT(applicationId VARCHAR, costCenter VARCHAR, environment VARCHAR, "

@@ -5,6 +5,8 @@ import datetime as dt
 
 from django.http import StreamingHttpResponse
 
+from portal.text import printable
+
 from .selectors import COUNT_FIELDS, usage_export_rows
 
 HEADER = ("day", "customer_id", "model_id", "application_id", "cost_center", "environment",
@@ -24,10 +26,13 @@ def _lines(rows):
 
 
 def _safe(value):
-    """Neutralise spreadsheet formulas in tag values set by the customers' programs."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Neutralise spreadsheet formulas in tag values set by the customers' programs, and
+    control characters and lone surrogates (stored before the proxy refused them in tags)."""
+    if not isinstance(value, str):
+        return value
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        value = "'" + value
+    return printable(value)
 
 
 def usage_csv_response(*, customer_id, start: dt.date, end: dt.date, name: str):

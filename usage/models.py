@@ -64,6 +64,11 @@ class IngestedDay(models.Model):
     skipped_rows = models.PositiveIntegerField(
         default=0, help_text="Result rows for customer ids the portal does not know."
     )
+    quarantined_rows = models.PositiveIntegerField(
+        default=0,
+        help_text="Result rows set aside because a value could not be stored "
+        "(usage/quarantine.py), over every stage of the day's last ingest; see QuarantinedRow.",
+    )
     ingested_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -104,6 +109,42 @@ class IngestRun(BackgroundRun):
     @property
     def progress_percent(self) -> int:
         return 100 * self.days_done // self.days_total if self.days_total else 0
+
+
+class QuarantinedRow(models.Model):
+    """A result row the import did not store, and why: a text with a control character or a
+    lone surrogate or longer than its column, a count that is not a storable integer, events
+    with an unusable token count, lines the engine could not parse. Replaced with the day's
+    rows of the same stage at each ingest of that day (usage/quarantine.py)."""
+
+    class Stage(models.TextChoices):
+        DAILY = "daily", "Billed usage"
+        USERS = "users", "Per-user usage"
+        TOKENS = "tokens", "Token last use"
+
+    day = models.DateField()
+    run = models.ForeignKey(
+        "usage.IngestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="quarantined",
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    reason = models.TextField(help_text="What was wrong with which column.")
+    # JSON with ensure_ascii: NUL is stored as the six characters \u0000, never as NUL.
+    raw_row = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day", "stage", "id"]
+        indexes = [
+            models.Index(fields=["day", "stage"]),
+            models.Index(fields=["run", "day"]),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.stage}: {self.reason[:60]}"
 
 
 class UsageDifference(models.Model):

@@ -5,23 +5,76 @@ Athena, `read_json(...)` over the local event files for DuckDB. Both expose the 
 columns year, month and day as strings, so the WHERE clause prunes to one day's partition.
 The events are deduplicated by request_id (the proxy or a retry may write an event twice).
 Values are formatted from a `datetime.date` only, never from user text.
+
+Token counts are read as text (string in the Glue table, VARCHAR in DuckDB) and checked here, per
+event, by the same expression on both engines: a count column that is present must read back
+as the same whole number from 0 to 2**63-1 (`try_cast` to decimal(38, 0) and back to text), so
+a string, a fraction, a negative number or a number past bigint can neither fail the query
+(Athena's JSON SerDe fails the whole query on a value that does not fit a bigint column) nor
+be summed. Such events are grouped apart, with the name of the first bad column in
+`invalid_column`, and the import quarantines them (usage/quarantine.py); a missing count reads
+as 0. Lines the engine cannot parse at all come back
+as rows of NULLs (DuckDB's ignore_errors, Athena's ignore.malformed.json); they have no
+request_id, so they are not deduplicated with each other, and the import quarantines their
+group (no customer_id). Sums are decimal(38, 0), so they cannot overflow inside the engine.
+The per-user and hourly queries check all four counts the same way, so an event set aside
+from the billed rows is left out of them too.
 """
 
 import datetime as dt
 
-DAILY_USAGE_SQL = """\
+MAX_COUNT = 2**63 - 1  # PostgreSQL bigint
+
+
+def _counts(columns: tuple[str, ...]) -> str:
+    """Select-list lines: each count column's text, and its value as decimal(38, 0)."""
+    return "".join(
+        f"        {c},\n        try_cast({c} AS decimal(38, 0)) AS {c}_count,\n" for c in columns
+    )
+
+
+def _first_invalid(columns: tuple[str, ...]) -> str:
+    """The name of the first count column present but not a whole number 0..MAX_COUNT, or ''."""
+    cases = "".join(
+        f"            WHEN NOT coalesce({c} IS NULL OR (CAST({c}_count AS varchar) = {c}\n"
+        f"                AND {c}_count BETWEEN 0 AND {MAX_COUNT}), false) THEN '{c}'\n"
+        for c in columns
+    )
+    return f"        CASE\n{cases}            ELSE ''\n        END AS invalid_column\n"
+
+
+def _count_names(columns: tuple[str, ...]) -> str:
+    return "".join(f"        {c}_count,\n" for c in columns)
+
+
+_TOKEN_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+DAILY_USAGE_SQL = (
+    """\
 WITH day_events AS (
+    SELECT
+        request_id,
+        customer_id,
+        model_id,
+        tags,
+"""
+    + _counts(_TOKEN_COUNTS)
+    + """\
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+),
+checked AS (
     SELECT
         customer_id,
         model_id,
         tags,
-        input_tokens,
-        output_tokens,
-        cache_read_tokens,
-        cache_write_tokens,
-        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
-    FROM {source}
-    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+"""
+    + _count_names(_TOKEN_COUNTS)
+    + _first_invalid(_TOKEN_COUNTS)
+    + """\
+    FROM day_events
+    WHERE copy_number = 1 OR request_id IS NULL
 )
 SELECT
     customer_id,
@@ -30,32 +83,49 @@ SELECT
     coalesce(tags.costCenter, '') AS cost_center,
     coalesce(tags.environment, '') AS environment,
     count(*) AS requests,
-    coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens,
-    coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-    coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
-FROM day_events
-WHERE copy_number = 1
-GROUP BY 1, 2, 3, 4, 5
-ORDER BY 1, 2, 3, 4, 5
+    coalesce(sum(input_tokens_count), 0) AS input_tokens,
+    coalesce(sum(output_tokens_count), 0) AS output_tokens,
+    coalesce(sum(cache_read_tokens_count), 0) AS cache_read_tokens,
+    coalesce(sum(cache_write_tokens_count), 0) AS cache_write_tokens,
+    invalid_column
+FROM checked
+GROUP BY 1, 2, 3, 4, 5, 11
+ORDER BY 1, 2, 3, 4, 5, 11
 """
+)
 
 # Seed 003's rule: tokens per user, application and model within one clock hour (UTC), for the
 # current hour and the previous one (so usage in a check interval spanning the hour is seen).
-HOURLY_TOKENS_SQL = """\
+HOURLY_TOKENS_SQL = (
+    """\
 WITH recent AS (
     SELECT
+        request_id,
         customer_id,
         model_id,
         tags,
         "timestamp",
-        input_tokens,
-        output_tokens,
+"""
+    + _counts(_TOKEN_COUNTS)
+    + """\
         row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
     FROM {source}
     WHERE ((year = '{year}' AND month = '{month}' AND day = '{day}')
         OR (year = '{since_year}' AND month = '{since_month}' AND day = '{since_day}'))
       AND "timestamp" >= '{since}'
+),
+checked AS (
+    SELECT
+        customer_id,
+        model_id,
+        tags,
+        "timestamp",
+"""
+    + _count_names(_TOKEN_COUNTS)
+    + _first_invalid(_TOKEN_COUNTS)
+    + """\
+    FROM recent
+    WHERE copy_number = 1
 )
 SELECT
     customer_id,
@@ -63,26 +133,42 @@ SELECT
     coalesce(tags.userId, '') AS user_id,
     coalesce(tags.applicationId, '') AS application_id,
     model_id,
-    coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens
-FROM recent
-WHERE copy_number = 1
+    coalesce(sum(input_tokens_count), 0) + coalesce(sum(output_tokens_count), 0) AS tokens
+FROM checked
+WHERE invalid_column = ''
 GROUP BY 1, 2, 3, 4, 5
-HAVING coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) >= {minimum}
+HAVING coalesce(sum(input_tokens_count), 0) + coalesce(sum(output_tokens_count), 0) >= {minimum}
 """
+)
 
 # Seed 003's application x user view: the same day's events per end user (tags.userId). Kept
 # apart from the billed rows so adding the user dimension never multiplies what billing reads.
-USER_DAILY_SQL = """\
+USER_DAILY_SQL = (
+    """\
 WITH day_events AS (
+    SELECT
+        request_id,
+        customer_id,
+        model_id,
+        tags,
+"""
+    + _counts(_TOKEN_COUNTS)
+    + """\
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+),
+checked AS (
     SELECT
         customer_id,
         model_id,
         tags,
-        input_tokens,
-        output_tokens,
-        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
-    FROM {source}
-    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+"""
+    + _count_names(_TOKEN_COUNTS)
+    + _first_invalid(_TOKEN_COUNTS)
+    + """\
+    FROM day_events
+    WHERE copy_number = 1 OR request_id IS NULL
 )
 SELECT
     customer_id,
@@ -90,13 +176,14 @@ SELECT
     coalesce(tags.userId, '') AS user_id,
     model_id,
     count(*) AS requests,
-    coalesce(sum(input_tokens), 0) AS input_tokens,
-    coalesce(sum(output_tokens), 0) AS output_tokens
-FROM day_events
-WHERE copy_number = 1
-GROUP BY 1, 2, 3, 4
-ORDER BY 1, 2, 3, 4
+    coalesce(sum(input_tokens_count), 0) AS input_tokens,
+    coalesce(sum(output_tokens_count), 0) AS output_tokens,
+    invalid_column
+FROM checked
+GROUP BY 1, 2, 3, 4, 8
+ORDER BY 1, 2, 3, 4, 8
 """
+)
 USER_RESULT_COLUMNS = (
     "customer_id",
     "application_id",
@@ -105,8 +192,9 @@ USER_RESULT_COLUMNS = (
     "requests",
     "input_tokens",
     "output_tokens",
+    "invalid_column",
 )
-USER_INTEGER_COLUMNS = frozenset(USER_RESULT_COLUMNS[4:])
+USER_INTEGER_COLUMNS = frozenset(USER_RESULT_COLUMNS[4:7])
 
 # Each token's last use on the day (Token.last_used_at, issue 3): read from the same events at
 # each ingest, so the proxy's hot path writes nothing more. The proxy formats "timestamp" as
@@ -141,8 +229,9 @@ RESULT_COLUMNS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "invalid_column",  # "" or the first token count column that is not a storable count
 )
-INTEGER_COLUMNS = frozenset(RESULT_COLUMNS[5:])
+INTEGER_COLUMNS = frozenset(RESULT_COLUMNS[5:10])
 
 
 def daily_usage_sql(*, source: str, day: dt.date, template: str = DAILY_USAGE_SQL) -> str:

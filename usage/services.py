@@ -8,18 +8,29 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from customers.models import Customer
 
 from . import counters
-from .models import CustomerUsageSettings, IngestedDay, IngestRun, UsageDaily, UsageDifference
+from .models import (
+    CustomerUsageSettings,
+    IngestedDay,
+    IngestRun,
+    QuarantinedRow,
+    UsageDaily,
+    UsageDifference,
+)
+from .quarantine import Quarantine, check_row, invalid_events_problem, unreadable_problem
 
 logger = logging.getLogger(__name__)
 
 MAX_RANGE_DAYS = 366
-_TEXT_LIMITS = (200, 200, 200, 100)  # model_id, application_id, cost_center, environment
+_TEXT_COLUMNS = (("model_id", 200), ("application_id", 200), ("cost_center", 200),
+                 ("environment", 100))  # fmt: skip
+_COUNT_COLUMNS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens",
+                  "cache_write_tokens")  # fmt: skip
 
 
 def get_engine(name: str | None = None):
@@ -197,7 +208,7 @@ def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:
     from .users import user_usage_day_replace
 
     try:
-        user_usage_day_replace(day=day, rows=user_rows(day))
+        user_usage_day_replace(day=day, rows=user_rows(day), run=run)
     except Exception as exc:
         logger.exception("per-user usage of %s failed", day)
         run.errors.append({"day": day.isoformat(), "stage": "users", "error": str(exc)[:500]})
@@ -205,36 +216,72 @@ def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:
 
 def _record_tokens_last_used(engine, day: dt.date, run: IngestRun) -> None:
     """Token.last_used_at from the day's events; it only moves forward, so re-ingesting an
-    older day leaves a later last use in place."""
+    older day leaves a later last use in place. Rows that are not a token id and a UTC time
+    are quarantined (stage tokens)."""
     token_rows = getattr(engine, "token_last_used_rows", None)
     if token_rows is None:
         return
     from customers.services import tokens_record_last_used
 
     try:
-        tokens_record_last_used(last_used=dict(_clean_last_used(token_rows(day))))
+        quarantine = Quarantine(day=day, stage=QuarantinedRow.Stage.TOKENS, run=run)
+        last_used = dict(_clean_last_used(token_rows(day), quarantine))
+        tokens_record_last_used(last_used=last_used)
+        quarantine_save(quarantine)
     except Exception as exc:
         logger.exception("token last-used of %s failed", day)
         run.errors.append({"day": day.isoformat(), "stage": "tokens", "error": str(exc)[:500]})
 
 
-def _clean_last_used(rows: Iterable[tuple]) -> Iterable[tuple[str, dt.datetime]]:
+def quarantine_save(quarantine: Quarantine) -> None:
+    """Store a later stage's set-aside rows and add their count to the day's."""
+    with transaction.atomic():
+        quarantine.save()
+        if quarantine.count:
+            IngestedDay.objects.filter(day=quarantine.day).update(
+                quarantined_rows=F("quarantined_rows") + quarantine.count
+            )
+    if quarantine.count:
+        logger.warning(
+            "%s: %s %s result rows quarantined", quarantine.day, quarantine.count, quarantine.stage
+        )
+
+
+def _clean_last_used(
+    rows: Iterable[tuple], quarantine: Quarantine | None = None
+) -> Iterable[tuple[str, dt.datetime]]:
     """Valid (token id, aware UTC datetime) pairs; anything else (no token, a malformed
-    timestamp) is skipped: last use is an observation, nothing is billed from it."""
-    for token_id, stamp in rows:
+    timestamp) is set aside: last use is an observation, nothing is billed from it."""
+    for row in rows:
+        token_id, stamp = row
         try:
             token_id = str(uuid.UUID(str(token_id)))
+        except ValueError:
+            if quarantine is not None:
+                quarantine.add(row, "token_id is not a token id")
+            continue
+        try:
             when = dt.datetime.fromisoformat(str(stamp))
         except ValueError:
-            continue
-        if when.tzinfo is None:
+            when = None
+        if when is None or when.tzinfo is None:
+            if quarantine is not None:
+                quarantine.add(row, "last_used is not a time with a UTC offset")
             continue
         yield token_id, when.astimezone(dt.UTC)
 
 
-def _clean_rows(rows: Iterable[tuple], known: set[str], counts: dict) -> Iterable[tuple]:
+def _clean_rows(
+    rows: Iterable[tuple], known: set[str], counts: dict, quarantine: Quarantine
+) -> Iterable[tuple]:
+    """Rows ready to load: known customers, text and counts the tables can hold. Rows of
+    unknown customers are counted as skipped; rows with a value that cannot be stored, or
+    that stand for events the SQL found unusable, are quarantined."""
     for row in rows:
         counts["seen"] += 1
+        if row[0] is None or row[0] == "":
+            quarantine.add(row, unreadable_problem(row[5]))
+            continue
         try:
             customer_id = str(uuid.UUID(str(row[0])))
         except ValueError:
@@ -243,8 +290,15 @@ def _clean_rows(rows: Iterable[tuple], known: set[str], counts: dict) -> Iterabl
         if customer_id not in known:
             counts["skipped"] += 1
             continue
-        texts = tuple(str(v or "")[:limit] for v, limit in zip(row[1:5], _TEXT_LIMITS, strict=True))
-        yield (customer_id, *texts, *(int(v or 0) for v in row[5:10]))
+        invalid = row[10] if len(row) > 10 else ""
+        if invalid:
+            quarantine.add(row, invalid_events_problem(row[5], invalid))
+            continue
+        texts, numbers, problems = check_row(row, _TEXT_COLUMNS, _COUNT_COLUMNS, first=1)
+        if problems:
+            quarantine.add(row, "; ".join(problems))
+            continue
+        yield (customer_id, *texts, *numbers)
 
 
 def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=None) -> IngestedDay:
@@ -252,11 +306,13 @@ def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=N
 
     Readers see the old rows until commit, then exactly the new ones: ingesting a day twice
     gives the same totals. Rows for customer ids the portal does not know are counted, not
-    stored.
+    stored. A row with a value the tables cannot hold is quarantined (usage/quarantine.py),
+    and the rest of the day loads.
     """
     known = {str(pk) for pk in Customer.objects.values_list("pk", flat=True)}
     counts = {"seen": 0, "skipped": 0}
-    cleaned = _clean_rows(rows, known, counts)
+    quarantine = Quarantine(day=day, stage=QuarantinedRow.Stage.DAILY, run=run)
+    cleaned = _clean_rows(rows, known, counts, quarantine)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Two loads of the same day (nightly and a staff re-ingest) take turns.
@@ -269,6 +325,7 @@ def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=N
             written, requests = copy_day_rows(day=day, rows=cleaned)
         else:
             written, requests = _bulk_create_day_rows(day=day, rows=cleaned)
+        quarantine.save()
         ingested, _ = IngestedDay.objects.update_or_create(
             day=day,
             defaults={
@@ -277,10 +334,13 @@ def usage_day_replace(*, day: dt.date, rows: Iterable[tuple], engine: str, run=N
                 "rows": written,
                 "requests": requests,
                 "skipped_rows": counts["skipped"],
+                "quarantined_rows": quarantine.count,
             },
         )
     if counts["skipped"]:
         logger.warning("%s: %s result rows for unknown customers skipped", day, counts["skipped"])
+    if quarantine.count:
+        logger.warning("%s: %s result rows quarantined", day, quarantine.count)
     return ingested
 
 

@@ -79,7 +79,14 @@ def usage_ingest(request):
 @staff_required
 def usage_ingest_run(request, run_id):
     run = get_object_or_404(IngestRun, pk=run_id)
-    return render(request, "usage/staff_ingest_run.html", {"run": run})
+    context = {
+        "run": run,
+        "quarantined_days": run.ingested_days.filter(quarantined_rows__gt=0).order_by("day"),
+        "quarantine": paginate(
+            request, run.quarantined.order_by("day", "stage", "id"), per_page=50
+        ),
+    }
+    return render(request, "usage/staff_ingest_run.html", context)
 
 
 @staff_required

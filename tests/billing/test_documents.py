@@ -54,11 +54,33 @@ def test_csv_escapes_formulas(db):
     assert descriptions == sorted(
         [
             '\'=HYPERLINK("http://127.0.0.1:9/")',
-            '\'\t=HYPERLINK("http://127.0.0.1:9/")',
-            "'\r=1+1",
+            '\'\ufffd=HYPERLINK("http://127.0.0.1:9/")',  # tab and CR: control characters
+            "'\ufffd=1+1",
             "",  # nothing to neutralise in an empty cell
         ]
     )
+
+
+def test_csv_has_no_control_characters(db):
+    """Text the portal did not type (a model id from the usage events, a staff note pasted with
+    an escape sequence) never reaches the CSV with a control character."""
+    customer = Customer.objects.create(name="Acme", contact_email="x@example.com")
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice,
+        kind="usage",
+        model_id="model\x07id",
+        description="\x1b[31mred\x1b[0m, line\nbreak, del\x7f, c1\x85",
+        amount=D("1"),
+    )
+    text = invoice_csv_text(invoice)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert not any(re.search("[\x00-\x1f\x7f-\x9f]", cell) for r in rows for cell in r)
+    row = rows[2]
+    assert row[2] == "model\ufffdid"
+    assert row[3] == "\ufffd[31mred\ufffd[0m, line\ufffdbreak, del\ufffd, c1\ufffd"
 
 
 def test_pdf_uses_billing_details_when_the_customer_has_them(db):

@@ -14,23 +14,13 @@ from customers.services import token_create
 from proxy import contract
 from usage.athena import AthenaEngine, AthenaQueryError, AthenaTimeout
 from usage.models import IngestedDay, IngestRun, UsageDaily, UsageDifference, UsageUserDaily
-from usage.query import TOKEN_LAST_USED_SQL
+from usage.query import RESULT_COLUMNS, TOKEN_LAST_USED_SQL, USER_RESULT_COLUMNS
 from usage.selectors import usage_totals
 from usage.services import ingest_run_create, ingest_run_execute, usage_day_replace
 
 DAY = dt.date(2026, 11, 20)
-COLUMNS = [
-    "customer_id",
-    "model_id",
-    "application_id",
-    "cost_center",
-    "environment",
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-]
+COLUMNS = list(RESULT_COLUMNS)
+USER_COLUMNS = list(USER_RESULT_COLUMNS)
 
 
 @pytest.fixture
@@ -53,9 +43,11 @@ def _row(values):
 def inject_results(data_rows, columns=COLUMNS):
     """Queue one query result (header row first, as Athena returns it) in moto, in process
     (what moto's /moto-api/static/athena/query-results endpoint does, without an HTTP call).
-    Each started query takes the next queued result."""
+    Each started query takes the next queued result. A row shorter than the columns ends with
+    invalid_column "" (events whose counts all passed the SQL's check)."""
+    rows = [tuple(r) + ("",) * (len(columns) - len(r)) for r in data_rows]
     moto_api_backend.set_athena_result(
-        rows=[_row(columns), *(_row(r) for r in data_rows)],
+        rows=[_row(columns), *(_row(r) for r in rows)],
         column_info=[{"Name": c, "Type": "varchar"} for c in columns],
         account_id=DEFAULT_ACCOUNT_ID,
         region="us-east-1",
@@ -197,9 +189,7 @@ def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer,
             (other_customer.pk, "haiku-model", None, None, None, 2, 20, 2, 0, 0),
         ]
     )
-    user_columns = ["customer_id", "application_id", "user_id", "model_id", "requests",
-                    "input_tokens", "output_tokens"]  # fmt: skip
-    inject_results([(customer.pk, "chatbot", "alice", "haiku-model", 3, 300, 60)], user_columns)
+    inject_results([(customer.pk, "chatbot", "alice", "haiku-model", 3, 300, 60)], USER_COLUMNS)
     token = token_create(customer=customer).token
     inject_results([(token.pk, "2026-11-20T17:45:01.250Z")], ["token_id", "last_used"])
     run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
@@ -231,8 +221,7 @@ def test_token_last_used_query_and_it_only_moves_forward(athena, customer, monke
     later = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
     Token.objects.filter(pk=stale.pk).update(last_used_at=later)
     inject_results([])  # the billed rows: none
-    inject_results([], ["customer_id", "application_id", "user_id", "model_id", "requests",
-                        "input_tokens", "output_tokens"])  # fmt: skip
+    inject_results([], USER_COLUMNS)
     inject_results(
         [
             (recent.pk, "2026-11-20T23:59:59.999Z"),

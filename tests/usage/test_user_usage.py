@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from usage.athena import AthenaEngine
 from usage.models import UsageDaily, UsageUserDaily
+from usage.query import USER_RESULT_COLUMNS
 from usage.services import ingest_run_create, ingest_run_execute
 
 from .events import make_event, write_events
@@ -65,9 +66,7 @@ def test_reingest_replaces_the_users_rows_exactly(events_dir, customer, no_count
 
 
 def test_athena_user_rows_query_and_parse(athena, customer):  # noqa: F811
-    columns = ["customer_id", "application_id", "user_id", "model_id", "requests",
-               "input_tokens", "output_tokens"]  # fmt: skip
-    inject_results([(customer.pk, "chatbot", "alice", "m", 2, 9, 4)], columns)
+    inject_results([(customer.pk, "chatbot", "alice", "m", 2, 9, 4)], list(USER_RESULT_COLUMNS))
     calls = []
     engine = AthenaEngine(athena, sleep=lambda s: None)
     original = athena.start_query_execution
@@ -78,7 +77,7 @@ def test_athena_user_rows_query_and_parse(athena, customer):  # noqa: F811
 
     athena.start_query_execution = recording
     rows = list(engine.user_daily_rows(DAY))
-    assert rows == [(str(customer.pk), "chatbot", "alice", "m", 2, 9, 4)]
+    assert rows == [(str(customer.pk), "chatbot", "alice", "m", 2, 9, 4, "")]
     assert "tags.userId" in calls[0]
     assert "WHERE year = '2026' AND month = '11' AND day = '20'" in calls[0]
 
