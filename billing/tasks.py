@@ -1,10 +1,14 @@
-"""Thin Celery wrappers around billing services; queue them with transaction.on_commit."""
+"""Thin Celery wrappers around billing services; queue them with transaction.on_commit.
+
+`reject_on_worker_lost=True` (a task whose worker process died mid-run is delivered again) is
+set only where running again is safe; docs/architecture.md lists which tasks and why.
+"""
 
 from celery import shared_task
 from django.utils import timezone
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def invoice_run_monthly(period_start: str = "") -> dict:
     """Beat runs this on the 1st: drafts for the previous calendar month, recorded as an
     InvoiceRun (run here, in this task) so that staff see it on the invoice runs page."""
@@ -38,7 +42,7 @@ def invoice_run_monthly(period_start: str = "") -> dict:
     }
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def invoice_run_task(run_id: int) -> str:
     """A queued InvoiceRun (the staff page); a duplicate delivery finds it claimed."""
     from .services import invoice_run_execute

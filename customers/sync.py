@@ -4,10 +4,16 @@ Each synced entity (a customer, a token) carries a monotonic `sync_version`. A c
 and writes a `SyncOutbox` row with the item's fields at that version, in the same transaction.
 Delivery is idempotent: the contract's puts are conditional on the version, so a replayed or
 late row never overwrites a newer item, and DynamoDB items are keyed, so nothing duplicates.
+
+A change that takes access away (a token revoked, a customer suspended or closed) does not wait
+for a worker: right after its commit, the process that made it writes the item to DynamoDB
+itself (`_write_access_changes`, short timeouts, one attempt). The Celery task and the sweeper
+stay the fallback when that write fails; since delivery is idempotent, racing a worker is safe.
 """
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -30,8 +36,22 @@ _SYNC_CLIENT_CONFIG = Config(
 )
 
 
+# Writes made inside a request: fail fast (one attempt, short timeouts) and leave the rest to
+# the worker, rather than hold the page.
+_ACCESS_WRITE_CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"}
+)
+# At most this many rows are written in-process per commit (e.g. a bulk suspension); customer
+# rows go first, since a customer's status stops all of its tokens at once.
+ACCESS_WRITE_LIMIT = 50
+
+
 def dynamodb_client():
     return aws_client("dynamodb", config=_SYNC_CLIENT_CONFIG)
+
+
+def access_write_client():
+    return aws_client("dynamodb", config=_ACCESS_WRITE_CLIENT_CONFIG)
 
 
 def _epoch(value) -> int | None:
@@ -67,13 +87,35 @@ def token_payload(token: Token) -> dict:
     }
 
 
-def _queue_delivery(customer_id) -> None:
+def _queue_delivery(customer_id, countdown: float | None = None) -> None:
     from .tasks import deliver_customer_outbox
 
     try:
-        deliver_customer_outbox.delay(str(customer_id))
+        if countdown is None:
+            deliver_customer_outbox.delay(str(customer_id))
+        else:
+            deliver_customer_outbox.apply_async((str(customer_id),), countdown=countdown)
     except Exception:  # the broker is down: the row waits for the sweeper
         logger.warning("could not queue outbox delivery for customer %s", customer_id)
+
+
+def takes_access_away(row: SyncOutbox) -> bool:
+    """The item this row writes refuses requests: a revoked token, a customer not active.
+
+    Decided on the row itself, so every path that revokes, suspends or closes (staff and
+    customer pages, the API, the `customers` command, bulk actions, billing's suspension at
+    zero balance, reconciliation) gets the in-process write."""
+    if row.kind == SyncOutbox.Kind.TOKEN:
+        return row.payload.get("status") == "revoked"
+    return row.payload.get("status") != Customer.Status.ACTIVE
+
+
+def _on_commit_deliver(row: SyncOutbox) -> None:
+    if takes_access_away(row):
+        _access_writes_pending().append(row.pk)
+        transaction.on_commit(_write_access_changes)
+    else:
+        transaction.on_commit(lambda: _queue_delivery(row.customer_id))
 
 
 def outbox_enqueue_customer(*, customer: Customer) -> SyncOutbox:
@@ -86,7 +128,7 @@ def outbox_enqueue_customer(*, customer: Customer) -> SyncOutbox:
         version=customer.sync_version,
         payload=customer_payload(customer),
     )
-    transaction.on_commit(lambda: _queue_delivery(customer.pk))
+    _on_commit_deliver(row)
     return row
 
 
@@ -100,7 +142,7 @@ def outbox_enqueue_token(*, token: Token) -> SyncOutbox:
         version=token.sync_version,
         payload=token_payload(token),
     )
-    transaction.on_commit(lambda: _queue_delivery(token.customer_id))
+    _on_commit_deliver(row)
     return row
 
 
@@ -185,13 +227,89 @@ def outbox_deliver(*, customer_id=None, limit: int = 500, force: bool = False, c
     return report
 
 
-def _record_failure(row: SyncOutbox, message: str) -> None:
+def _record_failure(row: SyncOutbox, message: str):
+    """Count the attempt and schedule the next one; returns when it is due."""
     attempts = row.attempts + 1
-    SyncOutbox.objects.filter(pk=row.pk).update(
-        attempts=attempts,
-        last_error=message,
-        next_attempt_at=timezone.now() + backoff_delay(attempts),
+    due = timezone.now() + backoff_delay(attempts)
+    # A row another process delivered meanwhile keeps its clean record.
+    SyncOutbox.objects.filter(pk=row.pk, delivered_at__isnull=True).update(
+        attempts=attempts, last_error=message, next_attempt_at=due
     )
+    return due
+
+
+# Rows that take access away, written by this thread's transaction and not delivered yet. Every
+# such row registers `_write_access_changes` on commit; the first call of a commit takes them
+# all, the others find the list empty. Ids left by a rolled-back transaction match no row.
+_access_writes = threading.local()
+
+
+def _access_writes_pending() -> list[int]:
+    if not hasattr(_access_writes, "rows"):
+        _access_writes.rows = []
+    return _access_writes.rows
+
+
+def _write_access_changes() -> None:
+    ids, _access_writes.rows = _access_writes_pending(), []
+    if not ids:
+        return
+    try:
+        access_changes_write(row_ids=ids)
+    except Exception:  # never fail the request that made the change: the worker takes over
+        logger.exception("in-process outbox write failed; leaving it to the worker")
+        try:
+            rows = SyncOutbox.objects.filter(pk__in=ids, delivered_at__isnull=True)
+            for customer_id in set(rows.values_list("customer_id", flat=True)):
+                _queue_delivery(customer_id)
+        except Exception:  # the database is gone too: the sweeper finds the rows later
+            logger.exception("could not queue the outbox delivery either")
+
+
+def access_changes_write(*, row_ids, client=None) -> DeliveryReport:
+    """Write these outbox rows to DynamoDB in this process, at most ACCESS_WRITE_LIMIT of them,
+    customer rows first. A row that fails keeps its backoff schedule and is queued for the
+    worker when due; rows beyond the limit are queued at once. The sweeper catches the rest."""
+    rows = SyncOutbox.objects.filter(pk__in=row_ids, delivered_at__isnull=True)
+    rows = sorted(rows.select_related("token"), key=lambda r: (r.kind != r.Kind.CUSTOMER, r.pk))
+    now_rows, later = rows[:ACCESS_WRITE_LIMIT], rows[ACCESS_WRITE_LIMIT:]
+    report = DeliveryReport()
+    retry_at: dict = {}  # customer id -> when its failed rows are due again
+    unreachable = None
+    for row in now_rows:
+        if unreachable is None:
+            try:
+                applied = _apply(client or (client := access_write_client()), row)
+            except (BotoCoreError, ClientError) as error:
+                message = _describe(error)
+                # Unreachable endpoint: the rows after this one would wait for the same timeout.
+                if isinstance(error, BotoCoreError):
+                    unreachable = message
+            else:
+                SyncOutbox.objects.filter(pk=row.pk, delivered_at__isnull=True).update(
+                    delivered_at=timezone.now(), applied=applied, last_error=""
+                )
+                report.delivered += 1
+                report.superseded += 0 if applied else 1
+                continue
+        else:
+            message = unreachable
+        due = _record_failure(row, message)
+        retry_at[row.customer_id] = min(due, retry_at.get(row.customer_id, due))
+        report.failed += 1
+        if message not in report.errors:
+            report.errors.append(message)
+    if report.failed:
+        logger.warning(
+            "in-process outbox write failed (%s rows), left to the worker: %s",
+            report.failed,
+            "; ".join(report.errors),
+        )
+    for customer_id, due in retry_at.items():
+        _queue_delivery(customer_id, countdown=max(1.0, (due - timezone.now()).total_seconds()))
+    for customer_id in {row.customer_id for row in later} - set(retry_at):
+        _queue_delivery(customer_id)
+    return report
 
 
 def outbox_purge_delivered(*, older_than_days: int = 30) -> int:

@@ -1,4 +1,8 @@
-"""Celery tasks: thin wrappers around the sync, reconciliation and email functions."""
+"""Celery tasks: thin wrappers around the sync, reconciliation and email functions.
+
+`reject_on_worker_lost=True` (a task whose worker process died mid-run is delivered again) is
+set only where running again is safe; docs/architecture.md lists which tasks and why.
+"""
 
 import logging
 
@@ -7,7 +11,7 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, max_retries=8, ignore_result=True)
+@shared_task(bind=True, max_retries=8, ignore_result=True, reject_on_worker_lost=True)
 def deliver_customer_outbox(self, customer_id: str):
     """Deliver one customer's pending changes; retried with the rows' backoff on failure."""
     from .sync import outbox_deliver
@@ -19,7 +23,7 @@ def deliver_customer_outbox(self, customer_id: str):
     return report.delivered
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, reject_on_worker_lost=True)
 def sweep_outbox():
     """Every minute: deliver anything due (failed earlier, or never queued)."""
     from .sync import outbox_deliver, outbox_purge_delivered
@@ -29,7 +33,7 @@ def sweep_outbox():
     return report.delivered
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, reject_on_worker_lost=True)
 def reconcile_dynamodb():
     """Nightly: compare PostgreSQL with DynamoDB and repair drift."""
     from .reconcile import dynamodb_reconcile
@@ -46,7 +50,7 @@ def send_customer_invite(user_id: int):
     send_invite_email(user_id=user_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, reject_on_worker_lost=True)
 def send_token_expiry_warnings():
     from .emails import token_expiry_warnings_send
 

@@ -13,10 +13,6 @@ app.autodiscover_tasks()
 
 # Later issues add their jobs here: the nightly usage pull, threshold checks, invoices, sync.
 app.conf.beat_schedule = {
-    "portal-heartbeat": {
-        "task": "portal.tasks.heartbeat",
-        "schedule": crontab(minute="*/5"),
-    },
     # Staff pages: this month's cost over all customers (about 2 s at 10,000), kept warm.
     "portal-warm-month-cost": {
         "task": "portal.tasks.warm_month_cost",
@@ -43,6 +39,22 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0, hour=6, day_of_month=1),
     },
 }
+
+
+@app.on_after_configure.connect
+def _heartbeat_schedule(sender, **kwargs):
+    """The worker heartbeat (portal/heartbeats.py): often enough that a live worker never looks
+    stale (a third of HEALTH_HEARTBEAT_STALE_SECONDS, at most a minute). A heartbeat that
+    waited longer than that in the queue is dropped: the next one says the same."""
+    from portal.heartbeats import worker_heartbeat_interval
+
+    interval = worker_heartbeat_interval()
+    sender.add_periodic_task(
+        interval,
+        sender.signature("portal.tasks.heartbeat"),
+        name="portal-heartbeat",
+        expires=interval,
+    )
 
 
 @app.on_after_configure.connect

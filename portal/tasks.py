@@ -1,21 +1,25 @@
+"""Portal tasks: the worker heartbeat and cache warming. None is delivered again when its
+worker dies (no `reject_on_worker_lost`): they only refresh a heartbeat or a cache, which the
+next run (or the next page that misses the cache) does as well."""
+
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
-from django.utils import timezone
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_CACHE_KEY = "portal:celery-heartbeat"
 
 
 @shared_task
 def heartbeat() -> str:
-    """Record that the worker ran a scheduled task, so staff can see beat and worker are alive."""
-    now = timezone.now().isoformat()
-    cache.set(HEARTBEAT_CACHE_KEY, now, timeout=None)
-    logger.info("celery heartbeat at %s", now)
-    return now
+    """Record that a worker's pool ran a task (the "worker" heartbeat /healthz reads).
+
+    Sent by beat every few seconds to a minute (portal/celery.py); a worker whose pool died or
+    hangs stops running it, so its heartbeat goes stale."""
+    from .heartbeats import WORKER, heartbeat_record
+
+    at = heartbeat_record(name=WORKER).isoformat()
+    logger.debug("worker heartbeat at %s", at)
+    return at
 
 
 @shared_task

@@ -77,6 +77,7 @@ account_patterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/live", views.healthz_live, name="healthz_live"),
     path("accounts/", include(account_patterns)),
     path("staff/", include(staff_patterns)),
     path("app/", include(customer_patterns)),

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 from customers.models import Customer
 
 from .access import customer_required, is_customer_user, is_staff_user, staff_required
-from .health import run_checks
+from .health import LIVE_CHECKS, run_checks
 
 
 def home(request):
@@ -35,5 +35,14 @@ def customer_home(request):
 @require_GET
 @never_cache
 def healthz(request):
+    """Everything the product needs, worker and beat included: what monitoring alerts on."""
     report = run_checks(with_details=is_staff_user(request.user))
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@require_GET
+@never_cache
+def healthz_live(request):
+    """This web process and its database only: what a load balancer probes."""
+    report = run_checks(with_details=is_staff_user(request.user), only=LIVE_CHECKS)
     return JsonResponse(report, status=200 if report["ok"] else 503)

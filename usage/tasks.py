@@ -1,4 +1,8 @@
-"""Celery tasks of the usage app: thin wrappers around services, scheduled in portal/celery.py."""
+"""Celery tasks of the usage app: thin wrappers around services, scheduled in portal/celery.py.
+
+`reject_on_worker_lost=True` (a task whose worker process died mid-run is delivered again) is
+set only where running again is safe; docs/architecture.md lists which tasks and why.
+"""
 
 from celery import shared_task
 
@@ -10,7 +14,7 @@ def _warm_dashboards() -> None:
     warm_dashboards.delay()
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def ingest_nightly_task():
     from .services import ingest_nightly
 
@@ -19,7 +23,7 @@ def ingest_nightly_task():
     return run.pk
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def ingest_run_task(run_id: int):
     from .services import ingest_run_execute
 
@@ -28,21 +32,21 @@ def ingest_run_task(run_id: int):
     return run.status
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def resume_stale_ingest_runs_task():
     from .services import ingest_runs_resume_stale
 
     return ingest_runs_resume_stale()
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def check_alerts_task():
     from .alerts import alerts_check
 
     return alerts_check()
 
 
-@shared_task
+@shared_task(reject_on_worker_lost=True)
 def deliver_alert_task(alert_id: int):
     from .notifications import alert_deliver
 

@@ -33,10 +33,14 @@ def test_broker_down_leaves_the_row_for_the_sweeper(ddb, customer, monkeypatch):
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.deliver_customer_outbox, "delay", broken)
-    services.customer_suspend(customer=customer)  # committed despite the broker
+    services.customer_update_limits(customer=customer, rpm_limit=9)  # committed all the same
     assert SyncOutbox.objects.filter(delivered_at__isnull=True).count() == 1
+    # A suspension does not wait for the broker: it is written to DynamoDB at once.
+    services.customer_suspend(customer=customer)
+    assert contract.get_customer(ddb, str(customer.pk)).status == "suspended"
     monkeypatch.undo()
     tasks.sweep_outbox.delay()
+    assert not SyncOutbox.objects.filter(delivered_at__isnull=True).exists()
     assert contract.get_customer(ddb, str(customer.pk)).status == "suspended"
 
 
