@@ -118,8 +118,6 @@ def _locust(host: str, env: dict, seconds: int) -> dict:
 def _bench() -> list[dict]:
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
 
     url = dataset.database_url()
@@ -128,9 +126,10 @@ def _bench() -> list[dict]:
     from django.conf import settings
     from django.core.management import call_command
 
+    from portal import emulator
+
     moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
+    moto = emulator.start(moto_port)  # as `make run` starts it
     moto_url = f"http://127.0.0.1:{moto_port}"
     gunicorn = None
     access_log = Path(tempfile.mkstemp(prefix="bench-load-access-", suffix=".log")[1])

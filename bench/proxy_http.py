@@ -66,9 +66,9 @@ def _send(url: str, token: str, body: bytes) -> int:
 
 def bench_local_runner(*, seconds: float, clients: int) -> list[dict]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from bench.bench_proxy_rps import BODY, GOAL_DYNAMODB_CALLS, MODEL, _aws_env, _principal
+    from portal import emulator
     from proxy import contract
 
     _aws_env()
@@ -78,8 +78,7 @@ def bench_local_runner(*, seconds: float, clients: int) -> list[dict]:
     werkzeug.propagate = False
     werkzeug.addHandler(counter)
     moto_port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
+    moto = emulator.start(moto_port)  # as `make run` starts it
     endpoint = f"http://127.0.0.1:{moto_port}"
     runner = None
     try:
@@ -96,7 +95,7 @@ def bench_local_runner(*, seconds: float, clients: int) -> list[dict]:
                 "PYTHONPATH": str(ROOT),
             }
             runner = subprocess.Popen(
-                [sys.executable, "-m", "proxy.local", "--port", str(port)],
+                [sys.executable, "-m", "proxy.local", "--port", str(port), "--tls-port", "0"],
                 env=env,
                 cwd=tmp,  # no .env of the portal, no files under the repository
                 stdout=subprocess.DEVNULL,

@@ -27,7 +27,8 @@ class Settings:
     # the TTL bounds memory staleness, not how long a revoked token keeps working.
     cache_ttl_seconds: int = 300
     cache_size: int = 10_000
-    max_body_bytes: int = 1_000_000
+    # Lambda's limit for a synchronous request is 6 MB; images in chat requests need room.
+    max_body_bytes: int = 6_000_000
     cors_origins: tuple[str, ...] = ()
     warning_percent: int = 80
     usage_bucket: str = ""
@@ -46,7 +47,7 @@ def load() -> Settings:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         cache_ttl_seconds=_int("PROXY_CACHE_TTL_SECONDS", 300),
         cache_size=_int("PROXY_CACHE_SIZE", 10_000),
-        max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 1_000_000),
+        max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 6_000_000),
         cors_origins=_list("PROXY_CORS_ORIGINS"),
         warning_percent=_int("PROXY_RATE_WARNING_PERCENT", 80),
         usage_bucket=os.environ.get("USAGE_BUCKET", ""),

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from . import models
@@ -59,7 +60,7 @@ def quota_hold(call: ModelCall) -> int:
     return -(-chars // 4) + (output if output is not None else DEFAULT_OUTPUT_HOLD)
 
 
-def _native_output_cap(native: dict) -> int | None:
+def native_output_cap(native: dict) -> int | None:
     """max_tokens (Anthropic), max_gen_len (Llama), textGenerationConfig.maxTokenCount (Titan),
     inferenceConfig.max_new_tokens (Nova)."""
     candidates = (
@@ -78,18 +79,44 @@ def _native_output_cap(native: dict) -> int | None:
     return None
 
 
+# Control characters (Unicode category Cc: U+0000-U+001F, U+007F-U+009F) and lone surrogates
+# (U+D800-U+DFFF, which json.loads makes of "\ud800"): a tag is stored in every usage event
+# and billed row, and PostgreSQL text cannot hold NUL.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def tag_problem(value: str) -> str | None:
+    """What makes a tag value unusable, or None: "a control character (U+0000)"."""
+    found = _UNPRINTABLE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
+    return f"{kind} (U+{code:04X})"
+
+
+def check_tag(name: str, value: str, source: str = "") -> str:
+    """`value` if it is printable text, else a 400 naming the tag (and where it came from)."""
+    if problem := tag_problem(value):
+        where = f"{source} (tag {name})" if source else f"Tag {name}"
+        raise ProxyError("invalid_request", f"{where} contains {problem}; use printable text.")
+    return value
+
+
 def tags_from(body_tags, headers: dict) -> dict:
     """applicationId/costCenter/environment/userId: the body wins over X-* headers."""
     if body_tags is not None and not isinstance(body_tags, dict):
         raise ProxyError("invalid_request", "'tags' must be an object.")
     tags = {}
     for name, header in TAG_HEADERS.items():
-        value = (body_tags or {}).get(name, headers.get(header))
+        from_body = body_tags is not None and name in body_tags
+        value = body_tags[name] if from_body else headers.get(header)
         if value is None or value == "":
             continue
         if not isinstance(value, str) or len(value) > MAX_TAG_LENGTH:
             raise ProxyError("invalid_request", f"Tag {name} must be a string of <= 128 chars.")
-        tags[name] = value
+        source = "" if from_body else f"Header {header.title()}"
+        tags[name] = check_tag(name, value, source)
     return tags
 
 
@@ -113,7 +140,7 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
         },
         tags=tags,
         requested_model=requested,
-        max_output_tokens=_native_output_cap(native),
+        max_output_tokens=native_output_cap(native),
     )
 
 
@@ -192,8 +219,10 @@ def _text(content) -> str:
     raise ProxyError("invalid_request", "Message content must be a string or a list of parts.")
 
 
-def converse_params(system, messages, config, extra) -> dict:
+def converse_params(system, messages, config, extra, tools=None) -> dict:
     params = {"messages": messages}
+    if tools:
+        params["toolConfig"] = tools
     if system:
         params["system"] = system
     if config:

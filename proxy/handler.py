@@ -11,65 +11,29 @@ import binascii
 import json
 import logging
 import time
-import uuid
 from datetime import UTC, datetime
 
 import boto3
 from botocore.config import Config
 
-from . import auth, config, formats, limits, models, openai_format, upstream, usage
+from . import (
+    auth,
+    bedrock_runtime,
+    config,
+    embeddings,
+    formats,
+    limits,
+    models,
+    openai_format,
+    relay,
+    streaming,
+    upstream,
+    usage,
+)
 from .errors import ProxyError, error_body
+from .routes import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, Request, route
 
 logger = logging.getLogger("proxy")
-
-CORS_ALLOW_HEADERS = (
-    "Authorization, Content-Type, X-Application-Id, X-Cost-Center, X-Environment, X-User-Id"
-)
-CORS_EXPOSE_HEADERS = (
-    "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
-    "X-RateLimit-Warning"
-)
-
-
-class Request:
-    __slots__ = ("client_ip", "headers", "is_base64", "method", "path", "raw_body", "request_id")
-
-    @classmethod
-    def from_event(cls, event: dict) -> Request:
-        self = cls()
-        context = event.get("requestContext") or {}
-        if event.get("version") == "2.0":
-            http = context.get("http") or {}
-            self.method = http.get("method", "GET")
-            self.path = event.get("rawPath") or http.get("path") or "/"
-            self.client_ip = http.get("sourceIp", "")
-        else:
-            self.method = event.get("httpMethod", "GET")
-            self.path = event.get("path") or "/"
-            self.client_ip = (context.get("identity") or {}).get("sourceIp", "")
-        self.headers = {
-            k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None
-        }
-        self.raw_body = event.get("body") or ""
-        self.is_base64 = bool(event.get("isBase64Encoded"))
-        self.request_id = context.get("requestId") or str(uuid.uuid4())
-        return self
-
-
-def route(method: str, path: str) -> str:
-    path = path.rstrip("/") or "/"
-    if path.endswith("/chat/completions"):
-        name = "chat"
-    elif path.endswith("/models"):
-        name = "models"
-    elif path == "/" or path.endswith(("/bedrock", "/invoke")):
-        name = "invoke"
-    else:
-        raise ProxyError("not_found")
-    allowed = "GET" if name == "models" else "POST"
-    if method != allowed:
-        raise ProxyError("method_not_allowed", f"Use {allowed} on {path}.")
-    return name
 
 
 class ProxyApp:
@@ -124,36 +88,66 @@ class ProxyApp:
         out = {"Content-Type": content_type, "X-Request-Id": request.request_id}
         out.update(headers)
         out.update(self._cors(request.headers))
+        if isinstance(body, bytes):  # a model's own answer (the Bedrock Runtime invoke path)
+            try:
+                return {"statusCode": status, "headers": out, "body": body.decode("utf-8"),
+                        "isBase64Encoded": False}  # fmt: skip
+            except UnicodeDecodeError:
+                encoded = base64.b64encode(body).decode()
+                return {"statusCode": status, "headers": out, "body": encoded,
+                        "isBase64Encoded": True}  # fmt: skip
         text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
         return {"statusCode": status, "headers": out, "body": text, "isBase64Encoded": False}
+
+    def _error(self, exc: ProxyError, request: Request, state: dict) -> dict:
+        if state.get("surface") == "bedrock":
+            status, body, headers = bedrock_runtime.error_response_parts(exc)
+            return self._response(status, body, {**exc.headers, **headers}, request)
+        return self._response(exc.status, error_body(exc, request.request_id), exc.headers, request)
 
     # --- the request -----------------------------------------------------------------------
 
     def handle(self, event: dict) -> dict:
+        """API Gateway's buffered proxy result: a streamed answer arrives as one body."""
+        outcome = self._dispatch(event)
+        if isinstance(outcome, streaming.StreamingResponse):
+            return streaming.to_buffered(outcome)
+        return outcome
+
+    def handle_streaming(self, event: dict) -> streaming.StreamingResponse:
+        """Status and headers, then the body chunk by chunk as the model produces it (see
+        streaming.py): what the local runner and the response-streaming runtime serve."""
+        outcome = self._dispatch(event)
+        if isinstance(outcome, streaming.StreamingResponse):
+            return outcome
+        return streaming.StreamingResponse.from_buffered(outcome)
+
+    def _dispatch(self, event: dict):
         started = time.perf_counter()
         request = Request.from_event(event)
         now = datetime.now(UTC)
         state = {"principal": None, "call": None, "result": None, "status": "rejected"}
+        state["started"] = started
         response = None
         try:
             response = self._handle(request, now, state)
         except ProxyError as exc:
             state["error"] = exc
-            response = self._response(
-                exc.status, error_body(exc, request.request_id), exc.headers, request
-            )
+            response = self._error(exc, request, state)
         except Exception as exc:  # never a stack trace to the client; no secrets in the log
             logger.error(
                 "request %s failed: %s", request.request_id, type(exc).__name__, exc_info=True
             )
             exc = ProxyError("internal_error")
             state["error"], state["status"] = exc, "error"
-            response = self._response(500, error_body(exc, request.request_id), {}, request)
+            response = self._error(exc, request, state)
         finally:
-            self._emit(request, now, state, response, started)
+            if not isinstance(response, streaming.StreamingResponse):  # a stream emits at its end
+                status = response["statusCode"] if response else None
+                self._emit(request, now, state, status, started)
         return response
 
-    def _handle(self, request: Request, now: datetime, state: dict) -> dict:
+    def _handle(self, request: Request, now: datetime, state: dict):
         if request.method == "OPTIONS":
             if not self._cors(request.headers):
                 raise ProxyError("origin_not_allowed")
@@ -164,6 +158,8 @@ class ProxyApp:
                 "Access-Control-Max-Age": "600",
             }
             return self._response(204, "", headers, request)
+        if "/model/" in request.path:
+            state["surface"] = "bedrock"
         name = route(request.method, request.path)
         principal = self.auth.authenticate(
             request.headers, request.client_ip, fresh=name == "models"
@@ -175,8 +171,15 @@ class ProxyApp:
                 principal.customer.allowed_models, int(now.timestamp())
             )
             return self._response(200, listing, {}, request)
-        body = self._body(request)
-        call = self._parse(name, body, request.headers, principal.customer.default_model_params)
+        if name == "bedrock":
+            self._check_size(request)
+            model, operation = bedrock_runtime.match(request.path.rstrip("/"))
+            call = bedrock_runtime.parse(
+                model, operation, request.raw_body, request.is_base64, request.headers
+            )
+        else:
+            body = self._body(request)
+            call = self._parse(name, body, request.headers, principal.customer.default_model_params)
         state["call"] = call
 
         def recheck(fresh: auth.Principal) -> None:
@@ -185,20 +188,34 @@ class ProxyApp:
             state["principal"] = fresh
 
         self._check_model(principal, call)
-        hold = 0 if models.is_free(call.model_id) else formats.quota_hold(call)
+        if models.is_free(call.model_id):
+            hold = 0
+        elif call.api_format == "embeddings":
+            hold = embeddings.quota_hold(call)
+        else:
+            hold = formats.quota_hold(call)
         admission = self.limiter.admit(
             principal, recheck, now, request_id=request.request_id, quota_hold=hold
         )
         principal = state["principal"]
         customer_id = principal.customer.customer_id
         try:
-            result = upstream.call(self.bedrock, call, enabled=self.settings.bedrock_enabled)
+            if call.api_format == "embeddings":
+                result = embeddings.call(self.bedrock, call, enabled=self.settings.bedrock_enabled)
+            elif call.stream:
+                events = upstream.open_stream(
+                    self.bedrock, call, enabled=self.settings.bedrock_enabled
+                )
+            else:
+                result = upstream.call(self.bedrock, call, enabled=self.settings.bedrock_enabled)
         except ProxyError:
             state["status"] = "upstream_error"
             self._safely(
                 usage.refund_request, self.dynamodb, self.settings.tables, customer_id, admission
             )
             raise
+        if call.stream:
+            return self._stream(call, events, request, now, state, admission)
         state["result"], state["status"] = result, "success"
         self._safely(
             usage.record_success,
@@ -211,9 +228,82 @@ class ProxyApp:
         )
         return self._render(call, result, request, admission.headers, int(now.timestamp()))
 
+    def _check_size(self, request: Request) -> None:
+        limit = self.settings.max_body_bytes * (4 / 3 if request.is_base64 else 1)
+        if len(request.raw_body) > limit:
+            raise ProxyError(
+                "body_too_large", f"The body exceeds {self.settings.max_body_bytes} bytes."
+            )
+
+    def _stream(self, call, events, request, now, state, admission) -> streaming.StreamingResponse:
+        """The answer as the model produces it. Whatever ends the stream (its end, an upstream
+        error, the client going away), the usage of what was produced is settled and exactly
+        one usage event is written, marked `stream` and whether it `completed`."""
+        meter = relay.Meter(call)
+        renderer = relay.RENDERERS[call.api_format](
+            call, meter, request.request_id, int(now.timestamp())
+        )
+        state["stream"], state["completed"] = True, False
+        headers = {"Cache-Control": "no-cache", **admission.headers}
+
+        def observed():
+            for upstream_event in events:
+                meter.observe(upstream_event)
+                yield upstream_event
+
+        def body():
+            try:
+                yield from renderer.render(observed())
+                state["completed"] = True
+            except ProxyError as exc:
+                state["error"] = exc
+                yield renderer.error(exc, request.request_id)
+            except Exception as exc:
+                logger.error("stream %s failed: %s", request.request_id, type(exc).__name__)
+                state["error"] = ProxyError("internal_error")
+                yield renderer.error(state["error"], request.request_id)
+            finally:
+                settle()
+
+        def settle():  # once, also for a stream closed before its first chunk was asked for
+            if state.get("settled"):
+                return
+            state["settled"] = True
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+            self._settle_stream(call, meter, request, now, state, admission)
+
+        response = self._response(200, "", headers, request, renderer.content_type)
+        return streaming.StreamingResponse(200, response["headers"], body(), on_close=settle)
+
+    def _settle_stream(self, call, meter, request, now, state, admission) -> None:
+        customer_id = state["principal"].customer.customer_id
+        produced = meter.usage()
+        if state.get("error") and not meter.is_exact and not produced["output_tokens"]:
+            state["status"] = "upstream_error"  # nothing came out: not billed, like a failure
+            self._safely(
+                usage.refund_request, self.dynamodb, self.settings.tables, customer_id, admission
+            )
+        else:
+            state["status"] = "success"
+            state["result"] = upstream.Result({}, produced)
+            self._safely(
+                usage.record_success,
+                self.dynamodb,
+                self.settings.tables,
+                customer_id,
+                admission,
+                call.model_id,
+                produced,
+            )
+        self._emit(request, now, state, 200, state["started"])
+
     def _parse(self, name, body, headers, defaults) -> formats.ModelCall:
         if name == "chat":
             return openai_format.parse(body, headers, defaults)
+        if name == "embeddings":
+            return embeddings.parse(body, headers)
         if "modelId" in body:
             return formats.parse_native(body, headers)
         if "prompt" in body:
@@ -236,17 +326,22 @@ class ProxyApp:
 
     def _render(self, call, result, request, headers, created):
         usage_out = result.usage
+        if call.api_format == "embeddings":
+            body = embeddings.render(call, result, request.request_id)
+            return self._response(200, body, headers, request)
+        if call.api_format == "bedrock":
+            if call.operation == "converse":
+                body = bedrock_runtime.converse_answer(result.response)
+                return self._response(200, body, headers, request)
+            headers = {**headers, **bedrock_runtime.invoke_headers(usage_out)}
+            raw = result.raw if result.raw is not None else json.dumps(result.response).encode()
+            content_type = result.content_type or "application/json"
+            return self._response(200, raw, headers, request, content_type)
         if call.api_format == "native":
             return self._response(200, result.response, headers, request)
         if call.api_format == "prompt":
             body = formats.render_prompt(call, result.response, usage_out, request.request_id)
             return self._response(200, body, headers, request)
-        if call.stream:
-            body = openai_format.render_stream(
-                call, result.response, usage_out, request.request_id, created
-            )
-            headers = {**headers, "Cache-Control": "no-cache"}
-            return self._response(200, body, headers, request, "text/event-stream")
         body = openai_format.render(call, result.response, usage_out, request.request_id, created)
         return self._response(200, body, headers, request)
 
@@ -262,7 +357,7 @@ class ProxyApp:
                 getattr(exc, "response", {}).get("Error"),
             )
 
-    def _emit(self, request: Request, now: datetime, state: dict, response, started) -> None:
+    def _emit(self, request: Request, now: datetime, state: dict, http_status, started) -> None:
         principal, call, result = state["principal"], state["call"], state["result"]
         error = state.get("error")
         event = usage.make_event(
@@ -277,8 +372,10 @@ class ProxyApp:
             tags=call.tags if call else {},
             client_ip=request.client_ip,
             api_format=call.api_format if call else None,
-            http_status=response["statusCode"] if response else None,
+            http_status=http_status,
             error_code=error.code if error else None,
+            stream=bool(state.get("stream")),
+            completed=state.get("completed", True) if state.get("stream") else None,
             **(result.usage if result else {}),
         )
         try:

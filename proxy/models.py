@@ -1,7 +1,8 @@
 """Model aliases (seed 004's MODEL_ID_MAPPING) and the free sandbox model.
 
-Ids match the billing price book (billing/migrations/0002_seed_price_book.py), so every event's
-`model_id` has a price; the sandbox's price there is zero.
+Ids match the billing price book (billing/migrations/0002_seed_price_book.py, and
+0008_embeddings_prices.py for the embeddings models), so every event's `model_id` has a price;
+the sandboxes' prices there are zero.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ import re
 from .errors import ProxyError
 
 SANDBOX_MODEL_ID = "sandbox.echo-v1"
+# The embeddings sandbox (POST /v1/embeddings): deterministic vectors, free, no AWS call.
+EMBED_SANDBOX_MODEL_ID = "sandbox.embed-v1"
+SANDBOX_IDS = frozenset({SANDBOX_MODEL_ID, EMBED_SANDBOX_MODEL_ID})
+
+TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
+COHERE_EMBED_ENGLISH_V3 = "cohere.embed-english-v3"
+COHERE_EMBED_MULTILINGUAL_V3 = "cohere.embed-multilingual-v3"
+# The models POST /v1/embeddings serves; each has a price in the billing price book.
+EMBEDDING_MODELS = (
+    TITAN_EMBED_V2,
+    COHERE_EMBED_ENGLISH_V3,
+    COHERE_EMBED_MULTILINGUAL_V3,
+    EMBED_SANDBOX_MODEL_ID,
+)
 
 ALIASES: dict[str, str] = {
     "nova-micro": "amazon.nova-micro-v1:0",
@@ -35,6 +50,13 @@ ALIASES: dict[str, str] = {
     "mistral-7b": "mistral.mistral-7b-instruct-v0:2",
     "sandbox": SANDBOX_MODEL_ID,
     "echo": SANDBOX_MODEL_ID,
+    "titan-embed-v2": TITAN_EMBED_V2,
+    "titan-embed-text-v2": TITAN_EMBED_V2,
+    "cohere-embed-english": COHERE_EMBED_ENGLISH_V3,
+    "cohere-embed-english-v3": COHERE_EMBED_ENGLISH_V3,
+    "cohere-embed-multilingual": COHERE_EMBED_MULTILINGUAL_V3,
+    "cohere-embed-multilingual-v3": COHERE_EMBED_MULTILINGUAL_V3,
+    "sandbox-embed": EMBED_SANDBOX_MODEL_ID,
 }
 KNOWN_IDS = frozenset(ALIASES.values())
 # A Bedrock model id or (cross-region) inference profile id, e.g. "us.anthropic.claude-...:0".
@@ -53,8 +75,9 @@ def resolve(name) -> tuple[str, str]:
 
 
 def is_allowed(model_id: str, alias: str, allowed: list[str]) -> bool:
-    """Empty list = every model. Entries may be aliases or ids. The sandbox is always allowed."""
-    if not allowed or model_id == SANDBOX_MODEL_ID:
+    """Empty list = every model. Entries may be aliases or ids. The sandboxes are always
+    allowed."""
+    if not allowed or model_id in SANDBOX_IDS:
         return True
     allowed_ids = {ALIASES.get(entry, entry) for entry in allowed}
     return model_id in allowed_ids or (alias != "" and alias in allowed)
@@ -64,13 +87,23 @@ def listable(allowed: list[str]) -> list[str]:
     """Model ids a customer may call, for GET /v1/models."""
     if not allowed:
         return sorted(KNOWN_IDS)
-    return sorted({ALIASES.get(e, e) for e in allowed} | {SANDBOX_MODEL_ID})
+    return sorted({ALIASES.get(e, e) for e in allowed} | SANDBOX_IDS)
 
 
 def is_sandbox(model_id: str) -> bool:
+    """The chat sandbox (echo); the embeddings sandbox is `is_embed_sandbox`."""
     return model_id == SANDBOX_MODEL_ID
+
+
+def is_embed_sandbox(model_id: str) -> bool:
+    return model_id == EMBED_SANDBOX_MODEL_ID
+
+
+def is_embeddings(model_id: str) -> bool:
+    """A model POST /v1/embeddings serves."""
+    return model_id in EMBEDDING_MODELS
 
 
 def is_free(model_id: str) -> bool:
     """Free models do not consume the monthly token quota."""
-    return model_id == SANDBOX_MODEL_ID
+    return model_id in SANDBOX_IDS

@@ -1,16 +1,14 @@
 """(c) The OpenAI-compatible surface: POST /v1/chat/completions and GET /v1/models -> Converse.
 
-Streaming: API Gateway (REST and HTTP APIs) buffers a Lambda's response, so true token-by-token
-streaming is impossible here. `stream: true` is answered with the whole completion as one
-buffered `text/event-stream` body (chunks, an optional usage chunk, `data: [DONE]`), which the
-OpenAI SDKs parse unchanged. The usage is exact because the call is a plain Converse.
+`stream: true` is served from ConverseStream: each chunk leaves as Bedrock produces it
+(relay.py), `stream_options.include_usage` adds the usage chunk, `data: [DONE]` comes last.
+Behind API Gateway's buffered integration the same chunks arrive as one body, which the
+OpenAI SDKs parse unchanged.
 """
 
 from __future__ import annotations
 
-import json
-
-from . import formats, models
+from . import formats, models, openai_tools
 from .errors import ProxyError
 
 FINISH_REASONS = {
@@ -21,24 +19,44 @@ FINISH_REASONS = {
     "content_filtered": "content_filter",
     "guardrail_intervened": "content_filter",
 }
-_UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "audio")
+# Parameters Bedrock cannot honour: refused (naming them) unless they ask for the default, so a
+# client never believes it got what it asked for. name -> (values that mean "the default", why)
+_UNHONOURED = {
+    "functions": ((None, []), "use 'tools'"),
+    "function_call": ((None,), "use 'tool_choice'"),
+    "logprobs": ((None, False), "Bedrock returns no log probabilities"),
+    "top_logprobs": ((None, 0), "Bedrock returns no log probabilities"),
+    "n": ((None, 1), "only one choice (n = 1) is produced"),
+    "audio": ((None,), "audio output is not available"),
+    "modalities": ((None, ["text"]), "only text output is available"),
+    "presence_penalty": ((None, 0, 0.0), "Bedrock's Converse has no presence penalty"),
+    "frequency_penalty": ((None, 0, 0.0), "Bedrock's Converse has no frequency penalty"),
+    "logit_bias": ((None, {}), "Bedrock's Converse has no logit bias"),
+    "prediction": ((None,), "predicted outputs are not available"),
+    "web_search_options": ((None,), "web search is not available"),
+    "response_format": ((None, {"type": "text"}), "structured output formats are not available"),
+}
+
+
+def _refuse_unhonoured(body: dict) -> None:
+    for name, (defaults, why) in _UNHONOURED.items():
+        value = body.get(name)
+        if not any(value == d and type(value) is type(d) for d in defaults):
+            raise ProxyError("invalid_request", f"'{name}' is not supported: {why}.")
 
 
 def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
     requested = body.get("model")
     model_id, alias = models.resolve(requested)
-    for name in _UNSUPPORTED:
-        if body.get(name):
-            raise ProxyError("invalid_request", f"'{name}' is not supported by this proxy.")
-    if body.get("n", 1) != 1:
-        raise ProxyError("invalid_request", "Only n = 1 is supported.")
+    _refuse_unhonoured(body)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ProxyError("invalid_request", "'stream' must be a boolean.")
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise ProxyError("invalid_request", "'stream_options' must be an object.")
-    system, messages = formats.converse_messages(body.get("messages"))
+    system, messages = openai_tools.converse_messages(body.get("messages"))
+    tools = openai_tools.tool_config(body.get("tools"), body.get("tool_choice"), messages)
     params = {name: body.get(name) for name in formats._PARAM_NAMES}
     config, extra = formats.inference_config(params, defaults, model_id)
     body_tags = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
@@ -46,13 +64,14 @@ def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
         {k: v for k, v in (body_tags or {}).items() if k in formats.TAG_NAMES} or None, headers
     )
     if isinstance(body.get("user"), str) and body["user"] and "userId" not in tags:
-        tags["userId"] = body["user"][: formats.MAX_TAG_LENGTH]
+        user = body["user"][: formats.MAX_TAG_LENGTH]
+        tags["userId"] = formats.check_tag("userId", user, "'user'")
     return formats.ModelCall(
         api_format="openai",
         model_id=model_id,
         model_alias=alias,
         operation="converse",
-        params=formats.converse_params(system, messages, config, extra),
+        params=formats.converse_params(system, messages, config, extra, tools),
         tags=tags,
         stream=stream,
         include_usage=bool(stream_options.get("include_usage")),
@@ -60,7 +79,7 @@ def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
     )
 
 
-def _usage(usage: dict) -> dict:
+def usage_block(usage: dict) -> dict:
     prompt = usage["input_tokens"] + usage["cache_read_tokens"] + usage["cache_write_tokens"]
     return {
         "prompt_tokens": prompt,
@@ -79,37 +98,22 @@ def render(call, response: dict, usage: dict, request_id: str, created: int) -> 
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": formats.converse_text(response)},
+                "message": _message(response),
                 "finish_reason": FINISH_REASONS.get(response.get("stopReason"), "stop"),
                 "logprobs": None,
             }
         ],
-        "usage": _usage(usage),
+        "usage": usage_block(usage),
     }
 
 
-def render_stream(call, response: dict, usage: dict, request_id: str, created: int) -> str:
-    """The buffered SSE body: role chunk, content chunk, finish chunk, [usage chunk], [DONE]."""
-    base = {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": call.requested_model,
-    }
-    finish = FINISH_REASONS.get(response.get("stopReason"), "stop")
-    deltas = [
-        ({"role": "assistant", "content": ""}, None),
-        ({"content": formats.converse_text(response)}, None),
-        ({}, finish),
-    ]
-    chunks = [
-        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
-        for delta, reason in deltas
-    ]
-    if call.include_usage:
-        chunks.append({**base, "choices": [], "usage": _usage(usage)})
-    lines = [f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n" for chunk in chunks]
-    return "".join(lines) + "data: [DONE]\n\n"
+def _message(response: dict) -> dict:
+    calls = openai_tools.tool_calls(response)
+    text = formats.converse_text(response)
+    message = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
 
 
 def render_models(allowed: list[str], created: int) -> dict:

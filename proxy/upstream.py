@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
-from . import models
+from . import models, sandbox
 from .errors import ProxyError
 from .formats import ModelCall
 
@@ -32,15 +31,20 @@ _ERRORS = {
 
 
 class Result:
-    __slots__ = ("response", "usage")
+    __slots__ = ("content_type", "raw", "response", "usage")
 
-    def __init__(self, response: dict, usage: dict):
+    def __init__(self, response: dict, usage: dict, raw: bytes | None = None, content_type=""):
         self.response, self.usage = response, usage
+        self.raw, self.content_type = raw, content_type  # InvokeModel: the model's own bytes
 
 
 def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
     if models.is_sandbox(model_call.model_id):
-        return sandbox(model_call)
+        return sandbox.answer(model_call)
+    if models.is_embed_sandbox(model_call.model_id):
+        from . import embeddings  # here: embeddings imports this module
+
+        return embeddings.sandbox_native(model_call)
     if bedrock is None or not enabled:
         raise ProxyError("bedrock_not_configured")
     try:
@@ -62,13 +66,64 @@ def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
         ) from None
     if model_call.operation == "converse":
         return Result(response, converse_usage(response))
-    body = json.loads(response["body"].read() or b"{}")
+    raw = response["body"].read()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:  # a model answering something else than JSON (the SDK path passes it on)
+        body = {}
+    body = body if isinstance(body, dict) else {}
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    return Result(body, invoke_usage(headers, body))
+    content_type = response.get("contentType") or "application/json"
+    return Result(body, invoke_usage(headers, body), raw=raw, content_type=content_type)
+
+
+def open_stream(bedrock, model_call: ModelCall, *, enabled: bool = True):
+    """Start a streamed call and return its events (see relay.py). Refusals that come before
+    the first event (validation, throttling, access) raise ProxyError here, so the client gets
+    a plain error answer; a failure later surfaces while iterating, as ProxyError too."""
+    if models.is_sandbox(model_call.model_id):
+        return sandbox.stream(model_call)
+    if models.is_embed_sandbox(model_call.model_id):
+        raise ProxyError("invalid_request", "Embeddings models do not stream; use InvokeModel.")
+    if bedrock is None or not enabled:
+        raise ProxyError("bedrock_not_configured")
+    converse = model_call.operation == "converse"
+    method = bedrock.converse_stream if converse else bedrock.invoke_model_with_response_stream
+    try:
+        response = method(modelId=model_call.model_id, **model_call.params)
+    except ClientError as exc:
+        raise _mapped(exc) from None
+    except ReadTimeoutError:
+        raise ProxyError("bedrock_timeout") from None
+    except BotoCoreError as exc:
+        raise ProxyError(
+            "bedrock_unavailable",
+            f"Bedrock could not be reached ({type(exc).__name__}).",
+            headers={"Retry-After": "5"},
+        ) from None
+    return _events(response["stream"] if converse else response["body"])
+
+
+def _events(stream):
+    try:
+        yield from stream
+    except ClientError as exc:  # an exception event inside the stream (EventStreamError)
+        raise _mapped(exc) from None
+    except ReadTimeoutError:
+        raise ProxyError("bedrock_timeout", "The model stopped sending mid-stream.") from None
+    except BotoCoreError as exc:
+        raise ProxyError(
+            "bedrock_unavailable", f"The stream from Bedrock broke ({type(exc).__name__})."
+        ) from None
+    finally:
+        close = getattr(stream, "close", None)  # botocore's EventStream closes its connection
+        if close is not None:
+            close()
 
 
 def _mapped(exc: ClientError) -> ProxyError:
     code = exc.response.get("Error", {}).get("Code", "")
+    code = code[:1].upper() + code[1:]  # in-stream errors name the member: throttlingException
     message = exc.response.get("Error", {}).get("Message", "")
     ours, retry_after = _ERRORS.get(code, ("bedrock_error", None))
     headers = {"Retry-After": retry_after} if retry_after else {}
@@ -134,74 +189,3 @@ def invoke_usage(headers: dict, body: dict) -> dict:
             "output_tokens": _int(body.get("generation_token_count")),
         }
     return dict(ZERO_USAGE)
-
-
-# --- the sandbox: deterministic, free, no AWS call ---------------------------------------
-
-
-def sandbox_tokens(text: str) -> int:
-    """About four characters per token, at least one: deterministic for customers' tests."""
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _prompt_text(model_call: ModelCall) -> tuple[str, str]:
-    """(all input text, last user text)."""
-    if model_call.operation == "converse":
-        params = model_call.params
-        texts = [b["text"] for b in params.get("system", [])]
-        last = ""
-        for message in params["messages"]:
-            joined = "".join(b.get("text", "") for b in message["content"])
-            texts.append(joined)
-            if message["role"] == "user":
-                last = joined
-        return "\n".join(texts), last
-    body = json.loads(model_call.params["body"])
-    texts, last = [], ""
-    for message in body.get("messages") or []:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        texts.append(str(content))
-        if message.get("role") == "user":
-            last = str(content)
-    if not texts and isinstance(body.get("inputText") or body.get("prompt"), str):
-        last = body.get("inputText") or body.get("prompt")
-        texts.append(last)
-    return "\n".join(texts), last
-
-
-def sandbox(model_call: ModelCall) -> Result:
-    prompt, last = _prompt_text(model_call)
-    answer = f"Echo: {last}"
-    usage = {
-        **ZERO_USAGE,
-        "input_tokens": sandbox_tokens(prompt),
-        "output_tokens": sandbox_tokens(answer),
-    }
-    if model_call.operation == "converse":
-        response = {
-            "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
-            "stopReason": "end_turn",
-            "usage": {
-                "inputTokens": usage["input_tokens"],
-                "outputTokens": usage["output_tokens"],
-                "totalTokens": usage["input_tokens"] + usage["output_tokens"],
-            },
-            "metrics": {"latencyMs": 0},
-        }
-    else:  # Anthropic messages shape, the native format seed 002 uses
-        response = {
-            "id": "msg_sandbox",
-            "type": "message",
-            "role": "assistant",
-            "model": models.SANDBOX_MODEL_ID,
-            "content": [{"type": "text", "text": answer}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": usage["input_tokens"],
-                "output_tokens": usage["output_tokens"],
-            },
-        }
-    return Result(response, usage)

@@ -51,6 +51,8 @@ EVENT_FIELDS = (
     "api_format",
     "http_status",
     "error_code",
+    "stream",
+    "completed",
 )
 _file_lock = threading.Lock()
 

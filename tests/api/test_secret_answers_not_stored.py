@@ -43,4 +43,3 @@ def test_webhook_secret_answer(rw, customer):
 def test_every_api_answer(rw, anon, path):
     _assert_not_stored(rw.get(path))
     _assert_not_stored(anon.get(path))
-

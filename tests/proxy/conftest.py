@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import threading
 import time
 import uuid
 
@@ -13,8 +12,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
+from portal import emulator
 from proxy import contract, handler
 from proxy.config import Settings
 
@@ -186,29 +185,19 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def atomic_moto(monkeypatch):
-    """moto's backend applies a request as read-modify-write without a lock, so two threads can
-    lose an ADD; DynamoDB applies each write atomically. One lock per write restores that (it
-    does not serialise our read-then-decide logic: there is none, the conditions decide)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()  # transact_write_items calls the others
-    for name in ("transact_write_items", "update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+def atomic_moto():
+    """moto applies a DynamoDB request as read-modify-write without a lock, so two threads can
+    lose an ADD; DynamoDB applies each request atomically. `make run` restores that with one
+    lock per request (portal/emulator.py), and so do these tests: it does not serialise our
+    read-then-decide logic (there is none, the conditions decide)."""
+    emulator.make_dynamodb_atomic()
 
 
 @pytest.fixture
 def moto_server(aws_env, atomic_moto):
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    """moto's threaded server on a free loopback port, started as `make run` starts it."""
+    server = emulator.start(free_port())
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield "http://{}:{}".format(*server.get_host_and_port())
     finally:
         server.stop()

@@ -231,6 +231,7 @@ def test_models_lists_what_the_token_may_use(app, dynamodb):
         "amazon.nova-lite-v1:0",
         "anthropic.claude-3-haiku-20240307-v1:0",
         "sandbox.echo-v1",
+        "sandbox.embed-v1",
     ]
 
 

@@ -1,6 +1,9 @@
-"""deploy/template.yaml parses, passes cfn-lint, and has every name the code expects."""
+"""deploy/template.yaml parses, passes cfn-lint, and has every name the code expects; the
+streaming routes invoke the image whose entry point is our runtime loop (deploy/proxy.Dockerfile),
+the others stay buffered."""
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +16,7 @@ from proxy import contract, usage
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"
+FUNCTIONS = ("ProxyFunction", "ProxyStreamingFunction")
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -94,9 +98,9 @@ def _env_names_read_by(path: Path) -> set[str]:
     return names
 
 
-def test_function_environment_has_every_variable_the_code_reads(template):
-    function = template["Resources"]["ProxyFunction"]["Properties"]
-    assert function["Handler"] == "proxy.handler.lambda_handler"
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_environment_has_every_variable_the_code_reads(template, name):
+    function = template["Resources"][name]["Properties"]
     variables = set(function["Environment"]["Variables"])
     read = _env_names_read_by(ROOT / "proxy" / "config.py") | _env_names_read_by(
         ROOT / "proxy" / "contract.py"
@@ -106,8 +110,28 @@ def test_function_environment_has_every_variable_the_code_reads(template):
     assert {"CUSTOMERS_TABLE", "TOKENS_TABLE", "USAGE_COUNTERS_TABLE", "USAGE_BUCKET"} <= variables
 
 
-def test_least_privilege_policy(template):
-    statements = template["Resources"]["ProxyFunction"]["Properties"]["Policies"][0]["Statement"]
+def test_both_functions_run_the_same_proxy_the_same_way(template):
+    """Two deployments of one package: the managed runtime for buffered routes, our runtime
+    loop in an image for streamed ones. Same settings and permissions, except the time they
+    may take."""
+    buffered, streaming = (template["Resources"][name]["Properties"] for name in FUNCTIONS)
+    assert buffered["Handler"] == "proxy.handler.lambda_handler"
+    assert buffered["Runtime"] == "python3.12"
+    assert streaming["PackageType"] == "Image"
+    assert "Handler" not in streaming and "Runtime" not in streaming
+    assert buffered["Architectures"] == streaming["Architectures"]
+    timing = {"PROXY_BEDROCK_TIMEOUT_SECONDS"}
+    variables = [
+        {k: v for k, v in f["Environment"]["Variables"].items() if k not in timing}
+        for f in (buffered, streaming)
+    ]
+    assert variables[0] == variables[1]
+    assert buffered["Policies"] == streaming["Policies"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_least_privilege_policy(template, name):
+    statements = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
     actions = {
         a
         for s in statements
@@ -119,6 +143,8 @@ def test_least_privilege_policy(template):
         "dynamodb:UpdateItem",
         "s3:PutObject",
         "bedrock:InvokeModel",
+        # ConverseStream and InvokeModelWithResponseStream (streamed answers).
+        "bedrock:InvokeModelWithResponseStream",
     }
     s3 = next(s for s in statements if s["Action"] == "s3:PutObject")
     assert s3["Resource"]["Sub"].endswith(f"/{usage.EVENTS_PREFIX}/*")
@@ -138,7 +164,7 @@ def test_bucket_encrypted_with_lifecycle_and_alarms(template):
     }
     assert {"Errors", "Throttles", "Duration"} <= metrics
     # The handler turns its own failures into 5xx answers, so the error *rate* customers see is
-    # the API's 5xx over its request count.
+    # the API's 5xx over its request count (REST API metric names).
     rates = [
         a
         for a in alarms.values()
@@ -147,7 +173,7 @@ def test_bucket_encrypted_with_lifecycle_and_alarms(template):
             for m in a.get("Metrics", [])
             if "MetricStat" in m
         }
-        == {"5xx", "Count"}
+        == {"5XXError", "Count"}
     ]
     assert len(rates) == 1
     (expression,) = [m["Expression"] for m in rates[0]["Metrics"] if "Expression" in m]
@@ -208,17 +234,127 @@ def test_the_lambda_package_is_the_proxy_package_only(template, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_a_bedrock_call_ends_before_the_lambda_does(template, monkeypatch):
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_a_bedrock_call_ends_before_the_lambda_does(template, monkeypatch, name):
     """One attempt, connect + read under the function's Timeout (API Gateway's limit): a slow
     model gets the proxy's 504, not a killed function without an answer or an event."""
     from proxy import config, handler
 
-    variables = template["Resources"]["ProxyFunction"]["Properties"]["Environment"]["Variables"]
+    variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
     monkeypatch.setenv("PROXY_BEDROCK", "on")
     monkeypatch.setenv("PROXY_BEDROCK_TIMEOUT_SECONDS", variables["PROXY_BEDROCK_TIMEOUT_SECONDS"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     app = handler.build_app(config.load())
     bedrock_config = app.bedrock.meta.config
-    timeout = template["Resources"]["ProxyFunction"]["Properties"]["Timeout"]
+    timeout = template["Resources"][name]["Properties"]["Timeout"]
     assert bedrock_config.connect_timeout + bedrock_config.read_timeout <= timeout - 3
     assert bedrock_config.retries["total_max_attempts"] == 1
+    if name == "ProxyStreamingFunction":
+        # Also under the 5 minutes API Gateway lets a stream stay silent (regional endpoint).
+        assert bedrock_config.connect_timeout + bedrock_config.read_timeout < 300
+
+
+# --- API Gateway: buffered and streamed routes ---------------------------------------------
+
+STREAMED = {"/v1/chat/completions", "/bedrock", "/invoke", "/model/{proxy+}"}
+BUFFERED = {"/", "/{proxy+}", "/v1/{proxy+}"}
+
+
+def _paths(template) -> dict[str, str]:
+    """Method logical id -> the resource path it serves."""
+    api_resources = resources(template, "AWS::ApiGateway::Resource")
+
+    def path_of(reference) -> str:
+        if reference == {"GetAtt": "ProxyApi.RootResourceId"}:
+            return ""
+        resource = api_resources[reference["Ref"]]
+        return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+    return {
+        name: path_of(method["ResourceId"]) or "/"
+        for name, method in resources(template, "AWS::ApiGateway::Method").items()
+    }
+
+
+def test_the_rest_api_streams_model_calls_and_buffers_the_rest(template):
+    (api,) = resources(template, "AWS::ApiGateway::RestApi").values()
+    assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    methods = resources(template, "AWS::ApiGateway::Method")
+    paths = _paths(template)
+    assert set(paths.values()) == STREAMED | BUFFERED
+    functions = template["Resources"]
+    for name, method in methods.items():
+        integration = method["Integration"]
+        assert method["HttpMethod"] == "ANY" and integration["Type"] == "AWS_PROXY"
+        assert integration["IntegrationHttpMethod"] == "POST"
+        uri = integration["Uri"]["Sub"]
+        if paths[name] in STREAMED:
+            # InvokeWithResponseStream: Lambda API version 2021-11-15.
+            assert integration["ResponseTransferMode"] == "STREAM", name
+            assert uri.endswith(
+                ":lambda:path/2021-11-15/functions/${ProxyStreamingFunction.Arn}"
+                "/response-streaming-invocations"
+            ), name
+            timeout = functions["ProxyStreamingFunction"]["Properties"]["Timeout"]
+            assert timeout == 900  # API Gateway streams for at most 15 minutes
+        else:
+            assert integration["ResponseTransferMode"] == "BUFFERED", name
+            assert uri.endswith(
+                ":lambda:path/2015-03-31/functions/${ProxyFunction.Arn}/invocations"
+            ), name
+            timeout = functions["ProxyFunction"]["Properties"]["Timeout"]
+            assert timeout == 29  # API Gateway's default buffered integration timeout
+        assert integration["TimeoutInMillis"] == timeout * 1000, name
+
+
+def test_every_method_is_deployed_and_may_invoke_its_function(template):
+    methods = set(resources(template, "AWS::ApiGateway::Method"))
+    (deployment_name,) = [
+        name
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::ApiGateway::Deployment"
+    ]
+    assert set(template["Resources"][deployment_name]["DependsOn"]) == methods
+    (stage,) = resources(template, "AWS::ApiGateway::Stage").values()
+    assert stage["DeploymentId"] == {"Ref": deployment_name}
+    assert {s["HttpMethod"] for s in stage["MethodSettings"]} == {"*"}
+    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    permissions = resources(template, "AWS::Lambda::Permission").values()
+    allowed = {p["FunctionName"]["GetAtt"] for p in permissions}
+    assert allowed == {f"{name}.Arn" for name in FUNCTIONS}
+    for permission in permissions:
+        assert permission["Action"] == "lambda:InvokeFunction"
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+        assert "${ProxyApi}/*" in permission["SourceArn"]["Sub"]
+    url = template["Outputs"]["ProxyUrl"]["Value"]["Sub"]
+    assert url.endswith("/${ProxyApiStage}/")
+
+
+def test_the_streaming_image_runs_our_runtime_loop(template):
+    """What `sam build` builds for ProxyStreamingFunction: AWS's Python base image (the same
+    Python as the buffered function), the proxy package and deploy/bootstrap as ENTRYPOINT."""
+    function = template["Resources"]["ProxyStreamingFunction"]
+    context = (TEMPLATE.parent / function["Metadata"]["DockerContext"]).resolve()
+    assert context == ROOT
+    dockerfile = context / function["Metadata"]["Dockerfile"]
+    assert dockerfile == ROOT / "deploy" / "proxy.Dockerfile"
+    lines = [
+        line.strip()
+        for line in dockerfile.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    python = template["Resources"]["ProxyFunction"]["Properties"]["Runtime"]  # python3.12
+    assert lines[0] == f"FROM public.ecr.aws/lambda/python:{python.removeprefix('python')}"
+    assert "COPY proxy/*.py /var/task/proxy/" in lines
+    assert "COPY deploy/bootstrap /var/task/bootstrap" in lines
+    assert lines[-1] == 'ENTRYPOINT ["/var/task/bootstrap"]'
+    # Nothing runs at build time, so an arm64 image builds on an x86 host without emulation.
+    assert not [line for line in lines if line.startswith("RUN")]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "var", ".env"} <= set(ignored)
+
+    bootstrap = ROOT / "deploy" / "bootstrap"
+    assert os.access(bootstrap, os.X_OK)
+    text = bootstrap.read_text()
+    assert text.startswith("#!/bin/sh\n")
+    assert "exec python3 -m proxy.runtime" in text

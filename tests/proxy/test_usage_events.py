@@ -99,5 +99,6 @@ def test_the_usage_apps_duckdb_engine_reads_the_proxys_files(dynamodb, principal
             "output_tokens": sum(e["output_tokens"] for e in app.sink.stream.events()),
             "cache_read_tokens": 0,
             "cache_write_tokens": 0,
+            "invalid_column": "",
         }
     ]
