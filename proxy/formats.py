@@ -128,6 +128,7 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
     requested = native.pop("modelId")
     model_id, alias = models.resolve(requested)
     tags = tags_from(native.pop("tags", None), headers)
+    stream = stream_flag(native.pop("stream", False))
     return ModelCall(
         api_format="native",
         model_id=model_id,
@@ -139,9 +140,19 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
             "accept": "application/json",
         },
         tags=tags,
+        stream=stream,
         requested_model=requested,
         max_output_tokens=native_output_cap(native),
     )
+
+
+def stream_flag(value) -> bool:
+    """`"stream": true` asks for the answer as it is produced (never passed to the model)."""
+    if value is None:  # OpenAI's API takes null for "not streamed"
+        return False
+    if not isinstance(value, bool):
+        raise ProxyError("invalid_request", "'stream' must be a boolean.")
+    return value
 
 
 # --- Converse helpers shared by (b) and (c) ----------------------------------------------
@@ -258,6 +269,7 @@ def parse_prompt(body: dict, headers: dict, defaults: dict) -> ModelCall:
         operation="converse",
         params=converse_params(system, messages, config, extra),
         tags=tags_from(body.get("tags"), headers),
+        stream=stream_flag(body.get("stream", False)),
         requested_model=requested,
     )
 

@@ -49,9 +49,7 @@ def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
     requested = body.get("model")
     model_id, alias = models.resolve(requested)
     _refuse_unhonoured(body)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ProxyError("invalid_request", "'stream' must be a boolean.")
+    stream = formats.stream_flag(body.get("stream", False))
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise ProxyError("invalid_request", "'stream_options' must be an object.")

@@ -242,3 +242,51 @@ def test_an_upstream_stream_without_close_is_relayed_whole(dynamodb, customer_to
     assert all("error" not in chunk for chunk in parsed[:-1]) and parsed[-1] == "[DONE]"
     (usage_event,) = _events(app)
     assert usage_event["completed"] is True and usage_event["error_code"] is None
+
+
+NATIVE = {
+    "modelId": "sandbox.echo-v1",
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 50,
+    "messages": [{"role": "user", "content": "one two three"}],
+}
+
+
+def test_the_native_body_streams_the_models_own_chunks(dynamodb, customer_token):
+    _customer, token = customer_token
+    app = make_app(dynamodb)
+    response = app.handle_streaming(event({**NATIVE, "stream": True}, token=token, path="/bedrock"))
+    assert response.headers["Content-Type"] == "text/event-stream"
+    parsed = _sse(b"".join(response))
+    assert parsed[0]["type"] == "message_start" and parsed[-1] == "[DONE]"
+    text = "".join(p["delta"]["text"] for p in parsed[:-1] if p["type"] == "content_block_delta")
+    assert text == "Echo: one two three"
+    (usage_event,) = _events(app)
+    assert usage_event["stream"] is True and usage_event["api_format"] == "native"
+
+
+def test_the_tagged_body_streams_deltas_then_done_with_usage_and_tags(dynamodb, customer_token):
+    _customer, token = customer_token
+    app = make_app(dynamodb)
+    body = {
+        "model": "sandbox",
+        "prompt": {"messages": [{"role": "user", "content": "one two three"}]},
+        "tags": {"applicationId": "helper"},
+        "stream": True,
+    }
+    parsed = _sse(b"".join(app.handle_streaming(event(body, token=token, path="/bedrock"))))
+    deltas = [p["text"] for p in parsed if isinstance(p, dict) and p.get("type") == "delta"]
+    assert "".join(deltas) == "Echo: one two three" and len(deltas) >= 2
+    done = parsed[-2]
+    assert done["type"] == "done" and done["tags"] == {"applicationId": "helper"}
+    assert done["usage"]["output_tokens"] >= 1 and done["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, {"a": 1}])
+def test_stream_must_be_a_boolean(dynamodb, customer_token, value):
+    _customer, token = customer_token
+    app = make_app(dynamodb)
+    for body in ({**NATIVE, "stream": value}, chat(stream=value)):
+        response = app.handle(event(body, token=token, path="/bedrock"))
+        assert response["statusCode"] == 400, response["body"]
+        assert "'stream' must be a boolean" in response["body"]
