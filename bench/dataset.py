@@ -29,7 +29,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-VERSION = "3"
+VERSION = "4"  # 4: portal_user.session_epoch, usage_ingestedday.quarantined_rows
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 CUSTOMERS_AT_SCALE_1 = 10_000
 TOKENS_PER_CUSTOMER = 10
@@ -274,9 +274,9 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
         "portal_user",
         _columns(
             "password email full_name is_staff is_superuser customer_id is_active "
-            "is_service_account date_joined"
+            "is_service_account date_joined session_epoch"
         ),
-        ((*u, True, False, created) for u in users),
+        ((*u, True, False, created, 0) for u in users),
     )
     counts["tokens"] = writer.write(
         "customers_token",
@@ -297,8 +297,8 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
     stamp = dt.datetime.combine(end_day, dt.time(4), dt.UTC)
     counts["ingested days"] = writer.write(
         "usage_ingestedday",
-        _columns("day engine rows requests skipped_rows ingested_at"),
-        ((end_day - dt.timedelta(days=d), "bench", 0, 0, 0, stamp) for d in range(DAYS)),
+        _columns("day engine rows requests skipped_rows quarantined_rows ingested_at"),
+        ((end_day - dt.timedelta(days=d), "bench", 0, 0, 0, 0, stamp) for d in range(DAYS)),
     )
     counts["alerts"] = writer.write(
         "usage_alert",
