@@ -10,7 +10,9 @@ os.environ["PORTAL_READ_DOT_ENV"] = "false"
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+# A real broker when there is one (CI: Redis), so the worker tests use the production path;
+# every other test runs tasks eagerly and never touches it.
+os.environ.setdefault("CELERY_BROKER_URL", os.environ.get("REDIS_URL") or "memory://")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -82,6 +82,9 @@ def celery_worker_on_broker(settings):
     """A real Celery worker thread consuming from the configured broker (Redis in CI).
 
     Tasks are sent over the broker, not run eagerly, so this is the path production takes.
+    Celery reads CELERY_BROKER_URL from the environment before its configuration: the test
+    settings point it at REDIS_URL when there is one, and the check below fails loudly if the
+    worker would not be on that broker.
     """
     from celery.contrib.testing.worker import start_worker
 
@@ -91,6 +94,8 @@ def celery_worker_on_broker(settings):
     previous = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False
     app.conf.broker_url = broker
+    with app.connection_for_write() as connection:
+        assert connection.as_uri().split(":", 1)[0] == broker.split(":", 1)[0], connection.as_uri()
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
