@@ -18,8 +18,6 @@ import math
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-
 from . import formats, models, upstream
 from .errors import ProxyError
 from .sandbox import sandbox_tokens
@@ -250,7 +248,8 @@ def _run(function, items, workers: int) -> list:
 def _invoke(bedrock, model_id: str, payload: dict) -> tuple[dict, dict]:
     """One InvokeModel: (the model's JSON answer, the HTTP headers); Bedrock's errors mapped as
     upstream.call maps them."""
-    try:
+    hint = "send fewer or shorter inputs, or retry."
+    with upstream.mapped_errors(hint):
         response = bedrock.invoke_model(
             modelId=model_id,
             body=json.dumps(payload).encode(),
@@ -258,20 +257,6 @@ def _invoke(bedrock, model_id: str, payload: dict) -> tuple[dict, dict]:
             accept="application/json",
         )
         raw = response["body"].read()
-    except ClientError as exc:
-        raise upstream._mapped(exc) from None
-    except ReadTimeoutError:
-        raise ProxyError(
-            "bedrock_timeout",
-            "The embeddings model did not answer within the proxy's time limit; send fewer or "
-            "shorter inputs, or retry.",
-        ) from None
-    except BotoCoreError as exc:  # endpoint unreachable, no credentials
-        raise ProxyError(
-            "bedrock_unavailable",
-            f"Bedrock could not be reached ({type(exc).__name__}).",
-            headers={"Retry-After": "5"},
-        ) from None
     try:
         answer = json.loads(raw or b"{}")
     except ValueError:

@@ -217,15 +217,7 @@ class ProxyApp:
         if call.stream:
             return self._stream(call, events, request, now, state, admission)
         state["result"], state["status"] = result, "success"
-        self._safely(
-            usage.record_success,
-            self.dynamodb,
-            self.settings.tables,
-            customer_id,
-            admission,
-            call.model_id,
-            result.usage,
-        )
+        self._record(customer_id, admission, call, result.usage)
         return self._render(call, result, request, admission.headers, int(now.timestamp()))
 
     def _check_size(self, request: Request) -> None:
@@ -288,15 +280,7 @@ class ProxyApp:
         else:
             state["status"] = "success"
             state["result"] = upstream.Result({}, produced)
-            self._safely(
-                usage.record_success,
-                self.dynamodb,
-                self.settings.tables,
-                customer_id,
-                admission,
-                call.model_id,
-                produced,
-            )
+            self._record(customer_id, admission, call, produced)
         self._emit(request, now, state, 200, state["started"])
 
     def _parse(self, name, body, headers, defaults) -> formats.ModelCall:
@@ -344,6 +328,18 @@ class ProxyApp:
             return self._response(200, body, headers, request)
         body = openai_format.render(call, result.response, usage_out, request.request_id, created)
         return self._response(200, body, headers, request)
+
+    def _record(self, customer_id, admission, call, counts: dict) -> None:
+        """The exact counts into the counters; the quota hold replaced by them."""
+        self._safely(
+            usage.record_success,
+            self.dynamodb,
+            self.settings.tables,
+            customer_id,
+            admission,
+            call.model_id,
+            counts,
+        )
 
     @staticmethod
     def _safely(function, *args) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
@@ -47,23 +48,9 @@ def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
         return embeddings.sandbox_native(model_call)
     if bedrock is None or not enabled:
         raise ProxyError("bedrock_not_configured")
-    try:
+    with mapped_errors():
         method = getattr(bedrock, model_call.operation)
         response = method(modelId=model_call.model_id, **model_call.params)
-    except ClientError as exc:
-        raise _mapped(exc) from None
-    except ReadTimeoutError:
-        raise ProxyError(
-            "bedrock_timeout",
-            "The model did not answer within the proxy's time limit; ask for fewer tokens "
-            "(max_tokens) or retry.",
-        ) from None
-    except BotoCoreError as exc:  # endpoint unreachable, no credentials
-        raise ProxyError(
-            "bedrock_unavailable",
-            f"Bedrock could not be reached ({type(exc).__name__}).",
-            headers={"Retry-After": "5"},
-        ) from None
     if model_call.operation == "converse":
         return Result(response, converse_usage(response))
     raw = response["body"].read()
@@ -89,18 +76,8 @@ def open_stream(bedrock, model_call: ModelCall, *, enabled: bool = True):
         raise ProxyError("bedrock_not_configured")
     converse = model_call.operation == "converse"
     method = bedrock.converse_stream if converse else bedrock.invoke_model_with_response_stream
-    try:
+    with mapped_errors():
         response = method(modelId=model_call.model_id, **model_call.params)
-    except ClientError as exc:
-        raise _mapped(exc) from None
-    except ReadTimeoutError:
-        raise ProxyError("bedrock_timeout") from None
-    except BotoCoreError as exc:
-        raise ProxyError(
-            "bedrock_unavailable",
-            f"Bedrock could not be reached ({type(exc).__name__}).",
-            headers={"Retry-After": "5"},
-        ) from None
     return _events(response["stream"] if converse else response["body"])
 
 
@@ -119,6 +96,26 @@ def _events(stream):
         close = getattr(stream, "close", None)  # botocore's EventStream closes its connection
         if close is not None:
             close()
+
+
+@contextmanager
+def mapped_errors(timeout_hint: str = "ask for fewer tokens (max_tokens) or retry."):
+    """Bedrock's refusals and failures of one call as the proxy's errors (one attempt)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _mapped(exc) from None
+    except ReadTimeoutError:
+        raise ProxyError(
+            "bedrock_timeout",
+            f"The model did not answer within the proxy's time limit; {timeout_hint}",
+        ) from None
+    except BotoCoreError as exc:  # endpoint unreachable, no credentials
+        raise ProxyError(
+            "bedrock_unavailable",
+            f"Bedrock could not be reached ({type(exc).__name__}).",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _mapped(exc: ClientError) -> ProxyError:
