@@ -340,7 +340,7 @@ def staff_cost_so_far(*, refresh: bool = False) -> dict:
     return summary
 
 
-# --- Cost by tag (staff dashboard, seed 004) ---------------------------------------------
+# --- Cost by tag (staff dashboard) ---------------------------------------------------
 
 COST_TAGS = ("application_id", "cost_center", "environment", "model_id", "customer_id")
 

@@ -60,7 +60,7 @@ def _heartbeat_schedule(sender, **kwargs):
 @app.on_after_configure.connect
 def _usage_schedule(sender, **kwargs):
     """Usage jobs (usage app), timed from settings: yesterday's billed usage plus missed days
-    after seed 002's 01:00 export and 02:00 crawler; threshold checks; opt-in summaries."""
+    once the previous day's events have landed; threshold checks; opt-in summaries."""
     from django.conf import settings
 
     sender.add_periodic_task(

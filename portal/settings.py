@@ -291,7 +291,7 @@ ATHENA_OUTPUT_LOCATION = env(
     "ATHENA_OUTPUT_LOCATION", default=f"s3://{USAGE_BUCKET}/athena-results/"
 )
 ATHENA_TIMEOUT_SECONDS = env.int("ATHENA_TIMEOUT_SECONDS", default=900)
-# Nightly ingest of yesterday (UTC), after seed 002's 01:00 export and 02:00 crawler.
+# Nightly ingest of yesterday (UTC), once that day's usage events have landed.
 USAGE_INGEST_HOUR = env.int("USAGE_INGEST_HOUR", default=3)
 USAGE_INGEST_MINUTE = env.int("USAGE_INGEST_MINUTE", default=0)
 # How far back the nightly run looks for days that were never ingested.
@@ -300,7 +300,7 @@ USAGE_CATCHUP_DAYS = env.int("USAGE_CATCHUP_DAYS", default=35)
 # 10 min). Keep it above a day's worst case: three Athena queries of ATHENA_TIMEOUT_SECONDS.
 USAGE_INGEST_STALE_MINUTES = env.int("USAGE_INGEST_STALE_MINUTES", default=90)
 USAGE_ALERT_CHECK_MINUTES = env.int("USAGE_ALERT_CHECK_MINUTES", default=5)
-# Default for seed 003's rule (tokens per user, application and model in one hour); 0 = off.
+# Default for the hourly rule (tokens per user, application and model in one hour); 0 = off.
 USAGE_HOURLY_TOKEN_THRESHOLD = env.int("USAGE_HOURLY_TOKEN_THRESHOLD", default=0)
 USAGE_WEBHOOK_TIMEOUT_SECONDS = env.int("USAGE_WEBHOOK_TIMEOUT_SECONDS", default=5)
 

@@ -1,4 +1,4 @@
-"""Threshold alerts, checked every few minutes from the live counters (and, for seed 003's
+"""Threshold alerts, checked every few minutes from the live counters (and, for the
 hourly rule, from the usage events).
 
 Exactly once per period: an Alert row is inserted before anything is sent, and its unique key
@@ -83,7 +83,7 @@ def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> l
 
 
 def hourly_alerts(*, customers, options_by_customer, now, engine=None) -> list[Alert]:
-    """Seed 003's rule from the events: tokens per user/application/model in a clock hour."""
+    """The hourly rule from the events: tokens per user/application/model in a clock hour."""
     thresholds = {}
     for customer in customers:
         options = options_by_customer.get(customer.pk)

@@ -195,7 +195,7 @@ class CustomerUsageSettings(models.Model):
     )
     monthly_token_percents = models.JSONField(default=default_percents, blank=True)
     daily_request_percents = models.JSONField(default=default_percents, blank=True)
-    # Seed 003's rule: tokens of one user, application and model within one hour.
+    # The hourly rule: tokens of one user, application and model within one hour.
     hourly_token_threshold = models.PositiveBigIntegerField(null=True, blank=True)
     notify_staff = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True)
@@ -270,7 +270,7 @@ class SummaryDelivery(models.Model):
 class UsageUserDaily(models.Model):
     """Tokens per customer, UTC day, application, end user (tags.userId) and model.
 
-    Seed 003's application x user view. Not billed from: UsageDaily stays the billing source;
+    The application x user view. Not billed from: UsageDaily stays the billing source;
     this table is replaced for a day by the same ingest run, from the same events.
     """
 

@@ -2,7 +2,7 @@
 
 The webhook body is JSON; `X-Portal-Signature: sha256=<hex>` is the HMAC-SHA256 of
 `<timestamp>.<body>` with the customer's webhook secret, and `X-Portal-Timestamp` carries that
-timestamp so receivers can reject replays (seed 001 6.2).
+timestamp so receivers can reject replays.
 """
 
 import hashlib

@@ -94,7 +94,7 @@ ORDER BY 1, 2, 3, 4, 5, 11
 """
 )
 
-# Seed 003's rule: tokens per user, application and model within one clock hour (UTC), for the
+# The hourly rule: tokens per user, application and model within one clock hour (UTC), for the
 # current hour and the previous one (so usage in a check interval spanning the hour is seen).
 HOURLY_TOKENS_SQL = (
     """\
@@ -141,7 +141,7 @@ HAVING coalesce(sum(input_tokens_count), 0) + coalesce(sum(output_tokens_count),
 """
 )
 
-# Seed 003's application x user view: the same day's events per end user (tags.userId). Kept
+# The application x user view: the same day's events per end user (tags.userId). Kept
 # apart from the billed rows so adding the user dimension never multiplies what billing reads.
 USER_DAILY_SQL = (
     """\
@@ -196,7 +196,7 @@ USER_RESULT_COLUMNS = (
 )
 USER_INTEGER_COLUMNS = frozenset(USER_RESULT_COLUMNS[4:7])
 
-# Each token's last use on the day (Token.last_used_at, issue 3): read from the same events at
+# Each token's last use on the day (Token.last_used_at): read from the same events at
 # each ingest, so the proxy's hot path writes nothing more. The proxy formats "timestamp" as
 # YYYY-MM-DDTHH:MM:SS.mmmZ (fixed width, UTC), so max() on the string is the latest instant.
 TOKEN_LAST_USED_SQL = """\

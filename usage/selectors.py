@@ -202,7 +202,7 @@ def usage_grouped_by(
 
 
 def user_usage_by_application(*, customer_id, start: dt.date, end: dt.date) -> list[dict]:
-    """Seed 003: one customer's tokens per application and end user (tags.userId) over
+    """One customer's tokens per application and end user (tags.userId) over
     [start, end], from the per-user rows; one query whatever the data size."""
     from django.db.models import Sum
 

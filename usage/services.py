@@ -201,7 +201,7 @@ def ingest_runs_resume_stale(*, now=None) -> list[int]:
 
 
 def _replace_user_rows(engine, day: dt.date, run: IngestRun) -> None:
-    """Seed 003's per-user rows for the day, from the same events (usage/users.py)."""
+    """Per-user rows for the day, from the same events (usage/users.py)."""
     user_rows = getattr(engine, "user_daily_rows", None)
     if user_rows is None:
         return

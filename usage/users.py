@@ -1,4 +1,4 @@
-"""Per-user daily usage (seed 003's application x user view), replaced day by day on ingest."""
+"""Per-user daily usage (the application x user view), replaced day by day on ingest."""
 
 import datetime as dt
 import uuid

@@ -145,7 +145,7 @@ def recent_alerts(limit: int = 10) -> list:
 
 
 def models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) -> dict:
-    """Seed 003's stacked bars (tokens by application and model) and share by model."""
+    """Stacked bars (tokens by application and model) and share by model."""
     return until_next_ingest(
         "models",
         (start, end, customer_id),
@@ -182,7 +182,7 @@ def _models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) 
 
 
 def application_user_heatmap(*, start: dt.date, end: dt.date, customer) -> dict:
-    """Seed 003's heatmap for one customer: applications x end users (tags.userId)."""
+    """The heatmap for one customer: applications x end users (tags.userId)."""
     rows = usage_selectors.user_usage_by_application(customer_id=customer.pk, start=start, end=end)
     apps, users, matrix = charts.pivot(
         rows, row_key="application_id", col_key="user_id", value=tokens, max_rows=20, max_cols=25
@@ -207,7 +207,7 @@ def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
 
 
 def _application_heatmap(*, start: dt.date, end: dt.date) -> dict:
-    """Seed 003's heatmap. Billed usage rows have no end-user dimension (the proxy's usage
+    """The application x user heatmap. Billed usage rows have no end-user dimension (the proxy's usage
     events carry an optional `tags.userId`, but the daily aggregation leaves it out), so the
     "user" axis is the customer account: application x customer, in tokens."""
     rows = usage_selectors.usage_grouped_by(
@@ -242,7 +242,7 @@ COST_TAG_LABELS = {
 
 
 def cost_by_tag(*, start: dt.date, end: dt.date, by: str, customer_id=None) -> dict:
-    """Seed 004's cost allocation by tag, priced by billing (list price). Cached until the
+    """Cost allocation by tag, priced by billing (list price). Cached until the
     next ingest or the next change to the price book (its rows are part of the key)."""
     prices = billing_selectors.price_book()[0]
     return until_next_ingest(

@@ -1,4 +1,4 @@
-"""Staff dashboards (issue 7, seed 003 and 004 views). Thin: reads are in selectors.py."""
+"""Staff dashboards: usage by application, user and model, and cost by tag. Thin: reads are in selectors.py."""
 
 from django.shortcuts import render
 

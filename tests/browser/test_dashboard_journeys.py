@@ -1,4 +1,4 @@
-"""Main journeys of issue 7 in Debian's chromium, with screenshots as test artifacts.
+"""The dashboards' main journeys in Debian's chromium, with screenshots as test artifacts.
 
 Staff onboard a customer and copy its token, then look at the dashboards; the customer logs in,
 sees its usage charts drawn, rotates a token, downloads an invoice; another customer's URLs

@@ -143,7 +143,7 @@ def test_bad_filters_never_500(staff_client):
 def test_heatmap_of_one_customer_query_count_does_not_grow(
     staff_client, customer, django_assert_max_num_queries
 ):
-    """Seed 003's application x user heatmap: the same queries for 2 users or 600 rows."""
+    """The application x user heatmap: the same queries for 2 users or 600 rows."""
     from usage.models import UsageUserDaily
     from usage.services import utc_today
 

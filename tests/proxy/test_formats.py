@@ -1,4 +1,4 @@
-"""The three request formats: seed 002's native body (InvokeModel), seed 004's alias + prompt +
+"""The three request formats: the native body (InvokeModel), the tagged alias + prompt +
 tags (Converse) and the OpenAI chat completions surface (Converse), Bedrock via the Stubber."""
 
 import io

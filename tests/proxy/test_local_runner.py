@@ -1,5 +1,5 @@
-"""The local runner on 127.0.0.1 against a moto server: the OpenAI Python SDK, seed 002's
-`requests` example with the sandbox model, and the events in USAGE_EVENTS_DIR."""
+"""The local runner on 127.0.0.1 against a moto server: the OpenAI Python SDK, the documented
+Python `requests` example with the sandbox model, and the events in USAGE_EVENTS_DIR."""
 
 import json
 import os
@@ -108,7 +108,7 @@ def test_seed_002_python_example_with_the_sandbox(runner):
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
 
 
-# Seed 002's JavaScript client, unchanged but for the endpoint, token and model (the sandbox).
+# The documented JavaScript client, unchanged but for the endpoint, token and model (the sandbox).
 SEED_002_JAVASCRIPT = """
 async function callBedrockAPI(prompt) {
   const apiEndpoint = process.env.PROXY_URL + '/bedrock';
@@ -155,7 +155,7 @@ def test_seed_002_javascript_example_with_the_sandbox(runner):
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 def test_docs_curl_example_with_the_sandbox(runner):
-    """The curl command of docs/proxy.md (seed 002's body, the sandbox model), as written."""
+    """The curl command of docs/proxy.md (the native body, the sandbox model), as written."""
     base, token, *_ = runner
     docs = (Path(__file__).resolve().parents[2] / "docs" / "proxy.md").read_text()
     command = next(

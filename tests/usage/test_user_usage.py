@@ -1,4 +1,4 @@
-"""Seed 003's per-user view: UsageUserDaily rows from the same events, on both engines."""
+"""The per-user view: UsageUserDaily rows from the same events, on both engines."""
 
 import datetime as dt
 
