@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.access import staff_required
+from portal.once import ALREADY_SENT, form_key_issue, form_key_spent, form_key_use
 from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors, services
@@ -77,7 +78,15 @@ def customer_list(request):
 @staff_required
 def customer_onboard_view(request):
     form = OnboardForm(posted_data(request))
-    if request.method == "POST" and form.is_valid():
+    status = 200
+    # Checked before the form: a re-sent onboarding would fail as "name taken" instead.
+    if request.method == "POST" and (
+        form_key_spent(request=request, purpose="onboard")
+        or (form.is_valid() and not form_key_use(request=request, purpose="onboard"))
+    ):
+        form.add_error(None, ALREADY_SENT)  # a reload of the page that showed the token
+        status = 409
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             customer, user, issued = customer_onboard(
@@ -98,7 +107,9 @@ def customer_onboard_view(request):
         else:
             messages.success(request, f"{customer.name} is onboarded; {user.email} is invited.")
             return render_issued(request, issued, invited=user.email)
-    return render(request, "staff/customers/onboard.html", {"form": form})
+    form_key = form_key_issue(user=request.user, purpose="onboard")
+    context = {"form": form, "form_key": form_key}
+    return render(request, "staff/customers/onboard.html", context, status=status)
 
 
 @staff_required

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from portal.access import customer_required
 from portal.dashboard.snippets import SANDBOX_MODEL, snippets
+from portal.once import ALREADY_SENT, form_key_issue, form_key_use
 from portal.web import confirm_first, paginate
 from usage.forms import UsageSettingsForm
 from usage.selectors import usage_settings_for
@@ -54,6 +55,7 @@ def _tokens_page(request, *, form=None, issued=None, status=200):
         "issued": issued,
         "snippets": snippets(issued.plaintext) if issued else snippets(),
         "model": SANDBOX_MODEL,
+        "form_key": form_key_issue(user=request.user, purpose="customer_token"),
     }
     return render(request, "customer/tokens.html", context, status=status)
 
@@ -64,6 +66,9 @@ def customer_tokens(request):
     if request.method != "POST":
         return _tokens_page(request)
     form = TokenCreateForm(request.POST)
+    if form.is_valid() and not form_key_use(request=request, purpose="customer_token"):
+        form.add_error(None, ALREADY_SENT)  # a reload of the page that showed the token
+        return _tokens_page(request, form=form, status=409)
     if form.is_valid():
         try:
             issued = services.token_create(
@@ -100,6 +105,9 @@ def customer_token_rotate(request, token_id):
         danger=False,
     ):
         return page
+    if not form_key_use(request=request, purpose="customer_token"):
+        messages.error(request, ALREADY_SENT)
+        return redirect("customer:customer_tokens")
     try:
         issued = services.token_rotate(
             token=token, grace_hours=form.cleaned_data["grace_hours"], **_audit(request)

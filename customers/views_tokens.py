@@ -8,6 +8,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 
 from portal.access import staff_required
+from portal.once import ALREADY_SENT, form_key_issue, form_key_use
 from portal.web import posted_data
 
 from . import services
@@ -21,22 +22,30 @@ CURL_MODEL = "sandbox.echo-v1"
 def token_create(request, pk):
     customer = get_customer_or_404(pk)
     form = TokenCreateForm(posted_data(request))
+    status = 200
     if request.method == "POST" and form.is_valid():
-        try:
-            issued = services.token_create(
-                customer=customer,
-                label=form.cleaned_data["label"],
-                expires_at=form.expires_at(),
-                **audit_context(request),
-            )
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
+        if not form_key_use(request=request, purpose="token_create"):
+            form.add_error(None, ALREADY_SENT)  # a reload of the page that showed the token
+            status = 409
         else:
-            return render_issued(request, issued)
-    return render(
-        request, "staff/customers/token_create.html", {"customer": customer, "form": form}
-    )
+            try:
+                issued = services.token_create(
+                    customer=customer,
+                    label=form.cleaned_data["label"],
+                    expires_at=form.expires_at(),
+                    **audit_context(request),
+                )
+            except ValidationError as error:
+                for message in error.messages:
+                    form.add_error(None, message)
+            else:
+                return render_issued(request, issued)
+    context = {"customer": customer, "form": form, "form_key": _key(request, "token_create")}
+    return render(request, "staff/customers/token_create.html", context, status=status)
+
+
+def _key(request, purpose: str) -> str:
+    return form_key_issue(user=request.user, purpose=purpose)
 
 
 @staff_required
@@ -45,6 +54,9 @@ def token_rotate(request, pk, token_id):
     token = get_token_or_404(customer, token_id)
     form = RotateForm(posted_data(request))
     if request.method == "POST" and form.is_valid():
+        if not form_key_use(request=request, purpose="token_rotate"):
+            messages.error(request, ALREADY_SENT)
+            return redirect("staff:customer_detail", pk=customer.pk)
         try:
             issued = services.token_rotate(
                 token=token, grace_hours=form.cleaned_data["grace_hours"], **audit_context(request)
@@ -56,7 +68,12 @@ def token_rotate(request, pk, token_id):
     return render(
         request,
         "staff/customers/token_rotate.html",
-        {"customer": customer, "token": token, "form": form},
+        {
+            "customer": customer,
+            "token": token,
+            "form": form,
+            "form_key": _key(request, "token_rotate"),
+        },
     )
 
 

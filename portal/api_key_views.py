@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from .access import staff_required
 from .api.keys import api_key_create, api_key_revoke
 from .models import ApiKey
+from .once import ALREADY_SENT, form_key_issue, form_key_use
 from .web import confirm_first, paginate, posted_data
 
 
@@ -43,7 +44,15 @@ class ApiKeyForm(forms.Form):
 def api_key_list(request):
     form = ApiKeyForm(posted_data(request))
     issued = None
-    if request.method == "POST" and form.is_valid():
+    status = 200
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and not form_key_use(request=request, purpose="api_key")
+    ):
+        form.add_error(None, ALREADY_SENT)  # a reload of the page that showed the key
+        status = 409
+    elif request.method == "POST" and form.is_valid():
         issued = api_key_create(
             name=form.cleaned_data["name"],
             scope=form.cleaned_data["scope"],
@@ -59,7 +68,14 @@ def api_key_list(request):
     return render(
         request,
         "staff/api_keys.html",
-        {"form": form, "page": page, "issued": issued, "now": timezone.now()},
+        {
+            "form": form,
+            "page": page,
+            "issued": issued,
+            "now": timezone.now(),
+            "form_key": form_key_issue(user=request.user, purpose="api_key"),
+        },
+        status=status,
     )
 
 

@@ -203,3 +203,18 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class FormSubmissionKey(models.Model):
+    """A one-time key carried by a form that creates a secret (a token, an API key, a webhook
+    secret): the first POST with it uses it up, so a reload of the page that showed the secret,
+    or Back and re-send, cannot create a second live one (portal/once.py)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.purpose} key of {self.user_id}"

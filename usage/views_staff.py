@@ -11,6 +11,7 @@ from django.utils.cache import add_never_cache_headers
 
 from customers.models import Customer
 from portal.access import staff_required
+from portal.once import ALREADY_SENT, form_key_issue, form_key_use
 from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors
@@ -157,7 +158,15 @@ def usage_customer_settings(request, customer_id):
     current = selectors.usage_settings_for(customer=customer)
     old_secret = current.webhook_secret
     form = UsageSettingsForm(request.POST or None, instance=current)
-    if request.method == "POST" and form.is_valid():
+    status = 200
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and not form_key_use(request=request, purpose="usage_settings")
+    ):
+        form.add_error(None, ALREADY_SENT)  # a reload: the secret shown then stays the one
+        status = 409
+    elif request.method == "POST" and form.is_valid():
         saved = form.save()
         messages.success(request, "Usage alert settings saved.")
         if saved.webhook_secret != old_secret:
@@ -170,11 +179,12 @@ def usage_customer_settings(request, customer_id):
                     "customer": customer,
                     "form": UsageSettingsForm(instance=saved),
                     "new_webhook_secret": saved.webhook_secret,
+                    "form_key": form_key_issue(user=request.user, purpose="usage_settings"),
                 },
             )
             add_never_cache_headers(response)
             return response
         return redirect("staff:usage_customer", customer_id=customer.pk)
-    return render(
-        request, "usage/staff_customer_settings.html", {"customer": customer, "form": form}
-    )
+    form_key = form_key_issue(user=request.user, purpose="usage_settings")
+    context = {"customer": customer, "form": form, "form_key": form_key}
+    return render(request, "usage/staff_customer_settings.html", context, status=status)
