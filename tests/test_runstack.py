@@ -220,3 +220,18 @@ def test_a_worker_whose_pool_died_is_reported_and_restarted(stack_env, tmp_path)
             os.kill(pid, signal.SIGKILL)
     assert "Stopped everything `make run` started." in "".join(lines)
     assert left == []
+
+
+def test_links_name_the_ports_the_stack_uses(monkeypatch, settings):
+    from portal.management.commands import runstack
+
+    for name in ("PORTAL_BASE_URL", "PROXY_BASE_URL"):  # recorded, so restored afterwards
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
+    runstack._set_local_addresses(8123, 8124)
+    assert settings.PORTAL_BASE_URL == "http://127.0.0.1:8123"
+    assert settings.PROXY_BASE_URL == "http://127.0.0.1:8124"
+
+    monkeypatch.setenv("PORTAL_BASE_URL", "https://portal.example.test")
+    runstack._set_local_addresses(8123, 8124)
+    assert settings.PORTAL_BASE_URL == "https://portal.example.test"

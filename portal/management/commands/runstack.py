@@ -46,6 +46,15 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _set_local_addresses(portal_port: int, proxy_port: int) -> None:
+    """Links in emails and snippets name the ports this stack really uses (PORTAL_PORT,
+    PROXY_PORT), for this process and the ones it starts; a PORTAL_BASE_URL set by hand wins."""
+    os.environ["PROXY_BASE_URL"] = f"http://127.0.0.1:{proxy_port}"
+    settings.PROXY_BASE_URL = os.environ["PROXY_BASE_URL"]
+    os.environ.setdefault("PORTAL_BASE_URL", f"http://127.0.0.1:{portal_port}")
+    settings.PORTAL_BASE_URL = os.environ["PORTAL_BASE_URL"]
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -155,7 +164,7 @@ class Command(BaseCommand):
         settings.AWS_ENDPOINT_URL = endpoint
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local-emulator")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local-emulator")
-        os.environ["PROXY_BASE_URL"] = f"http://127.0.0.1:{proxy_port}"
+        _set_local_addresses(portal_port, proxy_port)
 
         # With DynamoDB's per-request atomicity (portal/emulator.py): exact limits under load.
         moto = emulator.start(aws_port)
