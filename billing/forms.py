@@ -1,10 +1,11 @@
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django import forms
 
 from .models import BillingProfile, CreditGrant, PricingPlan
-from .pricing import PricingError, parse_tiers
+from .pricing import plan_problems
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
 
@@ -25,7 +26,9 @@ class VoidForm(forms.Form):
 
 class CreditNoteForm(forms.Form):
     amount = forms.DecimalField(
-        **MONEY_FIELD, min_value=Decimal("0.01"), help_text="Before tax; tax is credited too."
+        **MONEY_FIELD,
+        min_value=Decimal("0.01"),
+        help_text="Before tax; its share of the tax charged is credited too.",
     )
     reason = forms.CharField(max_length=250)
 
@@ -101,20 +104,14 @@ class PricingPlanForm(forms.ModelForm):
         }
 
     def clean(self):
+        """The plan rule (pricing.plan_problems), the one PricingPlan.save() enforces: no NaN,
+        Infinity or negative price, fee or minimum, whole and increasing tier bounds (5.7 is
+        refused, not cut to 5), finite non-negative tier prices. A field that already failed
+        its own validation is not reported twice."""
         data = super().clean()
-        kind = data.get("kind")
-        if kind == PricingPlan.Kind.TIERED:
-            tiers = data.get("tiers")
-            try:
-                if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
-                    raise PricingError("Tiers must be a list of objects.")
-                parse_tiers(tiers)
-            except (PricingError, TypeError, ValueError) as exc:
-                self.add_error("tiers", str(exc))
-        if kind == PricingPlan.Kind.PACKAGE and (data.get("package_size") or 0) <= 0:
-            self.add_error("package_size", "A package plan needs a positive size.")
-        for name in ("markup_percent", "per_request_price", "monthly_fee", "overage_unit_price"):
-            value = data.get(name)
-            if value is not None and value < 0:
-                self.add_error(name, "Must not be negative.")
+        terms = {f.name: getattr(self.instance, f.name) for f in PricingPlan._meta.fields}
+        terms.update({name: data.get(name) for name in self.fields})
+        for name, message in plan_problems(SimpleNamespace(**terms)).items():
+            if name not in self.errors:
+                self.add_error(name if name in self.fields else None, message)
         return data

@@ -1,11 +1,13 @@
-"""The monthly invoice run: a draft for every active customer for one calendar month (and for
-any other customer with usage in it).
+"""The monthly invoice run: a draft for one calendar month for every active customer that
+existed during it (one created after the month ended gets none), and for any other customer
+with usage in it.
 
 Set-based, so 10,000 customers take seconds, not an hour: one grouped usage query for the whole
 period (per customer, model and price period), one query for the plans in force, rating in
 memory, then bulk inserts of invoices and lines in chunks, all in one transaction: every
-customer is rated before anything is written, so a plan that cannot be applied or a failed
-insert half-way leaves no draft behind, only the error.
+customer is rated before anything is written, so a plan that cannot be applied, usage that
+cannot be billed (a negative count, an amount too large for its column) or a failed insert
+half-way leaves no draft behind, only the error, which names the customer and the plan.
 
 Idempotent: customers that already have the period's invoice are skipped, and the partial unique
 constraint (customer, period_start) makes a concurrent second run fail its chunk instead of
@@ -17,7 +19,7 @@ run on the 1st would then skip that customer.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,10 +28,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Customer
-from usage.models import UsageDaily
 
 from .models import Invoice, InvoiceLine, InvoiceRun
-from .pricing import PricingError, tax_amount, to_decimal
+from .pricing import PricingError, column_overflow, tax_amount, to_decimal
 from .rating import PlanTerms, rate_usage
 from .selectors import (
     default_terms,
@@ -59,11 +60,61 @@ class RunResult:
     chunks_retried: int = 0
 
 
+class InvoiceRunCustomerError(PricingError):
+    """One customer could not be rated; the message names the customer and the plan."""
+
+
+def customer_label(customer_id) -> str:
+    """ "customer 'Acme' (<id>)" for an error message (one query, only when there is an error)."""
+    name = Customer.objects.filter(pk=customer_id).values_list("name", flat=True).first()
+    return f"customer {name!r} ({customer_id})" if name is not None else f"customer {customer_id}"
+
+
+def _limits(model, names):
+    """(attribute, max_digits, decimal_places, bound) of DECIMAL columns: any value strictly
+    between -bound and bound fits once rounded (the quick test; column_overflow decides)."""
+    limits = []
+    for name in names:
+        field = model._meta.get_field(name)
+        digits, places = field.max_digits, field.decimal_places
+        bound = Decimal(10) ** (digits - places) - Decimal(10) ** -places
+        limits.append((field.attname, digits, places, bound))
+    return limits
+
+
+_LINE_LIMITS = _limits(InvoiceLine, ("amount", "quantity", "unit_price"))
+_INVOICE_LIMITS = _limits(Invoice, ("subtotal", "tax", "total"))
+
+
+def column_problems(invoice: Invoice | None, lines) -> str | None:
+    """What would not fit its DECIMAL column (max_digits), or None. Checked before writing:
+    PostgreSQL refuses the insert with a bare "numeric field overflow", and SQLite stores a
+    value that Django then cannot read back."""
+    for name, digits, places, bound in _LINE_LIMITS:
+        for line in lines:
+            value = getattr(line, name)
+            if value is None or -bound < value < bound:
+                continue
+            if column_overflow(value, max_digits=digits, decimal_places=places):
+                return (
+                    f"the line {line.description[:80]!r} has {name} {value}, more than the"
+                    f" {digits - places} digits before the decimal point its column holds"
+                )
+    if invoice is not None:
+        for name, digits, places, bound in _INVOICE_LIMITS:
+            value = getattr(invoice, name)
+            if -bound < value < bound:
+                continue
+            if column_overflow(value, max_digits=digits, decimal_places=places):
+                return (
+                    f"the invoice {name} {value} has more than the {digits - places} digits"
+                    " before the decimal point its column holds"
+                )
+    return None
+
+
 def _build(customer_id, rows, terms, period_start, period_end, tax_rate, prices, names):
-    try:
-        lines = rate_usage(rows, terms=terms, prices=prices, names=names)
-    except PricingError as exc:
-        raise PricingError(f"Plan {terms.name!r} cannot be applied: {exc}") from exc
+    lines = rate_usage(rows, terms=terms, prices=prices, names=names)
     subtotal = sum((line.amount for line in lines), Decimal("0.00"))
     tax = tax_amount(subtotal, tax_rate)
     invoice = Invoice(
@@ -77,7 +128,23 @@ def _build(customer_id, rows, terms, period_start, period_end, tax_rate, prices,
         tax=tax,
         total=subtotal + tax,
     )
+    if problem := column_problems(invoice, lines):
+        raise PricingError(problem)
     return invoice, lines
+
+
+def _rate_error(exc: Exception, customer_id, plan_name: str) -> InvoiceRunCustomerError:
+    """The run stops on the first customer it cannot rate, saying which customer and plan."""
+    detail = str(exc) or type(exc).__name__
+    if not isinstance(exc, PricingError):
+        detail = f"{type(exc).__name__}: {detail}"
+    customer = customer_label(customer_id)
+    prefix = f"Plan {plan_name!r} cannot be applied: "
+    if detail.startswith(prefix):  # the plan's terms (rating.PlanTerms.from_plan)
+        message = f"Plan {plan_name!r} cannot be applied to {customer}: {detail[len(prefix) :]}"
+    else:
+        message = f"Cannot bill {customer} on plan {plan_name!r}: {detail}"
+    return InvoiceRunCustomerError(f"{message.rstrip('.')}. No draft was written for this month.")
 
 
 def invoice_line(invoice_id, position: int, line) -> InvoiceLine:
@@ -138,27 +205,30 @@ def invoice_run(
     already = Invoice.objects.filter(
         period_start=period_start, replaces__isnull=True, kind=Invoice.Kind.INVOICE
     )
-    # Active customers, plus any other with usage in the period: a customer suspended (say at
-    # zero balance) or closed mid-month still owes for what it used before.
-    used = UsageDaily.objects.filter(day__gte=period_start, day__lte=period_end)
-    todo = list(
-        Customer.objects.filter(
-            Q(status=Customer.Status.ACTIVE) | Q(pk__in=used.values("customer_id"))
-        )
-        .exclude(pk__in=already.values("customer_id"))
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
     result.skipped = already.count()
+    # Customers without the month's invoice yet, with what decides whether they get one: active
+    # customers that existed during the month (one created after it ended owes nothing for
+    # it), and any customer with usage in it (a suspended or closed one still owes for that).
+    existed = datetime.combine(period_end + timedelta(days=1), time.min, tzinfo=UTC)
+    candidates = {
+        pk: status == Customer.Status.ACTIVE and created_at < existed
+        for pk, status, created_at in Customer.objects.exclude(
+            pk__in=already.values("customer_id")
+        ).values_list("pk", "status", "created_at")
+    }
+    usage = {}
+    if candidates:  # a re-run of a finished month stops here
+        # One grouped query for the month's usage of everyone still to bill.
+        usage = usage_rows(
+            period_start,
+            period_end,
+            customer_filter=~Q(customer_id__in=already.values("customer_id")),
+            dates=dates,
+        )
+    todo = sorted(pk for pk, active in candidates.items() if active or pk in usage)
     progress(0, len(todo))
     if not todo:
         return result
-    usage = usage_rows(
-        period_start,
-        period_end,
-        customer_filter=~Q(customer_id__in=already.values("customer_id")),
-        dates=dates,
-    )
     assignments = plan_assignments_in_force(period_start)
     terms_cache: dict[int, PlanTerms] = {}
     fallback = default_terms()
@@ -171,24 +241,27 @@ def invoice_run(
         if done and done % CHUNK == 0:
             progress(done, len(todo))
         assignment = assignments.get(customer_id)
-        if assignment is None:
-            terms = fallback
-        else:
-            terms = terms_cache.get(assignment.plan_id)
-            if terms is None:
-                terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
-        rated.append(
-            _build(
-                customer_id,
-                usage.get(customer_id, []),
-                terms,
-                period_start,
-                period_end,
-                tax_rate,
-                prices,
-                names,
+        terms = fallback
+        try:
+            if assignment is not None:
+                terms = terms_cache.get(assignment.plan_id)
+                if terms is None:
+                    terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+            rated.append(
+                _build(
+                    customer_id,
+                    usage.get(customer_id, []),
+                    terms,
+                    period_start,
+                    period_end,
+                    tax_rate,
+                    prices,
+                    names,
+                )
             )
-        )
+        except (PricingError, ArithmeticError, TypeError, ValueError) as exc:
+            plan_name = assignment.plan.name if assignment is not None else terms.name
+            raise _rate_error(exc, customer_id, plan_name) from exc
     progress(len(rated), len(todo))
 
     with transaction.atomic():  # all the drafts, or none: a failed insert leaves no part-run

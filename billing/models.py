@@ -13,6 +13,8 @@ from django.db.models import Q
 
 from portal.models import BackgroundRun
 
+from .pricing import PricingError, plan_problems, plan_problems_text
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 UNIT_PRICE = {"max_digits": 18, "decimal_places": 9}
 
@@ -88,6 +90,15 @@ class PricingPlan(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        """The plan rule (pricing.plan_problems, also the plan form's) holds for every write
+        through the model: no NaN, Infinity or negative price, fee or minimum, whole and
+        increasing tier bounds."""
+        problems = plan_problems(self)
+        if problems:
+            raise PricingError(f"Plan {self.name!r} is refused: {plan_problems_text(problems)}")
+        super().save(*args, **kwargs)
 
 
 class CustomerPlan(models.Model):
@@ -235,38 +246,59 @@ class Invoice(models.Model):
     def __str__(self):
         return self.number or f"Draft {self.customer_id} {self.period_start:%Y-%m}"
 
+    # The lifecycle only moves forward: draft -> issued -> paid, issued or paid -> void.
+    # (Staying put is allowed: saving an unchanged status is not a move.)
+    NEXT_STATUSES = {
+        Status.DRAFT: frozenset({Status.DRAFT, Status.ISSUED}),
+        Status.ISSUED: frozenset({Status.ISSUED, Status.PAID, Status.VOID}),
+        Status.PAID: frozenset({Status.PAID, Status.VOID}),
+        Status.VOID: frozenset({Status.VOID}),
+    }
+
     def save(self, *args, **kwargs):
-        self._guard_immutable()
+        if not self._state.adding:
+            self._guard_against_stored(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if getattr(self, "_stored_status", self.status) != self.Status.DRAFT:
+        stored = Invoice._base_manager.filter(pk=self.pk).values_list("status", flat=True).first()
+        if (stored or self.status) != self.Status.DRAFT:
             raise InvoiceImmutable("Only draft invoices can be deleted.")
         return super().delete(*args, **kwargs)
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._stored_status = instance.status if "status" in field_names else None
-        instance._stored = dict(zip(field_names, values, strict=True))
-        return instance
-
-    def _guard_immutable(self):
-        stored_status = getattr(self, "_stored_status", None)
-        if stored_status in (None, self.Status.DRAFT):
+    def _guard_against_stored(self, update_fields) -> None:
+        """Compare with the row as it is stored now, not as this instance was loaded: a stale
+        copy of a draft, saved after someone issued the invoice, must not bring it back to
+        draft or blank its number. (PostgreSQL's trigger, migrations 0003/0005/0009, refuses
+        the same moves when they bypass the model.)"""
+        attnames = [f.attname for f in self._meta.concrete_fields if not f.primary_key]
+        if update_fields is not None:
+            names = set(update_fields)
+            attnames = [
+                f.attname
+                for f in self._meta.concrete_fields
+                if f.name in names or f.attname in names
+            ]
+        fetch = {*attnames, "number", "status"}
+        stored = Invoice._base_manager.filter(pk=self.pk).values(*fetch).first()
+        if stored is None:
             return
-        stored = self._stored
-        changed = {
-            f.attname
-            for f in self._meta.concrete_fields
-            if f.attname in stored and getattr(self, f.attname) != stored[f.attname]
-        }
+        stored_status = stored["status"]
+        label = stored["number"] or "(no number)"
+        if "status" in attnames and self.status not in self.NEXT_STATUSES.get(
+            stored_status, frozenset({stored_status})
+        ):
+            raise InvoiceImmutable(
+                f"Invoice {label} is {stored_status}: it cannot move to {self.status} (only "
+                "draft -> issued -> paid, and issued or paid -> void)."
+            )
+        if stored_status == self.Status.DRAFT:
+            return
+        changed = {name for name in attnames if getattr(self, name) != stored[name]}
         illegal = changed - self.LIFECYCLE_FIELDS
         if illegal:
             fields = ", ".join(sorted(illegal))
-            raise InvoiceImmutable(
-                f"Invoice {self.number} is {stored_status}; cannot change {fields}."
-            )
+            raise InvoiceImmutable(f"Invoice {label} is {stored_status}; cannot change {fields}.")
 
 
 class InvoiceLine(models.Model):

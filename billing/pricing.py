@@ -65,16 +65,74 @@ class Tier:
     flat_fee: Decimal = Decimal(0)
 
 
+# Tier prices live in the plan's JSON, not in a column: they get the limits of the unit-price
+# columns (billing.models.UNIT_PRICE: 18 digits, 9 of them decimal places).
+PRICE_PLACES = 9
+PRICE_LIMIT = Decimal(10) ** 9
+TIER_BOUND_LIMIT = 10**18
+
+
+def plan_number(value, what: str, *, places: int = PRICE_PLACES, limit=PRICE_LIMIT) -> Decimal:
+    """A price, fee or minimum of a plan: a finite Decimal, not negative, at most `places`
+    decimal places and below `limit`. NaN and Infinity are refused (Decimal and PostgreSQL's
+    numeric both accept them, and one NaN makes every amount it touches NaN)."""
+    if isinstance(value, float):
+        raise PricingError(f'{what} must be written as a string, such as "6.5", not {value!r}.')
+    try:
+        number = to_decimal(value)
+    except PricingError:
+        raise PricingError(f"{what} must be a number, not {value!r}.") from None
+    if not number.is_finite():
+        raise PricingError(f"{what} must be a finite number, not {value}.")
+    if number < 0:
+        raise PricingError(f"{what} must not be negative.")
+    if number != number.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_DOWN):
+        raise PricingError(f"{what} has more than {places} decimal places.")
+    if number >= limit:
+        raise PricingError(f"{what} must be below {limit:,}.")
+    return number
+
+
+def whole_number(value, what: str) -> int:
+    """A count such as a tier bound: a whole number, never a fraction silently cut (5.7 is not
+    5), a boolean, NaN or Infinity. JSON may give 5 or 5.0 or "5"."""
+    if isinstance(value, bool):
+        raise PricingError(f"{what} must be a whole number, not {value!r}.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise PricingError(f"{what} must be a whole number, not {value!r}.")
+    try:
+        number = Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise PricingError(f"{what} must be a whole number, not {value!r}.") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise PricingError(f"{what} must be a whole number, not {value!r}.")
+    return int(number)
+
+
 def parse_tiers(raw: list[dict]) -> list[Tier]:
-    """Tiers from the JSON stored on a plan: [{"up_to": 5, "unit_price": "5"}, ...]."""
+    """Tiers from the JSON stored on a plan: [{"up_to": 5, "unit_price": "5"}, ...].
+
+    Bounds are positive whole numbers that increase, only the last tier is open-ended, and
+    prices and flat fees are finite and not negative (plan_number)."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise PricingError("Tiers must be a list of objects.")
     if not raw:
         raise PricingError("A tiered plan needs at least one tier.")
     tiers = []
     previous = 0
     for i, item in enumerate(raw):
+        label = f"Tier {i + 1}"
         up_to = item.get("up_to")
         if up_to is not None:
-            up_to = int(up_to)
+            up_to = whole_number(up_to, f"{label} up_to")
+            if up_to <= 0 or up_to >= TIER_BOUND_LIMIT:
+                raise PricingError(
+                    f"{label} up_to must be a whole number from 1 to {TIER_BOUND_LIMIT - 1:,}."
+                )
             if up_to <= previous:
                 raise PricingError("Tier bounds must increase.")
             previous = up_to
@@ -83,13 +141,68 @@ def parse_tiers(raw: list[dict]) -> list[Tier]:
         tiers.append(
             Tier(
                 up_to=up_to,
-                unit_price=to_decimal(item.get("unit_price", "0")),
-                flat_fee=to_decimal(item.get("flat_fee", "0")),
+                unit_price=plan_number(item.get("unit_price", "0"), f"{label} unit_price"),
+                flat_fee=plan_number(item.get("flat_fee", "0"), f"{label} flat_fee"),
             )
         )
     if tiers[-1].up_to is not None:
         raise PricingError("The last tier must be open-ended (up_to empty).")
     return tiers
+
+
+# The plan fields that are amounts or prices: never negative, never NaN or Infinity.
+PLAN_NUMBER_FIELDS = (
+    "markup_percent",
+    "per_request_price",
+    "monthly_fee",
+    "overage_unit_price",
+    "package_price",
+    "minimum_commitment",
+)
+PLAN_COUNT_FIELDS = ("included_units", "package_size")
+
+
+def plan_problems(plan) -> dict[str, str]:
+    """The one rule for a plan's terms, used by the plan form, PricingPlan.save(), plan
+    assignment and the invoice run: {field: what is wrong}, empty when the plan can be applied.
+    `plan` is anything with the plan's attributes (a PricingPlan, rating.PlanTerms, a form's
+    cleaned data); a missing or None value is not checked (minimum_commitment is optional)."""
+    problems = {}
+    for name in PLAN_NUMBER_FIELDS:
+        value = getattr(plan, name, None)
+        if value is None:
+            continue
+        try:
+            number = to_decimal(value)
+            if not number.is_finite():
+                raise PricingError("Must be a finite number.")
+            if number < 0:
+                raise PricingError("Must not be negative.")
+        except PricingError as exc:
+            problems[name] = str(exc)
+    for name in PLAN_COUNT_FIELDS:
+        value = getattr(plan, name, None)
+        if value is None:
+            continue
+        try:
+            if whole_number(value, "Must be a whole number") < 0:
+                problems[name] = "Must not be negative."
+        except PricingError:
+            problems[name] = "Must be a whole number."
+    kind = getattr(plan, "kind", None)
+    positive_size = (getattr(plan, "package_size", None) or 0) > 0
+    if kind == "package" and "package_size" not in problems and not positive_size:
+        problems["package_size"] = "A package plan needs a positive size."
+    if kind == "tiered":
+        try:
+            parse_tiers(getattr(plan, "tiers", None))
+        except PricingError as exc:
+            problems["tiers"] = str(exc)
+    return problems
+
+
+def plan_problems_text(problems: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {message}" for name, message in problems.items())
 
 
 @dataclass(frozen=True)
@@ -212,3 +325,26 @@ def minimum_commitment_topup(subtotal: Decimal, minimum: Decimal | None) -> Deci
 
 def tax_amount(taxable: Decimal, rate: Decimal) -> Decimal:
     return round_money(max(Decimal(0), taxable) * to_decimal(rate))
+
+
+def share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """`total` x part / whole, rounded once to cents (a credit note's share of an invoice's tax
+    or credits, from the amount credited so far). part == whole gives `total` exactly."""
+    if whole <= 0:
+        return Decimal("0.00")
+    if part >= whole:
+        return to_decimal(total)
+    return round_money(to_decimal(total) * part / whole)
+
+
+def column_overflow(value: Decimal, *, max_digits: int, decimal_places: int) -> bool:
+    """Whether `value` is too large for a DECIMAL(max_digits, decimal_places) column.
+    PostgreSQL refuses such a value with "numeric field overflow"; SQLite stores it and Django
+    then cannot read it back, so amounts are checked before they are written."""
+    if not value.is_finite():
+        return True
+    try:
+        rounded = value.quantize(Decimal(1).scaleb(-decimal_places), rounding=rounding_mode())
+    except decimal.InvalidOperation:
+        return True
+    return abs(rounded) >= Decimal(10) ** (max_digits - decimal_places)

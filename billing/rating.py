@@ -12,6 +12,9 @@ Which lines each plan kind produces:
   thousands of tokens, all models together), so lines are per charge: one per tier reached
   (graduated) or one (volume); the packages; the fee and the overage.
 - any plan: a minimum-commitment top-up line when the usage lines come to less.
+
+Rated lines are never negative: a usage row with a negative count, or terms that would produce a
+negative charge, stop rating with a PricingError (the invoice run adds the customer and plan).
 """
 
 from dataclasses import dataclass, field
@@ -60,6 +63,14 @@ class PlanTerms:
 
     @classmethod
     def from_plan(cls, plan) -> "PlanTerms":
+        """The terms of a stored plan, checked with the plan rule (pricing.plan_problems): a
+        plan stored before the rule, or written around it, is refused here, by name, instead of
+        billing a negative amount or failing later on a NaN."""
+        problems = pricing.plan_problems(plan)
+        if problems:
+            raise pricing.PricingError(
+                f"Plan {plan.name!r} cannot be applied: {pricing.plan_problems_text(problems)}"
+            )
         return cls(
             kind=plan.kind,
             name=plan.name,
@@ -257,6 +268,7 @@ def rate_usage(
     names: dict[str, str] | None = None,
 ) -> list[LineDraft]:
     names = names or {}
+    _refuse_negative_usage(rows)
     rows = sorted(rows, key=lambda r: (_name(r.model_id, names), r.price_from or date.min))
     if terms.kind == "per_token":
         lines = _per_token_lines(rows, prices, names, terms)
@@ -283,4 +295,37 @@ def rate_usage(
                 amount=round_money(topup),
             )
         )
+    for line in lines:
+        if line.amount < 0 or line.quantity < 0:
+            raise pricing.PricingError(
+                f"Rating gave a negative line ({line.description}: {line.quantity} {line.unit},"
+                f" {line.amount}); plan {terms.name!r} or its usage must be corrected."
+            )
     return lines
+
+
+USAGE_COUNTS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def _refuse_negative_usage(rows: list[UsageRow]) -> None:
+    """The import quarantines negative counts (usage/quarantine.py); a row written around it
+    (SQL, a script) must not bill a negative line."""
+    for row in rows:
+        u = row.usage
+        lowest = min(
+            u.requests, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
+        )
+        if lowest < 0:
+            counts = ", ".join(
+                f"{name} {getattr(u, name):,}" for name in USAGE_COUNTS if getattr(u, name) < 0
+            )
+            raise pricing.PricingError(
+                f"Usage of {row.model_id} has a negative count ({counts}): usage is never "
+                "negative, correct the usage rows of this month"
+            )

@@ -169,6 +169,18 @@ def credit_ledger(customer_id) -> list[dict]:
     ]
     applications = CreditApplication.objects.filter(grant__customer_id=customer_id)
     for a in applications.select_related("invoice"):
+        if a.amount < 0:  # the credit part of a credit note, back to the grant it came from
+            entries.append(
+                {
+                    "when": a.created_at,
+                    "kind": "Returned (credit note)",
+                    "amount": -a.amount,
+                    "detail": a.invoice.number or "",
+                    "expires_on": None,
+                    "remaining": None,
+                }
+            )
+            continue
         entries.append(
             {
                 "when": a.created_at,
@@ -307,10 +319,15 @@ def cost_so_far_all(customers, today: date | None = None) -> dict:
         )
     assignments = plan_assignments_in_force(window["period_start"])
     fallback = default_terms()
+    terms_by_plan: dict[int, PlanTerms] = {}  # each plan's terms are checked once
     so_far_total, forecast_total = Decimal(0), Decimal(0)
     for customer_id in customers.values_list("pk", flat=True):
         assignment = assignments.get(customer_id)
-        terms = PlanTerms.from_plan(assignment.plan) if assignment else fallback
+        terms = fallback
+        if assignment:
+            terms = terms_by_plan.get(assignment.plan_id)
+            if terms is None:
+                terms = terms_by_plan[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
         so_far, forecast = _so_far_and_forecast(
             usage.get(customer_id, []), terms, prices, names, window
         )

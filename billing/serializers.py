@@ -170,7 +170,7 @@ class CreditNoteSerializer(serializers.Serializer):
         decimal_places=2,
         min_value=Decimal("0.01"),
         max_value=Decimal("1e11"),
-        help_text="Before tax; tax is credited too.",
+        help_text="Before tax; its share of the tax charged is credited too.",
     )
     reason = serializers.CharField(max_length=250)
 

@@ -17,12 +17,15 @@ from customers.models import Customer
 from .invoice_run import (
     InvoiceRunBusy,
     InvoiceRunRefused,
+    column_problems,
+    customer_label,
     invoice_line,
     invoice_run,
     invoice_run_execute,
     invoice_run_request,
 )
 from .models import (
+    CreditApplication,
     CustomerPlan,
     Invoice,
     InvoiceCounter,
@@ -30,7 +33,15 @@ from .models import (
     InvoiceLine,
     PricingPlan,
 )
-from .pricing import PricingError, round_money, tax_amount, to_decimal
+from .pricing import (
+    PricingError,
+    plan_problems,
+    plan_problems_text,
+    round_money,
+    share,
+    tax_amount,
+    to_decimal,
+)
 from .rating import rate_usage
 from .selectors import price_book, terms_for, usage_rows
 from .wallet import (  # noqa: F401 (re-export)
@@ -38,7 +49,9 @@ from .wallet import (  # noqa: F401 (re-export)
     credit_grant,
     credits_consume,
     credits_restore,
+    credits_return,
     wallet_after_change,
+    wallet_rearm,
 )
 
 
@@ -57,6 +70,11 @@ def plan_assign(
     History is kept: assignments are never edited in place except to close them."""
     if not plan.is_active:
         raise PricingError("This plan is retired.")
+    if problems := plan_problems(plan):  # stored before the plan rule, or written around it
+        raise PricingError(
+            f"Plan {plan.name!r} cannot be applied: {plan_problems_text(problems)}; correct it"
+            " on the catalog page first."
+        )
     current = (
         CustomerPlan.objects.select_for_update()
         .filter(customer=customer, effective_from__lte=effective_from)
@@ -94,6 +112,8 @@ def invoice_recalculate(*, invoice: Invoice, credits_applied: Decimal = Decimal(
     invoice.tax_rate = _tax_rate()
     invoice.tax = tax_amount(subtotal - credits_applied, invoice.tax_rate)
     invoice.total = subtotal - credits_applied + invoice.tax
+    if problem := column_problems(invoice, []):
+        raise PricingError(f"{customer_label(invoice.customer_id)}: {problem}")
     return invoice
 
 
@@ -142,8 +162,13 @@ def invoice_draft_refresh(*, invoice: Invoice) -> Invoice:
     rows = usage_rows(
         invoice.period_start, invoice.period_end, customer_ids=[invoice.customer_id], dates=dates
     ).get(invoice.customer_id, [])
-    terms = terms_for(invoice.customer_id, invoice.period_start)
-    rated = rate_usage(rows, terms=terms, prices=prices, names=names)
+    try:
+        terms = terms_for(invoice.customer_id, invoice.period_start)
+        rated = rate_usage(rows, terms=terms, prices=prices, names=names)
+        if problem := column_problems(None, rated):
+            raise PricingError(problem)
+    except (PricingError, ArithmeticError) as exc:
+        raise PricingError(f"{customer_label(invoice.customer_id)}: {exc}") from exc
     manual = list(invoice.lines.filter(kind=InvoiceLine.Kind.MANUAL).order_by("position", "id"))
     invoice.lines.exclude(kind=InvoiceLine.Kind.MANUAL).delete()
     InvoiceLine.objects.bulk_create(
@@ -178,6 +203,7 @@ def _next_number(series: str = "invoice") -> str:
 @transaction.atomic
 def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
     """Freeze a draft: apply wallet credits, compute tax and total, take the next number.
+    An invoice with nothing due (total 0.00) is paid at issue.
 
     The counter row is locked until this transaction commits, so two concurrent issues get
     consecutive numbers, and an issue that fails rolls its number back (no gaps).
@@ -194,10 +220,12 @@ def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
     invoice.issued_at = timezone.now()
     invoice.currency = invoice.currency or settings.BILLING_CURRENCY
     invoice.save()
-    invoice._stored_status = Invoice.Status.ISSUED
-    invoice._stored = {
-        f.attname: getattr(invoice, f.attname) for f in invoice._meta.concrete_fields
-    }
+    if invoice.total == 0:
+        # Nothing is due (no charge, or prepaid credit paid it all): settled at issue, as
+        # Stripe marks an invoice with nothing due paid when it is finalized.
+        invoice.status = Invoice.Status.PAID
+        invoice.paid_at = invoice.issued_at
+        invoice.save(update_fields=["status", "paid_at"])
     if credits:
         wallet_after_change(customer=invoice.customer, on_day=today)
     invoice_id = str(invoice.pk)
@@ -232,7 +260,8 @@ def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Inv
         raise InvoiceStateError("A credit note is final; issue an invoice line to undo it.")
     if invoice.credit_notes.exists():
         raise InvoiceStateError("This invoice has credit notes: correct it with another one.")
-    if invoice.status == Invoice.Status.PAID and not reissue:
+    if invoice.status == Invoice.Status.PAID and invoice.total > 0 and not reissue:
+        # Money was received; an invoice settled at issue (nothing due) gives back only credits.
         raise InvoiceStateError("A paid invoice is voided only to reissue it.")
     credits_restore(invoice=invoice)
     invoice.status = Invoice.Status.VOID
@@ -270,13 +299,22 @@ def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Inv
 @transaction.atomic
 def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invoice:
     """Credit part of an issued or paid invoice without touching it: a credit note with its own
-    gapless number, a negative line of `amount` (before tax) plus the matching tax, whose value
-    goes to the customer's prepaid wallet (Stripe's "credit the customer balance")."""
+    gapless number and a negative line of `amount` (before tax), whose value goes back to the
+    customer's prepaid credit.
+
+    A credit note never gives back more than the invoice charged, in total or in tax. Credits
+    were taken before tax, so the invoice's tax was charged only on the part not paid from
+    prepaid credit: each note takes its share of the invoice's tax and of its credits in
+    proportion to the amount credited, computed on the amount credited so far (cents rounded
+    once), so the last note settles the rounding remainder and the notes together give back
+    exactly the invoice's tax and credits. The credit share returns to the grants it came
+    from; the rest (the share paid or owed in money, with its tax) becomes a `credit_note`
+    grant that pays the next invoices (Stripe's "credit the customer balance")."""
     reason = (reason or "").strip()
     if not reason:
         raise PricingError("Say why the invoice is credited.")
     amount = to_decimal(amount)
-    if amount <= 0 or amount != round_money(amount):
+    if not amount.is_finite() or amount <= 0 or amount != round_money(amount):
         raise PricingError("A credit note is a positive amount in whole cents.")
     invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
     if invoice.kind != Invoice.Kind.INVOICE or invoice.status not in (
@@ -284,12 +322,32 @@ def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invo
         Invoice.Status.PAID,
     ):
         raise InvoiceStateError("Only an issued or paid invoice can be credited.")
-    credited = -(invoice.credit_notes.aggregate(s=Sum("subtotal"))["s"] or Decimal(0))
+    earlier = invoice.credit_notes.aggregate(subtotal=Sum("subtotal"), tax=Sum("tax"))
+    credited = -(earlier["subtotal"] or Decimal(0))
+    tax_credited = -(earlier["tax"] or Decimal(0))
+    credits_returned = -(
+        CreditApplication.objects.filter(invoice__credited_invoice=invoice, amount__lt=0).aggregate(
+            s=Sum("amount")
+        )["s"]
+        or Decimal(0)
+    )
     if amount > invoice.subtotal - credited:
         raise PricingError(
-            f"At most {invoice.subtotal - credited} of {invoice.number} is left to credit."
+            f"At most {max(Decimal('0.00'), invoice.subtotal - credited)} of {invoice.number} is"
+            " left to credit."
         )
-    tax = tax_amount(amount, invoice.tax_rate)
+    credited_after = credited + amount
+    tax = _bounded(
+        share(invoice.tax, credited_after, invoice.subtotal) - tax_credited,
+        invoice.tax - tax_credited,
+    )
+    credit_part = min(
+        amount,
+        _bounded(
+            share(invoice.credits_applied, credited_after, invoice.subtotal) - credits_returned,
+            invoice.credits_applied - credits_returned,
+        ),
+    )
     note = Invoice.objects.create(
         kind=Invoice.Kind.CREDIT_NOTE,
         customer=invoice.customer,
@@ -315,17 +373,27 @@ def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invo
     note.status = Invoice.Status.ISSUED
     note.issued_at = timezone.now()
     note.save()
-    credit_grant(
-        customer=invoice.customer,
-        amount=amount + tax,
-        kind="credit_note",
-        note=f"Credit note {note.number} for {invoice.number}",
-    )
+    returned = credits_return(invoice=invoice, note=note, amount=credit_part)
+    rest = amount + tax - returned
+    if rest > 0:
+        credit_grant(
+            customer=invoice.customer,
+            amount=rest,
+            kind="credit_note",
+            note=f"Credit note {note.number} for {invoice.number}",
+        )
+    else:
+        wallet_rearm(customer_id=invoice.customer_id)
     from .tasks import invoice_email_send
 
     note_id = str(note.pk)
     transaction.on_commit(lambda: invoice_email_send.delay(note_id))
     return note
+
+
+def _bounded(value: Decimal, most: Decimal) -> Decimal:
+    """`value` kept between 0 and `most` (what is left of the invoice's tax or credits)."""
+    return max(Decimal("0.00"), min(value, most))
 
 
 __all__ = [

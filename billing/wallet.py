@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Sum
 from django.utils import timezone
 
 from customers.models import Customer
@@ -54,14 +55,19 @@ def credit_grant(
         note=note,
         created_by=by if getattr(by, "is_authenticated", False) else None,
     )
-    profile = billing_profile_get(customer_id=customer.pk)
+    wallet_rearm(customer_id=customer.pk)
+    return grant
+
+
+def wallet_rearm(*, customer_id) -> None:
+    """After the balance went up: re-arm the low-balance alert for the next time it runs low."""
+    profile = billing_profile_get(customer_id=customer_id)
     if (
         profile.low_balance_notified
-        and credit_balance(customer.pk) >= profile.low_balance_threshold
+        and credit_balance(customer_id) >= profile.low_balance_threshold
     ):
-        profile.low_balance_notified = False  # re-arm the alert for the next time it runs low
+        profile.low_balance_notified = False
         profile.save(update_fields=["low_balance_notified"])
-    return grant
 
 
 def credits_consume(*, invoice: Invoice, amount_due: Decimal, on_day: date) -> Decimal:
@@ -92,6 +98,41 @@ def credits_restore(*, invoice: Invoice) -> Decimal:
         application.save(update_fields=["reversed"])
         restored += application.amount
     return restored
+
+
+def credits_return(*, invoice: Invoice, note: Invoice, amount: Decimal) -> Decimal:
+    """Give `amount` of what prepaid credit paid on `invoice` back to the grants it came from
+    (the credit part of a credit note), the grant consumed last first; each grant keeps its
+    expiry, as when an invoice is voided. Recorded as negative CreditApplication rows on the
+    credit note (the wallet ledger shows them as returned). Returns what was given back: never
+    more than the invoice's credits not yet returned by its earlier credit notes."""
+    if amount <= 0:
+        return Decimal("0.00")
+    consumed = (
+        invoice.credit_applications.filter(reversed=False, amount__gt=0)
+        .values("grant_id")
+        .annotate(paid=Sum("amount"), last=Max("id"))
+        .order_by("-last")
+    )
+    returned = dict(
+        CreditApplication.objects.filter(invoice__credited_invoice=invoice, amount__lt=0)
+        .values("grant_id")
+        .annotate(back=Sum("amount"))
+        .values_list("grant_id", "back")
+    )
+    left = amount
+    for row in consumed:
+        take = min(left, row["paid"] + returned.get(row["grant_id"], Decimal(0)))
+        if take <= 0:
+            continue
+        grant = CreditGrant.objects.select_for_update().get(pk=row["grant_id"])
+        grant.remaining += take
+        grant.save(update_fields=["remaining"])
+        CreditApplication.objects.create(grant=grant, invoice=note, amount=-take)
+        left -= take
+        if not left:
+            break
+    return amount - left
 
 
 def customer_suspend_for_zero_balance(*, customer: Customer) -> None:

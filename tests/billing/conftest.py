@@ -1,17 +1,39 @@
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from billing.models import ModelPrice, PricingPlan
+from customers.models import Customer
 from usage.models import UsageDaily
 
 OCTOBER = date(2026, 10, 1)
+# The customers of these tests were created before the months they are billed for: the run
+# makes no invoice for a month that ended before the customer existed.
+ESTABLISHED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def established(*customers):
+    """Date the customers' creation back to 2025 (the run bills months they existed in)."""
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(created_at=ESTABLISHED)
+    for c in customers:
+        c.created_at = ESTABLISHED
+    return customers[0] if len(customers) == 1 else list(customers)
+
+
+@pytest.fixture
+def customer(customer):
+    return established(customer)
+
+
+@pytest.fixture
+def other_customer(other_customer):
+    return established(other_customer)
 
 
 @pytest.fixture
 def price_book(db):
-    """A test price book, independent of the seeded one: one model whose price halves mid-month."""
+    """A test price book, apart from the migrated one: one model whose price halves mid-month."""
     ModelPrice.objects.create(
         model_id="test.model-a",
         display_name="Model A",
@@ -62,3 +84,14 @@ def make_plan(db):
         return PricingPlan.objects.create(**fields)
 
     return make
+
+
+TWO_TIERS = [{"up_to": 5, "unit_price": "1"}, {"unit_price": "1"}]
+
+
+def written_around_the_rule(plan, **fields):
+    """Give a plan terms that PricingPlan.save() refuses, with a plain UPDATE: a plan stored
+    before the plan rule existed, or changed by SQL."""
+    PricingPlan.objects.filter(pk=plan.pk).update(**fields)
+    plan.refresh_from_db()
+    return plan

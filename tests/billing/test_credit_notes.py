@@ -9,9 +9,10 @@ from django.urls import reverse
 
 from billing.models import CreditGrant, Invoice
 from billing.pricing import PricingError
-from billing.selectors import credit_balance
+from billing.selectors import credit_balance, credit_ledger
 from billing.services import (
     InvoiceStateError,
+    credit_grant,
     credit_note_issue,
     invoice_issue,
     invoice_line_add,
@@ -114,3 +115,91 @@ def test_staff_page_and_customer_view(staff_client, client, customer_user, issue
     assert issued.number in page and "Goodwill" in page
     pdf = client.get(reverse("customer:invoice_pdf", args=[note.pk]))
     assert pdf.content.startswith(b"%PDF")
+
+
+# --- A credit note never gives back more than was charged --------------------------------
+
+
+def _issue(customer, amount, today=ISSUE_DAY):
+    invoice = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    invoice_line_add(invoice=invoice, description="Usage", amount=D(amount))
+    return invoice_issue(invoice=invoice, today=today)
+
+
+def test_an_invoice_paid_from_credit_is_credited_without_tax(customer, settings):
+    settings.BILLING_TAX_RATE = "0.2"
+    grant = credit_grant(customer=customer, amount=D("10.00"))
+    invoice = _issue(customer, "10.00")
+    # Credits are taken before tax: 10.00 - 10.00 of credit = 0.00 taxable, tax 0.00, total 0.00.
+    assert (invoice.credits_applied, invoice.tax, invoice.total) == (D("10"), D("0"), D("0"))
+    note = credit_note_issue(invoice=invoice, amount=D("10.00"), reason="Outage")
+    # 10.00 of credit and no tax were charged, so 10.00 goes back (not 10.00 + 20 % = 12.00),
+    # to the grant it came from.
+    assert (note.subtotal, note.tax, note.total) == (D("-10.00"), D("0.00"), D("-10.00"))
+    assert credit_balance(customer.pk) == D("10.00")
+    grant.refresh_from_db()
+    assert grant.remaining == D("10.00")
+    assert not CreditGrant.objects.filter(kind="credit_note").exists()
+    ledger = [(e["kind"], e["amount"], e["detail"]) for e in credit_ledger(customer.pk)]
+    assert ("Returned (credit note)", D("10.00"), note.number) in ledger
+    with pytest.raises(PricingError, match=r"At most 0\.00"):
+        credit_note_issue(invoice=invoice, amount=D("0.01"), reason="again")
+
+
+def test_ten_small_credit_notes_give_back_the_tax_charged_and_no_more(customer, settings):
+    settings.BILLING_TAX_RATE = "0.075"
+    invoice = _issue(customer, "10.00")
+    assert (invoice.tax, invoice.total) == (D("0.75"), D("10.75"))
+    notes = [
+        credit_note_issue(invoice=invoice, amount=D("1.00"), reason=f"day {day}")
+        for day in range(1, 11)
+    ]
+    # Each 1.00 is a tenth of the invoice: its tax share is 0.075. Rounding each note on its
+    # own (half-up: 0.08) gave back 10 x 0.08 = 0.80 of a 0.75 tax. The share is computed on
+    # the amount credited so far: 0.075 k rounded after k notes is 0.08, 0.15, 0.23, 0.30,
+    # 0.38, 0.45, 0.53, 0.60, 0.68, 0.75, so the notes take the differences.
+    assert [-n.tax for n in notes] == [D(x) for x in ["0.08", "0.07"] * 5]
+    assert sum(-n.tax for n in notes) == D("0.75")
+    assert sum(-n.total for n in notes) == D("10.75")  # was 10.80
+    assert credit_balance(customer.pk) == D("10.75")
+    with pytest.raises(PricingError, match=r"At most 0\.00"):
+        credit_note_issue(invoice=invoice, amount=D("0.01"), reason="one more")
+
+
+def test_credit_part_returns_to_the_wallet_and_tax_follows_the_tax_charged(customer, settings):
+    settings.BILLING_TAX_RATE = "0.2"
+    grant = credit_grant(customer=customer, amount=D("40.00"))
+    invoice = _issue(customer, "100.00")
+    # 100.00 - 40.00 of credit = 60.00 taxable; tax 12.00; total due 72.00.
+    assert (invoice.credits_applied, invoice.tax, invoice.total) == (
+        D("40.00"),
+        D("12.00"),
+        D("72.00"),
+    )
+    first = credit_note_issue(invoice=invoice, amount=D("50.00"), reason="half")
+    # Half the invoice: half its credits (20.00) back to the grant, half its tax (6.00), and
+    # the rest, 50.00 - 20.00 + 6.00 = 36.00, as a credit-note grant. Value 56.00.
+    assert (first.subtotal, first.tax, first.total) == (D("-50.00"), D("-6.00"), D("-56.00"))
+    grant.refresh_from_db()
+    assert grant.remaining == D("20.00")
+    assert CreditGrant.objects.get(kind="credit_note").amount == D("36.00")
+    second = credit_note_issue(invoice=invoice, amount=D("50.00"), reason="the rest")
+    assert (second.tax, second.total) == (D("-6.00"), D("-56.00"))
+    grant.refresh_from_db()
+    assert grant.remaining == D("40.00")  # all the credit it paid is back
+    # Given back in all: 40.00 of credit + 72.00 = 112.00, exactly what the invoice took.
+    assert credit_balance(customer.pk) == D("112.00")
+    assert -(first.tax + second.tax) == invoice.tax
+
+
+def test_credit_notes_after_an_uneven_split_never_exceed_the_tax(customer, settings):
+    settings.BILLING_TAX_RATE = "0.2"
+    invoice = _issue(customer, "0.10")  # tax 0.02
+    notes = [credit_note_issue(invoice=invoice, amount=D("0.03"), reason="x") for _ in range(3)]
+    notes.append(credit_note_issue(invoice=invoice, amount=D("0.01"), reason="x"))
+    # Tax share after 0.03, 0.06, 0.09, 0.10 credited: 0.006 -> 0.01, 0.012 -> 0.01,
+    # 0.018 -> 0.02, 0.02: the notes take 0.01, 0.00, 0.01, 0.00.
+    assert [-n.tax for n in notes] == [D("0.01"), D("0.00"), D("0.01"), D("0.00")]
+    assert sum(-n.total for n in notes) == invoice.total == D("0.12")

@@ -8,8 +8,10 @@ from django.core import mail
 
 from billing.models import Invoice, InvoiceCounter, InvoiceImmutable, InvoiceLine
 from billing.pricing import PricingError
+from billing.selectors import credit_balance
 from billing.services import (
     InvoiceStateError,
+    credit_grant,
     invoice_issue,
     invoice_line_add,
     invoice_mark_paid,
@@ -154,3 +156,116 @@ def test_database_refuses_changes_that_bypass_the_model(draft):
             attempt()
     # The lifecycle itself still works at the database level.
     assert Invoice.objects.filter(pk=invoice.pk).update(status="paid") == 1
+
+
+# --- The status only moves forward ---------------------------------------------------------
+
+
+def test_an_issued_or_paid_invoice_never_goes_back(draft):
+    issued = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    issued.status = Invoice.Status.DRAFT
+    with pytest.raises(InvoiceImmutable, match="issued: it cannot move to draft"):
+        issued.save()
+    with pytest.raises(InvoiceImmutable, match="cannot move to draft"):
+        issued.save(update_fields=["status"])
+    paid = invoice_mark_paid(invoice=issued)
+    for earlier in (Invoice.Status.ISSUED, Invoice.Status.DRAFT):
+        paid.status = earlier
+        with pytest.raises(InvoiceImmutable, match=f"paid: it cannot move to {earlier}"):
+            paid.save()
+    stored = Invoice.objects.get(pk=draft.pk)
+    assert (stored.status, stored.number) == (Invoice.Status.PAID, "INV-000001")
+
+
+def test_a_stale_draft_saved_after_the_issue_does_not_undo_it(draft):
+    stale = Invoice.objects.get(pk=draft.pk)  # say, a second staff tab opened on the draft
+    invoice_issue(invoice=draft, today=ISSUE_DAY)
+    assert stale.status == Invoice.Status.DRAFT and stale.number is None
+    stale.plan_name = "Edited in the other tab"
+    with pytest.raises(InvoiceImmutable, match="INV-000001 is issued: it cannot move to draft"):
+        stale.save()
+    with pytest.raises(InvoiceImmutable, match="cannot change plan_name"):
+        stale.save(update_fields=["plan_name"])
+    with pytest.raises(InvoiceImmutable):
+        stale.delete()
+    stored = Invoice.objects.get(pk=draft.pk)
+    assert (stored.status, stored.number, stored.plan_name) == ("issued", "INV-000001", "")
+    assert stored.total == D("100.00")
+
+
+@pytest.mark.skipif(
+    __import__("django.db").db.connection.vendor != "postgresql", reason="PostgreSQL triggers"
+)
+def test_database_refuses_backward_moves(draft, other_customer):
+    from django.db import DatabaseError, connection, transaction
+
+    def set_status(invoice, status):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE billing_invoice SET status = %s WHERE id = %s", [status, invoice.pk]
+            )
+
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    for attempt in (
+        lambda: set_status(invoice, "draft"),
+        lambda: Invoice.objects.filter(pk=invoice.pk).update(status="draft"),
+    ):
+        with (
+            pytest.raises(DatabaseError, match="issued: it cannot move to draft"),
+            transaction.atomic(),
+        ):
+            attempt()
+    set_status(invoice, "paid")  # forward moves still work at the database level
+    for status in ("issued", "draft"):
+        with (
+            pytest.raises(DatabaseError, match=f"paid: it cannot move to {status}"),
+            transaction.atomic(),
+        ):
+            set_status(invoice, status)
+    set_status(invoice, "void")
+    with pytest.raises(DatabaseError, match="void for good"), transaction.atomic():
+        set_status(invoice, "paid")
+    # A draft cannot skip the issue (no number, no credits, no tax) straight to paid or void.
+    other = Invoice.objects.create(
+        customer=other_customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    for status in ("paid", "void"):
+        with (
+            pytest.raises(
+                DatabaseError, match=rf"\(no number\) is draft: it cannot move to {status}"
+            ),
+            transaction.atomic(),
+        ):
+            set_status(other, status)
+    assert Invoice.objects.get(pk=other.pk).status == "draft"
+
+
+# --- Nothing due: settled at issue -----------------------------------------------------------
+
+
+def test_an_invoice_with_nothing_due_is_paid_at_issue(customer, other_customer):
+    empty = Invoice.objects.create(
+        customer=customer, period_start=date(2026, 9, 1), period_end=date(2026, 9, 30)
+    )
+    empty = invoice_issue(invoice=empty, today=ISSUE_DAY)
+    assert (empty.total, empty.status) == (D("0.00"), Invoice.Status.PAID)
+    assert empty.paid_at == empty.issued_at and empty.number == "INV-000001"
+    # Paid entirely from prepaid credit: nothing is due either.
+    credit_grant(customer=other_customer, amount=D("50.00"))
+    covered = Invoice.objects.create(
+        customer=other_customer, period_start=date(2026, 10, 1), period_end=date(2026, 10, 31)
+    )
+    invoice_line_add(invoice=covered, description="Usage", amount=D("30.00"))
+    covered = invoice_issue(invoice=covered, today=ISSUE_DAY)
+    assert (covered.credits_applied, covered.total) == (D("30.00"), D("0.00"))
+    assert covered.status == Invoice.Status.PAID
+    with pytest.raises(InvoiceStateError):
+        invoice_mark_paid(invoice=covered)
+    # Nothing was paid in money, so it can still be voided without a reissue: credits return.
+    invoice_void(invoice=covered, reason="Wrong customer")
+    assert credit_balance(other_customer.pk, ISSUE_DAY) == D("50.00")
+
+
+def test_an_invoice_with_something_due_stays_issued(draft):
+    invoice = invoice_issue(invoice=draft, today=ISSUE_DAY)
+    assert (invoice.total, invoice.status, invoice.paid_at) == (D("100.00"), "issued", None)

@@ -1,11 +1,12 @@
 """The monthly run: drafts for active customers, priced per day, idempotent."""
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal as D
 
 import pytest
 
 from billing.models import Invoice, InvoiceLine
+from billing.pricing import PricingError
 from billing.services import (
     InvoiceRunRefused,
     InvoiceStateError,
@@ -17,6 +18,7 @@ from billing.services import (
 )
 from billing.tasks import invoice_run_monthly
 from customers.models import Customer
+from usage.models import UsageDaily
 from usage.services import usage_day_replace
 
 from .conftest import OCTOBER
@@ -178,3 +180,96 @@ def test_cross_region_profile_is_priced_as_its_model(customer, price_book, add_u
     assert [line.amount for line in lines] == [D("0.30"), D("0.15")]
     assert lines[0].description.startswith("Model A (us profile)")
     assert lines[0].model_id == "us.test.model-a"
+
+
+# --- Who gets a draft ------------------------------------------------------------------------
+
+
+def test_no_draft_for_a_month_that_ended_before_the_customer_existed(
+    customer, price_book, add_usage
+):
+    def created(name, on):
+        made = Customer.objects.create(name=name, contact_email=f"{name[:3]}@new.example")
+        Customer.objects.filter(pk=made.pk).update(
+            created_at=datetime.combine(on, time(9), tzinfo=UTC)
+        )
+        return made
+
+    november = created("November Co", date(2026, 11, 3))
+    mid_october = created("Mid October Co", date(2026, 10, 20))
+    last_day = created("Last Day Co", date(2026, 10, 31))
+    # Usage in the month is billed whatever the creation date says.
+    used = created("Backfilled Co", date(2026, 11, 3))
+    add_usage(used, date(2026, 10, 30), input_tokens=100_000)
+    result = invoice_run(period_start=OCTOBER, today=date(2026, 11, 4))
+    billed = set(Invoice.objects.values_list("customer_id", flat=True))
+    assert billed == {customer.pk, mid_october.pk, last_day.pk, used.pk}
+    assert november.pk not in billed  # it was a 0.00 draft for October
+    assert result.created == 4
+
+
+# --- Usage that cannot be billed stops the run, naming the customer ------------------------
+
+
+def test_negative_usage_is_refused_naming_the_customer(customer, other_customer, price_book):
+    # The import quarantines negative counts (usage/quarantine.py); this row is written
+    # around it, as a script or SQL could.
+    UsageDaily.objects.create(
+        customer=other_customer, day=date(2026, 10, 4), model_id="test.model-a", requests=1,
+        input_tokens=-50_000,
+    )  # fmt: skip
+    with pytest.raises(PricingError) as caught:
+        invoice_run(period_start=OCTOBER)
+    message = str(caught.value)
+    assert f"Cannot bill customer '{other_customer.name}' ({other_customer.pk})" in message
+    assert "plan 'Pay as you go'" in message and "input_tokens -50,000" in message
+    assert not Invoice.objects.exists()  # it was a draft with a -0.15 line
+
+
+def test_rating_never_produces_a_negative_line():
+    from billing.pricing import TokenPrice, TokenUsage
+    from billing.rating import PlanTerms, UsageRow, rate_usage
+
+    prices = {("m", None): TokenPrice(D("0.003"), D("0.015"))}
+    for kind in ("per_token", "per_request", "subscription"):
+        with pytest.raises(PricingError, match="negative count"):
+            rate_usage(
+                [UsageRow("m", None, TokenUsage(requests=-3, output_tokens=10))],
+                terms=PlanTerms(kind=kind, per_request_price=D("0.01")),
+                prices=prices,
+            )
+
+
+def test_a_draft_refresh_refuses_negative_usage_too(customer, price_book, add_usage):
+    add_usage(customer, date(2026, 10, 3), input_tokens=1000)
+    invoice_run(period_start=OCTOBER)
+    UsageDaily.objects.filter(customer=customer).update(output_tokens=-1)
+    with pytest.raises(PricingError, match=f"customer '{customer.name}'.*negative count"):
+        invoice_draft_refresh(invoice=Invoice.objects.get(customer=customer))
+
+
+def test_an_amount_too_large_for_its_column_fails_the_run_cleanly(
+    customer, other_customer, price_book, add_usage
+):
+    # 10^17 output tokens of model A at 0.015 per 1,000 = 1,500,000,000,000.00: 13 digits before
+    # the point, where the amount column (14 digits, 2 decimal places) holds 12. PostgreSQL
+    # refused the insert with a bare "numeric field overflow"; SQLite stored a draft that could
+    # not be read back.
+    add_usage(customer, date(2026, 10, 3), output_tokens=10**17)
+    add_usage(other_customer, date(2026, 10, 3), output_tokens=1000)
+    with pytest.raises(PricingError) as caught:
+        invoice_run(period_start=OCTOBER)
+    message = str(caught.value)
+    assert f"Cannot bill customer '{customer.name}' ({customer.pk})" in message
+    assert "amount 1500000000000.00" in message and "12 digits before the decimal point" in message
+    assert list(Invoice.objects.all()) == [] and not InvoiceLine.objects.exists()
+
+
+def test_the_largest_amount_that_fits_is_written_and_read_back(customer, price_book, add_usage):
+    # 66,666,666,666,666,000 output tokens x 0.015 / 1,000 = 999,999,999,999.99, the largest
+    # value of the amount column (the quantity, 17 digits, fits its column too).
+    add_usage(customer, date(2026, 10, 3), output_tokens=66_666_666_666_666_000)
+    invoice_run(period_start=OCTOBER)
+    invoice = Invoice.objects.get(customer=customer)
+    assert invoice.subtotal == D("999999999999.99")
+    assert invoice.lines.get().amount == D("999999999999.99")

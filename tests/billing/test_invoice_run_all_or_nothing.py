@@ -11,6 +11,8 @@ from billing.pricing import PricingError
 from billing.services import invoice_run, plan_assign
 from customers.models import Customer
 
+from .conftest import TWO_TIERS, established, written_around_the_rule
+
 pytestmark = pytest.mark.django_db
 
 OCTOBER = date(2026, 10, 1)
@@ -19,13 +21,10 @@ TODAY = date(2026, 11, 2)
 
 @pytest.fixture
 def customers(db):
-    return sorted(
-        (
-            Customer.objects.create(name=f"C{i}", contact_email=f"c{i}@example.com")
-            for i in range(3)
-        ),
-        key=lambda c: c.pk,
-    )
+    made = [
+        Customer.objects.create(name=f"C{i}", contact_email=f"c{i}@example.com") for i in range(3)
+    ]
+    return sorted(established(*made), key=lambda c: c.pk)
 
 
 def test_a_broken_plan_for_the_last_customer_writes_no_draft(
@@ -34,8 +33,9 @@ def test_a_broken_plan_for_the_last_customer_writes_no_draft(
     monkeypatch.setattr(run_module, "CHUNK", 1)  # the first two chunks would be written first
     for c in customers:
         add_usage(c, date(2026, 10, 5), requests=3, input_tokens=1000, output_tokens=500)
-    broken = make_plan(kind="tiered", tiers=[{"up_to": 5, "unit_price": "1"}], name="Broken")
+    broken = make_plan(kind="tiered", tiers=TWO_TIERS, name="Broken")
     plan_assign(customer=customers[-1], plan=broken, effective_from=date(2026, 9, 1))
+    written_around_the_rule(broken, tiers=[{"up_to": 5, "unit_price": "1"}])
     with pytest.raises(PricingError, match="Broken"):
         invoice_run(period_start=OCTOBER, today=TODAY)
     assert not Invoice.objects.exists() and not InvoiceLine.objects.exists()

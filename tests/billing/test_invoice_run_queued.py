@@ -22,7 +22,7 @@ from billing.tasks import invoice_run_monthly
 from customers.models import Customer
 from portal.models import User
 
-from .conftest import OCTOBER
+from .conftest import OCTOBER, TWO_TIERS, written_around_the_rule
 
 pytestmark = pytest.mark.django_db
 
@@ -116,8 +116,9 @@ def test_a_failed_insert_marks_the_run_failed_and_leaves_no_draft(three_customer
 def test_a_broken_plan_marks_the_run_failed_with_its_error(
     three_customers, make_plan, django_capture_on_commit_callbacks
 ):
-    broken = make_plan(kind="tiered", tiers=[{"up_to": 5, "unit_price": "1"}], name="Broken")
+    broken = make_plan(kind="tiered", tiers=TWO_TIERS, name="Broken")
     plan_assign(customer=three_customers[-1], plan=broken, effective_from=date(2026, 9, 1))
+    written_around_the_rule(broken, tiers=[{"up_to": 5, "unit_price": "1"}])
     with django_capture_on_commit_callbacks(execute=True):
         run = invoice_run_request(period_start=OCTOBER, trigger="staff")
     run.refresh_from_db()

@@ -11,6 +11,8 @@ from billing.models import Invoice, InvoiceLine
 from billing.services import invoice_issue, invoice_run
 from customers.models import Customer
 
+from .conftest import established
+
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL row locks"
 )
@@ -51,8 +53,12 @@ def test_concurrent_issue_gives_gapless_unique_numbers():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_never_duplicate():
-    for i in range(30):
-        Customer.objects.create(name=f"C{i}", contact_email=f"c{i}@example.com")
+    established(
+        *(
+            Customer.objects.create(name=f"C{i}", contact_email=f"c{i}@example.com")
+            for i in range(30)
+        )
+    )
     barrier = threading.Barrier(4)
     errors = []
 

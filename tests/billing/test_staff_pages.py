@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from billing.models import CreditGrant, CustomerPlan, Invoice
 
-from .conftest import OCTOBER
+from .conftest import OCTOBER, TWO_TIERS, written_around_the_rule
 
 
 @pytest.fixture
@@ -81,8 +81,9 @@ def test_run_review_add_line_issue_pay(
 
 
 def test_void_needs_a_reason_and_has_confirmation(staff_client, draft):
-    from billing.services import invoice_issue
+    from billing.services import invoice_issue, invoice_line_add
 
+    invoice_line_add(invoice=draft, description="Usage", amount=D("12.00"))
     invoice = invoice_issue(invoice=draft)
     detail = staff_client.get(
         reverse("staff:billing_invoice_detail", args=[invoice.pk])
@@ -218,8 +219,9 @@ def test_run_with_a_broken_plan_is_shown_on_the_runs_page(
 ):
     from billing.services import plan_assign
 
-    plan = make_plan(kind="tiered", tiers=[{"up_to": 5, "unit_price": "1"}], name="Broken")
+    plan = make_plan(kind="tiered", tiers=TWO_TIERS, name="Broken")
     plan_assign(customer=customer, plan=plan, effective_from=date(2026, 9, 1))
+    written_around_the_rule(plan, tiers=[{"up_to": 5, "unit_price": "1"}])
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(reverse("staff:billing_run"), {"month": "2026-10"})
     response = staff_client.get(reverse("staff:billing_runs"))
