@@ -1,5 +1,7 @@
 """Staff forms. Field values are validated by the same functions the services use."""
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,16 +21,63 @@ def _limit_field(label, help_text):
     )
 
 
+class ModelsSelect(forms.SelectMultiple):
+    """A multiple select of the model catalog. Text posted as one value (ids or aliases
+    separated by commas or new lines, as scripts and older clients send it) is read too."""
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+        if values is None:
+            return []
+        if isinstance(values, str):
+            values = [values]
+        return [item for value in values for item in re.split(r"[\s,]+", str(value)) if item]
+
+
+class AllowedModelsField(forms.Field):
+    """The customer's allowed models, picked from the catalog (billing.catalog); entries already
+    set that the list does not show (aliases, inference profile ids) stay selectable."""
+
+    widget = ModelsSelect(attrs={"size": 12})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def offer(self, models, keep=()) -> None:
+        groups: dict[str, list] = {"Models": [], "Embeddings models": [], "Free models": []}
+        for model in models:
+            group = (
+                "Free models"
+                if model.free
+                else "Embeddings models"
+                if model.embeddings
+                else "Models"
+            )
+            groups[group].append((model.model_id, model.label))
+        choices = [(name, options) for name, options in groups.items() if options]
+        offered = {model.model_id for model in models}
+        extra = [(entry, entry) for entry in dict.fromkeys(keep) if entry not in offered]
+        if extra:
+            choices.append(("Set now", extra))
+        self.widget.choices = choices
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return []
+        return [value] if isinstance(value, str) else list(value)
+
+
 class LimitsForm(forms.Form):
     daily_request_limit = _limit_field("Daily request limit", "Requests per UTC day; empty: none.")
     monthly_token_quota = _limit_field(
         "Monthly token quota", "Input + output tokens per month; empty: none."
     )
     rpm_limit = _limit_field("Requests per minute", "Empty: no per-minute limit.")
-    allowed_models = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs=_TEXTAREA),
-        help_text="Model aliases or ids, comma or newline separated; empty: every model.",
+    allowed_models = AllowedModelsField(
+        help_text="Pick from the model catalog (the price book); none selected: every model. "
+        "Ctrl or ⌘ + click picks several. An inference profile id (us.…) of a catalog model "
+        "can be set through the API or the customers command.",
     )
     ip_allowlist = forms.CharField(
         label="IP allowlist",
@@ -42,6 +91,16 @@ class LimitsForm(forms.Form):
         widget=forms.Textarea(attrs=_TEXTAREA),
         help_text='A JSON object applied when a request omits them, e.g. {"max_tokens": 512}.',
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from billing.catalog import catalog
+
+        field = self.fields["allowed_models"]
+        keep = list(self.initial.get("allowed_models") or [])
+        if self.is_bound:
+            keep += field.widget.value_from_datadict(self.data, self.files, "allowed_models")
+        field.offer(catalog(), keep)
 
     def clean_daily_request_limit(self):
         value = self.cleaned_data["daily_request_limit"]
@@ -74,7 +133,7 @@ class LimitsForm(forms.Form):
             "daily_request_limit": customer.daily_request_limit or "",
             "monthly_token_quota": customer.monthly_token_quota or "",
             "rpm_limit": customer.rpm_limit or "",
-            "allowed_models": "\n".join(customer.allowed_models),
+            "allowed_models": list(customer.allowed_models),
             "ip_allowlist": "\n".join(customer.ip_allowlist),
             "default_model_params": json.dumps(customer.default_model_params)
             if customer.default_model_params

@@ -39,7 +39,11 @@ class LimitsSerializer(serializers.ModelSerializer):
         min_value=1, max_value=MAX_INT, allow_null=True, required=False
     )
     allowed_models = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=1000
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=1000,
+        help_text="Ids or aliases of the model catalog (the price book, GET /api/v1/prices/), "
+        "or inference profile ids of them; empty: every model. Another value is refused.",
     )
     ip_allowlist = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=1000

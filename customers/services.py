@@ -222,6 +222,15 @@ def _clean_expiry(expires_at) -> datetime | None:
     return expires_at
 
 
+def _refuse_unless_active(status: str) -> None:
+    """A token of a suspended or closed account could never be used: none is issued."""
+    if status != Customer.Status.ACTIVE:
+        state = "closed" if status == Customer.Status.CLOSED else "suspended"
+        raise ValidationError(
+            f"This account is {state}; tokens cannot be created until it is reactivated."
+        )
+
+
 def token_create(
     *,
     customer: Customer,
@@ -236,13 +245,13 @@ def token_create(
     """Issue a new token (or import `plaintext`, as the seed's `--token` did)."""
     label = (label or "default").strip()[:100]
     expires_at = _clean_expiry(expires_at)
-    if customer.status == Customer.Status.CLOSED:
-        raise ValidationError("This customer is closed; reactivate it first.")
     plaintext = (
         contract.generate_token() if plaintext is None else validators.importable_token(plaintext)
     )
     token_hash = contract.hash_token(plaintext)
     with transaction.atomic():
+        # Decided on the row, locked: a suspension committed meanwhile is seen.
+        _refuse_unless_active(_locked(customer).status)
         if Token.objects.filter(token_hash=token_hash).exists():
             raise ValidationError("This token is already in use; choose another.")
         token = Token.objects.create(
@@ -288,6 +297,7 @@ def token_rotate(
         old = Token.objects.select_for_update().get(pk=token.pk)
         if old.state() not in ("active", "rotating") or old.replaced_by_id:
             raise ValidationError("Only an active token that was not rotated yet can be rotated.")
+        # token_create refuses for a suspended or closed account, before the old token changes
         issued = token_create(
             customer=old.customer,
             label=old.label,

@@ -43,7 +43,10 @@ def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int 
 
 
 def allowed_models(value) -> list[str]:
-    """Model aliases or Bedrock model ids; empty means every model."""
+    """Models of the catalog (billing.catalog): ids, aliases or inference profile ids of them,
+    kept as given; empty means every model."""
+    from billing import catalog
+
     out: list[str] = []
     for item in _items(value):
         if not MODEL_NAME_RE.match(item):
@@ -52,6 +55,15 @@ def allowed_models(value) -> list[str]:
             out.append(item)
     if len(out) > MAX_LIST_ITEMS:
         raise ValidationError(f"At most {MAX_LIST_ITEMS} models.")
+    known = catalog.catalog() if out else []
+    unknown = [item for item in out if catalog.find(item, known) is None]
+    if unknown:
+        names = ", ".join(f"“{item[:60]}”" for item in unknown[:5])
+        raise ValidationError(
+            f"Unknown model{'s' if len(unknown) > 1 else ''} {names}: allowed models are the "
+            f"models of {catalog.WHERE}, by id or alias, or an inference profile id of one "
+            "(such as us.anthropic.claude-3-haiku-20240307-v1:0)."
+        )
     return out
 
 

@@ -1,8 +1,20 @@
 """Bearer token -> token item -> customer item, through a bounded in-memory LRU cache with TTL.
 
-The cache only saves reads. Revocation, suspension and limit changes still take effect on the
-very next request: the admission transaction (limits.py) re-checks the token's and customer's
-status and version inside DynamoDB, and a mismatch drops the cached entries (see limits.py).
+The cache only saves reads, in both directions:
+
+- Tightening (revocation, suspension, a narrower IP allowlist or model list, lower limits) takes
+  effect on the very next request: the admission transaction (limits.py) re-checks the token's
+  and customer's status and version inside DynamoDB, and a mismatch reads both items again.
+- Loosening (reactivation, a wider IP allowlist, a model allowed): a request refused on cached
+  items (customer status, IP allowlist, model access) that were read more than
+  `recheck_seconds` ago (PROXY_REFUSAL_RECHECK_SECONDS) is decided again on both items read
+  afresh, and the cache keeps what was read. So every request that arrives `recheck_seconds` or
+  more after the change reached DynamoDB sees it, and a client repeating a refused request
+  costs at most two reads per `recheck_seconds` per container, never a read per request.
+  An admitted warm request reads nothing (two DynamoDB calls in all: admission and usage).
+
+A token's own refusals (revoked, expired, past its grace) are final: the portal never makes a
+revoked or expired token valid again, so they are decided on the cached item without a read.
 Only hashes are cached; the token itself is never kept or logged.
 """
 
@@ -28,16 +40,20 @@ class TTLCache:
         self._lock = threading.Lock()
 
     def get(self, key):
+        entry = self.entry(key)
+        return None if entry is None else entry[0]
+
+    def entry(self, key) -> tuple | None:
+        """(value, the clock's time when it was stored), or None."""
         with self._lock:
             entry = self._data.get(key)
             if entry is None:
                 return None
-            value, stored_at = entry
-            if self.clock() - stored_at >= self.ttl:
+            if self.clock() - entry[1] >= self.ttl:
                 del self._data[key]
                 return None
             self._data.move_to_end(key)
-            return value
+            return entry
 
     def put(self, key, value) -> None:
         if value is None or self.ttl <= 0:
@@ -64,6 +80,10 @@ class TTLCache:
 class Principal:
     token: contract.TokenItem
     customer: contract.CustomerItem
+    # When the customer item was read from DynamoDB (the cache's clock), and whether this
+    # request read it itself (then a refusal stands: there is nothing fresher to read).
+    read_at: float = 0.0
+    fresh: bool = True
 
 
 def bearer_token(headers: dict) -> str:
@@ -115,28 +135,77 @@ def check_ip(customer: contract.CustomerItem, client_ip: str) -> None:
     raise ProxyError("ip_not_allowed")
 
 
+def check_access(principal: Principal, client_ip: str) -> None:
+    """What the account allows, as opposed to the token itself: status and address."""
+    check_customer(principal.customer)
+    check_ip(principal.customer, client_ip)
+
+
 class Authenticator:
-    def __init__(self, dynamodb, tables: contract.TableNames, *, size: int, ttl_seconds: float):
+    def __init__(
+        self,
+        dynamodb,
+        tables: contract.TableNames,
+        *,
+        size: int,
+        ttl_seconds: float,
+        recheck_seconds: float = 2.0,
+        clock=time.monotonic,
+    ):
         self.dynamodb, self.tables = dynamodb, tables
-        self.tokens = TTLCache(size, ttl_seconds)
-        self.customers = TTLCache(size, ttl_seconds)
+        self.clock, self.recheck_seconds = clock, recheck_seconds
+        self.tokens = TTLCache(size, ttl_seconds, clock)
+        self.customers = TTLCache(size, ttl_seconds, clock)
 
     def authenticate(self, headers: dict, client_ip: str, *, fresh: bool = False) -> Principal:
         token_hash = contract.hash_token(bearer_token(headers))
-        token = None if fresh else self.tokens.get(token_hash)
-        if token is None:
+        return self.confirm(self._load(token_hash, fresh), client_ip)
+
+    def confirm(self, principal: Principal, client_ip: str, check=None) -> Principal:
+        """The principal if the account allows the request: check_access, or only `check`
+        (e.g. the model) when given, for a principal that passed check_access already. A
+        refusal decided on a cached customer item read `recheck_seconds` ago or more is decided
+        again on both items read afresh (check_access and `check`): the fresh principal if they
+        allow it. Every refusal here comes from the customer item (status, IP allowlist,
+        models)."""
+        try:
+            (check or (lambda p: check_access(p, client_ip)))(principal)
+            return principal
+        except ProxyError:
+            if principal.fresh or self.clock() - principal.read_at < self.recheck_seconds:
+                raise
+        principal = self.reload(principal.token.token_hash)
+        check_access(principal, client_ip)
+        if check is not None:
+            check(principal)
+        return principal
+
+    def reload(self, token_hash: str) -> Principal:
+        """Both items read again (consistently) and kept in the cache; the token checked."""
+        return self._load(token_hash, fresh=True)
+
+    def _load(self, token_hash: str, fresh: bool) -> Principal:
+        now = self.clock()
+        entry = None if fresh else self.tokens.entry(token_hash)
+        if entry is None:
             token = contract.get_token(self.dynamodb, token_hash, self.tables)
             if token is None:
+                self.tokens.drop(token_hash)
                 raise ProxyError("unknown_token")
             self.tokens.put(token_hash, token)
+        else:
+            token = entry[0]
         check_token(token, time.time())
-        customer = None if fresh else self.customers.get(token.customer_id)
-        if customer is None:
+        entry = None if fresh else self.customers.entry(token.customer_id)
+        if entry is None:
             customer = contract.get_customer(self.dynamodb, token.customer_id, self.tables)
-            self.customers.put(token.customer_id, customer)
-        check_customer(customer)
-        check_ip(customer, client_ip)
-        return Principal(token=token, customer=customer)
+            if customer is None:
+                self.customers.drop(token.customer_id)
+            else:
+                self.customers.put(token.customer_id, customer)
+            return Principal(token=token, customer=customer, read_at=now, fresh=True)
+        customer, read_at = entry
+        return Principal(token=token, customer=customer, read_at=read_at, fresh=False)
 
     def forget(self, token_hash: str, customer_id: str | None = None) -> None:
         self.tokens.drop(token_hash)

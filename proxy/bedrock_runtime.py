@@ -51,6 +51,7 @@ ERROR_TYPES = {
     "monthly_quota_exceeded": ("ThrottlingException", 429),
     "bedrock_throttled": ("ThrottlingException", 429),
     "bedrock_unavailable": ("ServiceUnavailableException", 503),
+    "service_unavailable": ("ServiceUnavailableException", 503),
     "bedrock_timeout": ("ModelTimeoutException", 408),
     "bedrock_validation": ("ValidationException", 400),
     "bedrock_error": ("ModelErrorException", 424),
@@ -144,7 +145,7 @@ def parse(
             native = json.loads(body)
         except (ValueError, RecursionError):
             native = None
-        cap = formats.native_output_cap(native) if isinstance(native, dict) else None
+        cap = formats.native_output_cap(native, model_id) if isinstance(native, dict) else None
         return formats.ModelCall(
             api_format="bedrock",
             model_id=model_id,
@@ -156,12 +157,15 @@ def parse(
             requested_model=model,
             max_output_tokens=cap,
         )
+    params = converse_params(_json_object(raw, is_base64))
+    max_tokens = (params.get("inferenceConfig") or {}).get("maxTokens")
+    formats.check_output_cap("inferenceConfig.maxTokens", max_tokens, model_id)
     return formats.ModelCall(
         api_format="bedrock",
         model_id=model_id,
         model_alias=alias,
         operation="converse",
-        params=converse_params(_json_object(raw, is_base64)),
+        params=params,
         tags=tags,
         stream=stream,
         requested_model=model,

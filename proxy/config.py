@@ -15,6 +15,14 @@ def _int(name: str, default: int) -> int:
         return default
 
 
+def _float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
 def _list(name: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
 
@@ -27,6 +35,9 @@ class Settings:
     # the TTL bounds memory staleness, not how long a revoked token keeps working.
     cache_ttl_seconds: int = 300
     cache_size: int = 10_000
+    # A request refused on a cached customer item (suspended, IP or model not allowed) read this
+    # long ago or more is decided again on a fresh read: a loosening is seen within this bound.
+    refusal_recheck_seconds: float = 2.0
     # Lambda's limit for a synchronous request is 6 MB; images in chat requests need room.
     max_body_bytes: int = 6_000_000
     cors_origins: tuple[str, ...] = ()
@@ -47,6 +58,7 @@ def load() -> Settings:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         cache_ttl_seconds=_int("PROXY_CACHE_TTL_SECONDS", 300),
         cache_size=_int("PROXY_CACHE_SIZE", 10_000),
+        refusal_recheck_seconds=_float("PROXY_REFUSAL_RECHECK_SECONDS", 2.0),
         max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 6_000_000),
         cors_origins=_list("PROXY_CORS_ORIGINS"),
         warning_percent=_int("PROXY_RATE_WARNING_PERCENT", 80),

@@ -43,6 +43,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "upstream_error",
         "Bedrock is not available in this environment; use the sandbox model sandbox.echo-v1.",
     ),
+    "service_unavailable": (
+        503,
+        "api_error",
+        "The service is briefly unavailable; retry after the Retry-After delay.",
+    ),
     "internal_error": (500, "api_error", "Internal error; retry, and quote the request id."),
 }
 

@@ -1,7 +1,7 @@
 """The three request formats, each mapped to one Bedrock call and back.
 
-(a) seed 002: `{"modelId": ..., <the model's native body>}`            -> InvokeModel
-(b) seed 004: `{"model": alias, "prompt": {"messages", "parameters"}, "tags"}` -> Converse
+(a) native: `{"modelId": ..., <the model's native body>}`            -> InvokeModel
+(b) tagged: `{"model": alias, "prompt": {"messages", "parameters"}, "tags"}` -> Converse
 (c) OpenAI:   `POST /v1/chat/completions` (see openai_format.py)         -> Converse
 """
 
@@ -60,23 +60,49 @@ def quota_hold(call: ModelCall) -> int:
     return -(-chars // 4) + (output if output is not None else DEFAULT_OUTPUT_HOLD)
 
 
-def native_output_cap(native: dict) -> int | None:
-    """max_tokens (Anthropic), max_gen_len (Llama), textGenerationConfig.maxTokenCount (Titan),
-    inferenceConfig.max_new_tokens (Nova)."""
-    candidates = (
-        native.get("max_tokens"),
-        native.get("max_gen_len"),
-        (native.get("textGenerationConfig") or {}).get("maxTokenCount")
-        if isinstance(native.get("textGenerationConfig"), dict)
-        else None,
-        (native.get("inferenceConfig") or {}).get("max_new_tokens")
-        if isinstance(native.get("inferenceConfig"), dict)
-        else None,
+def output_cap_refused(name: str, model_id: str) -> ProxyError:
+    """400 for an output cap above what the model can produce, naming the parameter."""
+    limit = models.max_output_tokens(model_id)
+    return ProxyError(
+        "invalid_request",
+        f"'{name}' asks for more output than {model_id[:100]} can produce: at most {limit} tokens.",
     )
-    for value in candidates:
+
+
+def check_output_cap(name: str, value, model_id: str) -> None:
+    """An integer output cap above the model's maximum (models.max_output_tokens) is refused;
+    other types are left to the caller's own checks (or to Bedrock)."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and value > models.max_output_tokens(model_id):
+        raise output_cap_refused(name, model_id)
+
+
+def _native_caps(native: dict) -> list[tuple[str, object]]:
+    names = ("max_tokens", "max_tokens_to_sample", "max_gen_len")
+    caps: list[tuple[str, object]] = [(name, native.get(name)) for name in names]
+    for parent, names in (
+        ("textGenerationConfig", ("maxTokenCount",)),
+        ("inferenceConfig", ("max_new_tokens", "maxTokens")),
+    ):
+        section = native.get(parent)
+        if isinstance(section, dict):
+            caps.extend((f"{parent}.{name}", section.get(name)) for name in names)
+    return caps
+
+
+def native_output_cap(native: dict, model_id: str | None = None) -> int | None:
+    """max_tokens (Anthropic, Mistral), max_tokens_to_sample (Claude 2 text completions),
+    max_gen_len (Llama), textGenerationConfig.maxTokenCount (Titan),
+    inferenceConfig.max_new_tokens (Nova). With `model_id`, a cap above the model's maximum
+    output is refused (400 naming it)."""
+    found = None
+    for name, value in _native_caps(native):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+            if model_id is not None:
+                check_output_cap(name, value, model_id)
+            if found is None:
+                found = value
+    return found
 
 
 # Control characters (Unicode category Cc: U+0000-U+001F, U+007F-U+009F) and lone surrogates
@@ -120,7 +146,7 @@ def tags_from(body_tags, headers: dict) -> dict:
     return tags
 
 
-# --- (a) seed 002: native body -> InvokeModel -------------------------------------------
+# --- (a) native body -> InvokeModel ----------------------------------------------------
 
 
 def parse_native(body: dict, headers: dict) -> ModelCall:
@@ -142,7 +168,7 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
         tags=tags,
         stream=stream,
         requested_model=requested,
-        max_output_tokens=native_output_cap(native),
+        max_output_tokens=native_output_cap(native, model_id),
     )
 
 
@@ -168,8 +194,9 @@ _PARAM_NAMES = {
 
 def inference_config(params: dict, defaults: dict, model_id: str) -> tuple[dict, dict]:
     """(inferenceConfig, additionalModelRequestFields); the customer's defaults fill gaps
-    (seed 001 6.2, custom model parameters)."""
-    merged = {**(defaults or {}), **{k: v for k, v in params.items() if v is not None}}
+    (custom model parameters)."""
+    sent = {k: v for k, v in params.items() if v is not None}
+    merged = {**(defaults or {}), **sent}
     config, extra = {}, {}
     for name, value in merged.items():
         if name in _PARAM_NAMES:
@@ -181,6 +208,11 @@ def inference_config(params: dict, defaults: dict, model_id: str) -> tuple[dict,
             elif target == "maxTokens":
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ProxyError("invalid_request", f"'{name}' must be a positive integer.")
+                if value > models.max_output_tokens(model_id):
+                    if name in sent:
+                        raise output_cap_refused(name, model_id)
+                    # The customer's default, above what this model can produce: its maximum.
+                    value = models.max_output_tokens(model_id)
             elif not isinstance(value, int | float) or isinstance(value, bool):
                 raise ProxyError("invalid_request", f"'{name}' must be a number.")
             config[target] = value
@@ -248,7 +280,7 @@ def converse_text(response: dict) -> str:
     return "".join(block.get("text", "") for block in content if "text" in block)
 
 
-# --- (b) seed 004: alias + prompt + tags -> Converse ------------------------------------
+# --- (b) tagged: alias + prompt + tags -> Converse -------------------------------------
 
 
 def parse_prompt(body: dict, headers: dict, defaults: dict) -> ModelCall:

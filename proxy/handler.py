@@ -44,6 +44,7 @@ class ProxyApp:
             settings.tables,
             size=settings.cache_size,
             ttl_seconds=settings.cache_ttl_seconds,
+            recheck_seconds=settings.refusal_recheck_seconds,
         )
         self.limiter = limits.Limiter(
             dynamodb, settings.tables, self.auth, settings.warning_percent
@@ -161,9 +162,10 @@ class ProxyApp:
         if "/model/" in request.path:
             state["surface"] = "bedrock"
         name = route(request.method, request.path)
-        principal = self.auth.authenticate(
-            request.headers, request.client_ip, fresh=name == "models"
-        )
+        with limits.store_errors():  # DynamoDB unreachable or throttled: 503, retryable
+            principal = self.auth.authenticate(
+                request.headers, request.client_ip, fresh=name == "models"
+            )
         state["principal"] = principal
         if name == "models":
             state["status"] = "listed"
@@ -187,16 +189,28 @@ class ProxyApp:
             self._check_model(fresh, call)
             state["principal"] = fresh
 
-        self._check_model(principal, call)
-        if models.is_free(call.model_id):
+        free = models.is_free(call.model_id)
+        if free:
             hold = 0
         elif call.api_format == "embeddings":
             hold = embeddings.quota_hold(call)
         else:
             hold = formats.quota_hold(call)
-        admission = self.limiter.admit(
-            principal, recheck, now, request_id=request.request_id, quota_hold=hold
-        )
+        with limits.store_errors():
+            # A model refused on a cached customer item is decided again on a fresh read
+            # (auth.Authenticator.confirm), so allowing a model is seen within seconds.
+            principal = self.auth.confirm(
+                principal, request.client_ip, lambda fresh: self._check_model(fresh, call)
+            )
+            state["principal"] = principal
+            admission = self.limiter.admit(
+                principal,
+                recheck,
+                now,
+                request_id=request.request_id,
+                quota_hold=hold,
+                free=free,
+            )
         principal = state["principal"]
         customer_id = principal.customer.customer_id
         try:

@@ -12,7 +12,7 @@ Because DynamoDB evaluates every condition atomically, no number of concurrent c
 admit more than the limit, and a revoked token or suspended customer (the portal bumps the item's
 version) fails item 0 or 1 on the very next request even when this container's cache is warm.
 
-Warnings (seed 000 2.2, progressive throttling): a cap starts at the warning threshold (80 % by
+Warnings (progressive throttling): a cap starts at the warning threshold (80 % by
 default). When it fails, the container remembers that this customer passed the threshold in this
 period and retries with the hard cap; later requests of the period use the hard cap directly
 and carry `X-RateLimit-Warning`. Counters only grow within a period, so this is exact, and it
@@ -22,7 +22,12 @@ Monthly quota: a call's tokens are known only after it, so admission adds an est
 hold, formats.quota_hold) to quota_tokens in the same conditional update, and usage.py replaces
 it by the exact count afterwards (or takes it back when the call fails). Concurrent calls in
 flight therefore see each other's holds: the quota is overshot by at most about one call, not by
-every call in flight.
+every call in flight. A free model's call (models.is_free) holds nothing and has no quota
+condition: it is never refused by the monthly quota (the request still counts on MONTH#, and
+the per-minute and daily limits apply to it as to any call).
+
+DynamoDB unreachable or throttling past botocore's retries, during authentication or admission:
+`store_errors()` turns it into a retryable 503 `service_unavailable` with Retry-After.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ import math
 import random
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from . import auth, contract
 from .errors import ProxyError
@@ -44,6 +50,24 @@ DAY_TTL = 400 * 86400
 MAX_ATTEMPTS = 8
 # On MONTH#<month>: input + output tokens of priced models, plus the holds of calls in flight.
 QUOTA_ATTRIBUTE = contract.QUOTA_TOKENS
+# The most one call may hold against the quota. A hold is at most the body's characters / 4
+# (6 MB: 1.5 million) plus the model's maximum output (models.max_output_tokens), so this never
+# binds in practice; it keeps every number written to DynamoDB (38 significant digits at most)
+# far from that bound whatever reaches here.
+MAX_QUOTA_HOLD = 10**9
+# The most one update adds to a counter (usage.py): token counts come from Bedrock, and a
+# number DynamoDB cannot store (over 38 digits) would lose the whole usage transaction.
+MAX_COUNTER_ADD = 10**15
+# DynamoDB errors that mean "try again shortly" once botocore's own retries are spent.
+STORE_BUSY_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
 
 
 @dataclass
@@ -71,6 +95,39 @@ def idempotency_token(request_id: str, purpose: str) -> dict:
     if not request_id:
         return {}
     return {"ClientRequestToken": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request_id}/{purpose}"))}
+
+
+def store_unavailable(exc: Exception) -> ProxyError | None:
+    """A retryable 503 for DynamoDB unreachable (connection refused or reset, timeouts) or
+    throttling once botocore's retries are spent; None for any other error (a bug: 500)."""
+    if isinstance(exc, ConnectionError | HTTPClientError):  # EndpointConnectionError, timeouts
+        return ProxyError(
+            "service_unavailable",
+            "The request could not be checked against the account (its store is "
+            "unreachable); retry after the Retry-After delay.",
+            headers={"Retry-After": "2"},
+        )
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in STORE_BUSY_CODES:
+            return ProxyError(
+                "service_unavailable",
+                "The limits store is busy; retry after the Retry-After delay.",
+                headers={"Retry-After": "1"},
+            )
+    return None
+
+
+@contextmanager
+def store_errors():
+    """Around the DynamoDB reads and the admission: unreachable or throttled -> 503."""
+    try:
+        yield
+    except (ClientError, ConnectionError, HTTPClientError) as exc:
+        mapped = store_unavailable(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def periods(now: datetime) -> dict[str, tuple[str, datetime]]:
@@ -127,17 +184,20 @@ class Limiter:
         now: datetime | None = None,
         request_id: str = "",
         quota_hold: int = 0,
+        free: bool = False,
     ) -> Admission:
         """Count this request or raise ProxyError. `recheck(principal)` re-validates a refreshed
         customer (IP allowlist, model access) when its item changed since it was cached.
-        `quota_hold`: tokens held against the monthly quota until the call reports its own."""
+        `quota_hold`: tokens held against the monthly quota until the call reports its own.
+        `free`: a free model's call, which the monthly quota neither holds for nor refuses."""
         now = now or datetime.now(UTC)
         slots = periods(now)
+        quota_hold = 0 if free else max(0, min(int(quota_hold), MAX_QUOTA_HOLD))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             customer = principal.customer
             limits = self._limits(customer)
             held = quota_hold if limits["monthly"] is not None else 0
-            items, plan = self._transaction(principal, limits, slots, held)
+            items, plan = self._transaction(principal, limits, slots, held, free)
             try:
                 # Each attempt is planned anew (its items may differ), so it has its own token.
                 self.dynamodb.transact_write_items(
@@ -154,7 +214,12 @@ class Limiter:
                     r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
                 ]
                 if "ConditionalCheckFailed" not in reasons:
-                    raise ProxyError("bedrock_unavailable", "Too much contention; retry.") from None
+                    # Throttled, or still conflicting after MAX_ATTEMPTS: DynamoDB is busy.
+                    raise ProxyError(
+                        "service_unavailable",
+                        "The limits store is busy; retry after the Retry-After delay.",
+                        headers={"Retry-After": "1"},
+                    ) from None
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
             admission = self._admitted(principal, limits, slots, plan, now, attempt)
@@ -162,7 +227,7 @@ class Limiter:
             return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
-    def _transaction(self, principal, limits, slots, quota_hold=0):
+    def _transaction(self, principal, limits, slots, quota_hold=0, free=False):
         token, customer = principal.token, principal.customer
         names = self.tables
         pk = {"S": contract.counter_pk(customer.customer_id)}
@@ -177,6 +242,8 @@ class Limiter:
         for dimension in ("rpm", "daily", "monthly"):
             sk, _ = slots[dimension]
             limit = limits[dimension]
+            if free and dimension == "monthly":
+                limit = None  # counted on MONTH#, but no quota condition: free calls never use it
             if limit is not None and limit <= 0:
                 raise self._refusal(dimension, limit, slots)
             if dimension == "rpm" and limit is None:
@@ -211,20 +278,11 @@ class Limiter:
         failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
         token, customer = principal.token, principal.customer
         if failed & {0, 1}:
-            # The portal changed the token or customer: drop the cache and read both again.
-            self.auth.forget(token.token_hash, customer.customer_id)
-            fresh_token = contract.get_token(self.dynamodb, token.token_hash, self.tables)
-            if fresh_token is None:
-                raise ProxyError("unknown_token")
-            auth.check_token(fresh_token, now.timestamp())
-            fresh_customer = contract.get_customer(
-                self.dynamodb, fresh_token.customer_id, self.tables
-            )
-            auth.check_customer(fresh_customer)
-            principal = auth.Principal(token=fresh_token, customer=fresh_customer)
+            # The portal changed the token or customer: read both again (the cache keeps what
+            # was read, so a refusal decided here is not read again for a while, auth.py).
+            principal = self.auth.reload(token.token_hash)
+            auth.check_customer(principal.customer)
             recheck(principal)
-            self.auth.tokens.put(token.token_hash, fresh_token)
-            self.auth.customers.put(fresh_customer.customer_id, fresh_customer)
             return principal
         for index, dimension, warning in plan:
             if index not in failed:

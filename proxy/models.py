@@ -1,4 +1,4 @@
-"""Model aliases (seed 004's MODEL_ID_MAPPING) and the free sandbox model.
+"""Model aliases (short names customers may send for Bedrock ids) and the free sandbox models.
 
 Ids match the billing price book (billing/migrations/0002_seed_price_book.py, and
 0008_embeddings_prices.py for the embeddings models), so every event's `model_id` has a price;
@@ -8,6 +8,7 @@ the sandboxes' prices there are zero.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import ProxyError
 
@@ -61,6 +62,59 @@ ALIASES: dict[str, str] = {
 KNOWN_IDS = frozenset(ALIASES.values())
 # A Bedrock model id or (cross-region) inference profile id, e.g. "us.anthropic.claude-...:0".
 _MODEL_ID_RE = re.compile(r"^(?:[a-z]{2}\.)?[a-z0-9-]+\.[A-Za-z0-9._:-]{1,180}$")
+
+
+# The most output tokens one call may ask for, by model family (the longest matching prefix of
+# the model id, an inference profile's region prefix taken off). A request above it is refused
+# with a 400 naming the parameter; it also bounds the quota hold (limits.py), a DynamoDB number.
+# Sources (read 2026-11-25):
+# - Claude: Anthropic's model comparison (docs.anthropic.com/en/docs/about-claude/models/overview):
+#   Claude 3 Haiku / Sonnet / Opus 4,096, Claude 3.5 Sonnet and Haiku 8,192; Claude 2 / 2.1's
+#   max_tokens_to_sample on Bedrock 4,096.
+# - Nova (Micro, Lite, Pro): the published maximum differs by source and date (5,000 at launch,
+#   5,120, 8.2K, 10,000 on later pages; docs.aws.amazon.com/nova/latest/userguide/
+#   complete-request-schema.html is the reference): the highest, 10,000, so that no request
+#   Bedrock takes is refused here; above what Bedrock takes, Bedrock answers its own 400.
+# - Titan Text (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-text.html,
+#   maxTokenCount): Express 8,192, Lite 4,096, Premier 3,072.
+# - Llama 3.1 (model-parameters-meta.html, max_gen_len): 2,048.
+# - Mistral (model-parameters-mistral-text-completion.html and the model cards): Mistral Large
+#   and Mistral 7B 8,192, Mixtral 8x7B 4,096.
+# - The sandboxes: 100,000. Any other model id: DEFAULT_MAX_OUTPUT_TOKENS.
+MAX_OUTPUT_TOKENS: dict[str, int] = {
+    "anthropic.claude-v2": 4096,
+    "anthropic.claude-instant": 4096,
+    "anthropic.claude-3-haiku": 4096,
+    "anthropic.claude-3-sonnet": 4096,
+    "anthropic.claude-3-opus": 4096,
+    "anthropic.claude-3-5-sonnet": 8192,
+    "anthropic.claude-3-5-haiku": 8192,
+    "amazon.nova-micro": 10_000,
+    "amazon.nova-lite": 10_000,
+    "amazon.nova-pro": 10_000,
+    "amazon.titan-text-express": 8192,
+    "amazon.titan-text-lite": 4096,
+    "amazon.titan-text-premier": 3072,
+    "meta.llama3-1": 2048,
+    "meta.llama3-": 2048,
+    "mistral.mistral-large": 8192,
+    "mistral.mixtral-8x7b": 4096,
+    "mistral.mistral-7b": 8192,
+    "sandbox.": 100_000,
+}
+DEFAULT_MAX_OUTPUT_TOKENS = 100_000
+_PROFILE_PREFIX_RE = re.compile(r"^(?:[a-z]{2}|apac|us-gov|global)\.(?=[a-z0-9-]+\.)")
+
+
+@lru_cache(maxsize=1024)
+def max_output_tokens(model_id: str) -> int:
+    """The most output tokens a call to `model_id` may ask for (see MAX_OUTPUT_TOKENS)."""
+    base = _PROFILE_PREFIX_RE.sub("", model_id, count=1)
+    best, found = "", DEFAULT_MAX_OUTPUT_TOKENS
+    for prefix, limit in MAX_OUTPUT_TOKENS.items():
+        if base.startswith(prefix) and len(prefix) > len(best):
+            best, found = prefix, limit
+    return found
 
 
 def resolve(name) -> tuple[str, str]:

@@ -110,7 +110,7 @@ def answer(model_call: ModelCall) -> upstream.Result:
             },
             "metrics": {"latencyMs": 0},
         }
-    else:  # Anthropic messages shape, the native format seed 002 uses
+    else:  # Anthropic messages shape, what the native examples send
         response = {
             "id": "msg_sandbox",
             "type": "message",

@@ -27,7 +27,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from . import contract, models
-from .limits import DAY_TTL, QUOTA_ATTRIBUTE, idempotency_token, is_conflict
+from .limits import DAY_TTL, MAX_COUNTER_ADD, QUOTA_ATTRIBUTE, idempotency_token, is_conflict
 
 logger = logging.getLogger("proxy")
 EVENTS_PREFIX = "usage-events"
@@ -60,7 +60,8 @@ _file_lock = threading.Lock()
 def _update(table, pk, sk, adds: dict, ttl: int | None = None) -> dict:
     names, values, parts = {}, {}, []
     for i, (name, amount) in enumerate(adds.items()):
-        names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(int(amount))}
+        amount = max(-MAX_COUNTER_ADD, min(int(amount), MAX_COUNTER_ADD))  # far below 38 digits
+        names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(amount)}
         parts.append(f"#a{i} :a{i}")
     expression = "ADD " + ", ".join(parts)
     if ttl is not None:

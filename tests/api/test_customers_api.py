@@ -51,12 +51,12 @@ def test_create_read_update(rw, staff_user):
     assert detail["name"] == "Initech" and detail["status"] == "active"
     response = rw.patch(
         f"{URL}{customer_id}/",
-        {"billing_name": "Initech LLC", "allowed_models": ["claude-sonnet"]},
+        {"billing_name": "Initech LLC", "allowed_models": ["claude-3-sonnet"]},
         format="json",
     )
     assert response.status_code == 200, response.json()
     assert response.json()["billing_name"] == "Initech LLC"
-    assert response.json()["allowed_models"] == ["claude-sonnet"]
+    assert response.json()["allowed_models"] == ["claude-3-sonnet"]
     event = AuditEvent.objects.filter(action="customer.update").get()
     assert event.actor_label.endswith("via api") and event.source_ip == "127.0.0.1"
 

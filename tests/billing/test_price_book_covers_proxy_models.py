@@ -7,15 +7,21 @@ from decimal import Decimal
 from billing.models import ModelPrice
 from proxy import models
 
-# Claude 2 (alias claude-2) has no price yet: its usage reaches drafts at 0, marked for review.
-NOT_YET_PRICED = {"anthropic.claude-v2:0"}
-
 
 def test_every_model_the_proxy_knows_has_a_price(db):
     priced = set(ModelPrice.objects.values_list("model_id", flat=True))
-    assert models.KNOWN_IDS - priced <= NOT_YET_PRICED
+    assert models.KNOWN_IDS - priced == set()
+    for alias, model_id in models.ALIASES.items():
+        assert model_id in priced, alias
     assert set(models.EMBEDDING_MODELS) <= priced
     assert set(models.SANDBOX_IDS) <= priced
+
+
+def test_claude_2_is_priced_at_bedrocks_on_demand_price(db):
+    (row,) = ModelPrice.objects.filter(model_id=models.ALIASES["claude-2"])
+    assert (row.input_per_1k, row.output_per_1k) == (Decimal("0.008"), Decimal("0.024"))
+    assert row.source_url == "https://aws.amazon.com/bedrock/pricing/"
+    assert row.source_seen_on is not None and row.effective_from <= date(2024, 1, 1)
 
 
 def test_embeddings_prices_per_1k_input_tokens_and_no_output(db):

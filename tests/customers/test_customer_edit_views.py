@@ -37,7 +37,7 @@ def test_edit_limits(staff_client, ddb, customer):
         "daily_request_limit": "100",
         "monthly_token_quota": "2000000",
         "rpm_limit": "",
-        "allowed_models": "sandbox.echo-v1\nclaude-haiku",
+        "allowed_models": "sandbox.echo-v1\nclaude-3-haiku",
         "ip_allowlist": "127.0.0.0/24\n::1/128",
         "default_model_params": '{"max_tokens": 256}',
     }

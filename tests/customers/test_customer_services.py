@@ -13,7 +13,7 @@ def test_customer_create_writes_dynamodb_and_audit(ddb, staff_user):
         name="Initech",
         contact_email="it@initech.example",
         daily_request_limit="500",
-        allowed_models="sandbox.echo-v1, claude-haiku",
+        allowed_models="sandbox.echo-v1, claude-3-haiku",
         ip_allowlist="127.0.0.0/8 127.0.1.7",
         actor=staff_user,
         ip="127.0.0.9",
@@ -22,7 +22,7 @@ def test_customer_create_writes_dynamodb_and_audit(ddb, staff_user):
     assert item.status == "active"
     assert item.name == "Initech"
     assert item.daily_request_limit == 500
-    assert item.allowed_models == ["sandbox.echo-v1", "claude-haiku"]
+    assert item.allowed_models == ["sandbox.echo-v1", "claude-3-haiku"]
     assert item.ip_allowlist == ["127.0.0.0/8", "127.0.1.7/32"]
     assert item.version == customer.sync_version == 1
     event = AuditEvent.objects.get(customer=customer)

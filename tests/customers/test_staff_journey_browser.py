@@ -21,11 +21,17 @@ def test_onboard_copy_rotate_and_bulk_suspend(page, live_server, staff_user, ddb
     page.get_by_label("Contact email").fill("it@initech.example")
     page.get_by_label("First user's email").fill("peter@initech.example")
     page.get_by_label("Daily request limit").fill("1000")
+    # the model catalog as a multiple select: pick two
+    page.get_by_label("Allowed models").select_option(["amazon.nova-lite-v1:0", "sandbox.echo-v1"])
+    screenshot("onboard-form")
     page.get_by_role("button", name="Onboard").click()
 
     token = page.locator("#new-token").inner_text().strip()
     assert contract.token_has_valid_checksum(token)
-    assert contract.get_token(ddb, contract.hash_token(token)).status == "active"
+    item = contract.get_token(ddb, contract.hash_token(token))
+    assert item.status == "active"
+    allowed = contract.get_customer(ddb, item.customer_id).allowed_models
+    assert allowed == ["amazon.nova-lite-v1:0", "sandbox.echo-v1"]
     assert token in page.locator("#curl-example").inner_text()
     page.get_by_role("button", name="Copy token").click()
     screenshot("token-shown-once")

@@ -25,7 +25,12 @@ def test_fifty_operations_while_dynamodb_is_down(ddb, settings, customer, other_
         target = customers[step % 2]
         live = [t for t in selectors.token_list_usable(customer=target) if not t.replaced_by_id]
         choice = rng.choice(["limits", "token", "rotate", "revoke", "status"])
-        if choice == "limits" or (choice in ("rotate", "revoke") and not live):
+        inactive = target.status != Customer.Status.ACTIVE  # no new token for it (refused)
+        if (
+            choice == "limits"
+            or (choice in ("rotate", "revoke") and not live)
+            or (choice in ("token", "rotate") and inactive)
+        ):
             services.customer_update_limits(customer=target, daily_request_limit=step + 1)
         elif choice == "token":
             issued = services.token_create(customer=target, label=f"t{step}")

@@ -95,3 +95,94 @@ def test_past_grace_and_expired_have_their_own_codes(aws, customer, staff_user):
     with pytest.raises(ProxyError) as refused:
         check_token(item, item.expires_at + 1)
     assert refused.value.code == "token_expired"
+
+
+# --- loosening in the portal reaches a warm container ----------------------------------------
+
+
+def delivered(customer):
+    """The portal's outbox written to DynamoDB (it is already, on commit; this makes it sure)."""
+    from customers.sync import outbox_deliver
+
+    outbox_deliver(customer_id=customer.pk, force=True)
+
+
+def code_of(response) -> str:
+    return body_of(response)["error"]["code"]
+
+
+def test_reactivation_in_the_portal_is_admitted_by_a_warm_container(aws, customer, staff_user):
+    app = make_app(aws.client("dynamodb"), refusal_recheck_seconds=0)
+    issued = services.token_create(customer=customer, actor=staff_user)
+    assert call(app, issued.plaintext)["statusCode"] == 200  # warm
+    services.customer_suspend(customer=customer, actor=staff_user)
+    delivered(customer)
+    assert code_of(call(app, issued.plaintext)) == "customer_suspended"
+    assert code_of(call(app, issued.plaintext)) == "customer_suspended"  # from the cache
+    services.customer_reactivate(customer=customer, actor=staff_user)
+    delivered(customer)
+    assert call(app, issued.plaintext)["statusCode"] == 200
+
+
+def test_a_wider_ip_allowlist_in_the_portal_is_seen(aws, customer, staff_user):
+    app = make_app(aws.client("dynamodb"), refusal_recheck_seconds=0)
+    issued = services.token_create(customer=customer, actor=staff_user)
+    assert call(app, issued.plaintext)["statusCode"] == 200  # from 203.0.113.7
+    services.customer_update_limits(
+        customer=customer, actor=staff_user, ip_allowlist="198.51.100.0/24"
+    )
+    delivered(customer)
+    assert code_of(call(app, issued.plaintext)) == "ip_not_allowed"
+    services.customer_update_limits(
+        customer=customer, actor=staff_user, ip_allowlist="198.51.100.0/24, 203.0.113.0/24"
+    )
+    delivered(customer)
+    assert call(app, issued.plaintext)["statusCode"] == 200
+
+
+def test_a_model_allowed_in_the_portal_is_seen(aws, customer, staff_user):
+    from botocore.stub import Stubber
+
+    from .conftest import converse_response
+
+    bedrock = aws.client("bedrock-runtime")
+    app = make_app(aws.client("dynamodb"), bedrock, refusal_recheck_seconds=0)
+    issued = services.token_create(customer=customer, actor=staff_user)
+    services.customer_update_limits(customer=customer, actor=staff_user, allowed_models="nova-lite")
+    delivered(customer)
+    assert call(app, issued.plaintext)["statusCode"] == 200  # warm (the sandbox)
+    assert code_of(call(app, issued.plaintext, model="claude-3-haiku")) == "model_not_allowed"
+    services.customer_update_limits(
+        customer=customer, actor=staff_user, allowed_models=["nova-lite", "claude-3-haiku"]
+    )
+    delivered(customer)
+    with Stubber(bedrock) as stubber:
+        stubber.add_response("converse", converse_response())
+        assert call(app, issued.plaintext, model="claude-3-haiku")["statusCode"] == 200
+
+
+def test_a_repeated_refusal_costs_no_dynamodb_call_within_the_bound(aws, customer, staff_user):
+    client = aws.client("dynamodb")
+    app = make_app(client, refusal_recheck_seconds=30)
+    clock = [1000.0]
+    app.auth.clock = app.auth.tokens.clock = app.auth.customers.clock = lambda: clock[0]
+    issued = services.token_create(customer=customer, actor=staff_user)
+    assert call(app, issued.plaintext)["statusCode"] == 200
+    services.customer_suspend(customer=customer, actor=staff_user)
+    delivered(customer)
+    calls = []
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **kw: calls.append(model.name)
+    )
+    assert code_of(call(app, issued.plaintext)) == "customer_suspended"
+    assert calls == ["TransactWriteItems", "GetItem", "GetItem"]
+    calls.clear()
+    services.customer_reactivate(customer=customer, actor=staff_user)
+    delivered(customer)
+    for _ in range(10):
+        clock[0] += 1
+        assert code_of(call(app, issued.plaintext)) == "customer_suspended"
+    assert calls == []  # within the bound: decided on what was read, not a call
+    clock[0] += 20  # 30 s after the read: the next request reads again and is admitted
+    assert call(app, issued.plaintext)["statusCode"] == 200
+    assert calls == ["GetItem", "GetItem", "TransactWriteItems", "TransactWriteItems"]

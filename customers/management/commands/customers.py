@@ -79,7 +79,11 @@ class Command(BaseCommand):
         limits.add_argument("--daily-limit", required=True, help="Requests per day, or 'none'.")
         limits.add_argument("--monthly-tokens", help="Tokens per month, or 'none'.")
         limits.add_argument("--rpm", help="Requests per minute, or 'none'.")
-        limits.add_argument("--allowed-models", help="Comma-separated aliases ('' for all).")
+        limits.add_argument(
+            "--allowed-models",
+            help="Comma-separated model ids or aliases of the model catalog (the price book), "
+            "or inference profile ids of them ('' for all).",
+        )
         limits.add_argument("--ip-allowlist", help="Comma-separated CIDRs ('' for any).")
 
         for name in ("suspend", "reactivate"):
