@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 
 # DynamoDBBackend methods that each run under the lock. transact_write_items calls put_item,
 # update_item and delete_item, and execute_transaction calls execute_statement: an RLock.
@@ -39,11 +40,48 @@ _lock = threading.RLock()
 _installed = threading.Lock()
 
 
+# DynamoDB applies a TransactWriteItems carrying a ClientRequestToken once, however often it
+# is sent within 10 minutes (botocore re-sends a call whose answer timed out); moto ignores the
+# token, so under load a retried admission counted twice.
+TOKEN_LIFETIME_SECONDS = 600
+_applied_tokens: dict[str, float] = {}
+
+
+def _idempotent_transactions(handler_class) -> None:
+    original = handler_class.transact_write_items
+    if getattr(original, "_idempotent", False):
+        return
+
+    @functools.wraps(original)
+    def transact_write_items(self, _original=original):
+        token = self.body.get("ClientRequestToken") if isinstance(self.body, dict) else None
+        if not token:
+            return _original(self)
+        with _lock:
+            now = time.monotonic()
+            for seen, at in list(_applied_tokens.items()):
+                if now - at > TOKEN_LIFETIME_SECONDS:
+                    del _applied_tokens[seen]
+            if token in _applied_tokens:  # already applied: the same answer, nothing done again
+                from moto.core.responses import ActionResult
+
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+            answer = _original(self)
+            _applied_tokens[token] = now  # only once it applied: a cancelled one may retry
+            return answer
+
+    transact_write_items._idempotent = True
+    handler_class.transact_write_items = transact_write_items
+
+
 def make_dynamodb_atomic() -> None:
-    """Serialise moto's DynamoDB requests in this process. Idempotent."""
+    """Serialise moto's DynamoDB requests in this process, and apply a transaction sent again
+    with the same ClientRequestToken once, as DynamoDB does. Idempotent."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     with _installed:
+        _idempotent_transactions(DynamoHandler)
         for name in LOCKED_METHODS:
             original = getattr(DynamoDBBackend, name)
             if getattr(original, "_atomic", False):

@@ -103,3 +103,14 @@ def test_forty_concurrent_two_item_transactions_all_count(dynamodb):
         outcomes = list(pool.map(one, range(80)))
     assert outcomes.count("cancelled") == 40
     assert requests_of(dynamodb, "DAY") == requests_of(dynamodb, "MONTH") == 40
+
+
+def test_a_transaction_sent_again_with_its_token_applies_once(dynamodb):
+    """botocore re-sends a call whose answer timed out, with the same ClientRequestToken;
+    DynamoDB applies it once, and so does the emulator (moto alone applied it twice)."""
+    key = "token"
+    for _ in range(3):
+        dynamodb.transact_write_items(TransactItems=[add(key)], ClientRequestToken="same-call")
+    dynamodb.transact_write_items(TransactItems=[add(key)], ClientRequestToken="another-call")
+    dynamodb.transact_write_items(TransactItems=[add(key)])  # no token: applied each time
+    assert requests_of(dynamodb, key) == 3
