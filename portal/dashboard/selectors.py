@@ -207,9 +207,9 @@ def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
 
 
 def _application_heatmap(*, start: dt.date, end: dt.date) -> dict:
-    """The application x user heatmap. Billed usage rows have no end-user dimension (the proxy's usage
-    events carry an optional `tags.userId`, but the daily aggregation leaves it out), so the
-    "user" axis is the customer account: application x customer, in tokens."""
+    """The application x user heatmap. Billed usage rows have no end-user dimension (the
+    proxy's usage events carry an optional `tags.userId`, but the daily aggregation leaves it
+    out), so the "user" axis is the customer account: application x customer, in tokens."""
     rows = usage_selectors.usage_grouped_by(
         start=start, end=end, fields=("application_id", "customer_id")
     )

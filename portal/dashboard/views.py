@@ -1,4 +1,5 @@
-"""Staff dashboards: usage by application, user and model, and cost by tag. Thin: reads are in selectors.py."""
+"""Staff dashboards: usage by application, user and model, and cost by tag. Thin: reads are
+in selectors.py."""
 
 from django.shortcuts import render
 
