@@ -95,15 +95,19 @@ def _generate() -> float:
             "TRUNCATE billing_invoiceline, billing_creditapplication, billing_invoice,"
             " billing_customerplan, usage_usagedaily, customers_customer CASCADE"
         )
-    ModelPrice.objects.update_or_create(
-        model_id="anthropic.claude-3-haiku-20240307-v1:0",
-        effective_from=date(2026, 10, 16),
-        defaults={
-            "input_per_1k": Decimal("0.0002"),
-            "output_per_1k": Decimal("0.001"),
-            "display_name": "Claude 3 Haiku (bench price change)",
-        },
-    )
+    # Written without save(), as a data migration writes: the benchmark has no proxy to send
+    # the price to (ModelPrice.save records it in the outbox for the proxy).
+    change = {
+        "model_id": "anthropic.claude-3-haiku-20240307-v1:0",
+        "effective_from": date(2026, 10, 16),
+    }
+    prices = {
+        "input_per_1k": Decimal("0.0002"),
+        "output_per_1k": Decimal("0.001"),
+        "display_name": "Claude 3 Haiku (bench price change)",
+    }
+    if not ModelPrice.objects.filter(**change).update(**prices):
+        ModelPrice.objects.bulk_create([ModelPrice(**change, **prices)])
     tiered, _ = PricingPlan.objects.get_or_create(
         code="bench-tiered",
         defaults={

@@ -29,7 +29,8 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-VERSION = "4"  # 4: portal_user.session_epoch, usage_ingestedday.quarantined_rows
+VERSION = "5"  # 4: portal_user.session_epoch, usage_ingestedday.quarantined_rows
+# 5: customers_token.allowed_models (a token's own models; its numeric limits stay NULL)
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 CUSTOMERS_AT_SCALE_1 = 10_000
 TOKENS_PER_CUSTOMER = 10
@@ -282,7 +283,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
         "customers_token",
         _columns(
             "id customer_id label token_hash display_prefix last4 status created_at revoked_at "
-            "expires_at sync_version"
+            "expires_at sync_version allowed_models"
         ),
         _token_rows(customers, created, end_day),
     )
@@ -348,6 +349,7 @@ def _token_rows(customers: int, created: dt.datetime, end_day: dt.date):
                 (made + dt.timedelta(days=20)) if revoked else None,
                 expires,
                 1,
+                "[]",
             )
 
 

@@ -8,8 +8,11 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from portal.models import BackgroundRun
 
@@ -48,6 +51,37 @@ class ModelPrice(models.Model):
 
     def __str__(self):
         return f"{self.model_id} from {self.effective_from}"
+
+    def save(self, *args, **kwargs):
+        """Saved with the outbox row of the model's price item, in one transaction (and of the
+        model it was moved from, if its model id changed)."""
+        from .price_sync import outbox_enqueue_price
+
+        with transaction.atomic(using=kwargs.get("using")):
+            before = None
+            if self.pk is not None:
+                stored = type(self).objects.filter(pk=self.pk)
+                before = stored.values_list("model_id", flat=True).first()
+            super().save(*args, **kwargs)
+            for model_id in sorted({self.model_id, before} - {None}):
+                outbox_enqueue_price(model_id=model_id)
+
+    def clean(self):
+        """Prices the proxy can be given (billing/price_sync.py): finite, not negative, below
+        its limit. The admin's form shows these next to the fields."""
+        from .price_sync import price_problems
+
+        if problems := price_problems(self):
+            raise ValidationError(problems)
+
+
+@receiver(post_delete, sender=ModelPrice)
+def _price_deleted(sender, instance, **kwargs):
+    """A removed row changes its model's price item: recorded inside the deletion's transaction
+    (Django deletes in one, single rows and querysets alike, and sends this signal within it)."""
+    from .price_sync import outbox_enqueue_price
+
+    outbox_enqueue_price(model_id=instance.model_id)
 
 
 class PricingPlan(models.Model):
@@ -409,3 +443,13 @@ class InvoiceRun(BackgroundRun):
         if not self.customers_total:
             return 0
         return 100 * self.customers_rated // self.customers_total
+
+
+class PriceBookVersion(models.Model):
+    """One row: the version of the last price item recorded for the proxy. Locked and bumped by
+    every outbox row of the price book (billing/price_sync.py), so items' versions only grow."""
+
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"price book version {self.version}"

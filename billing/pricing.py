@@ -12,13 +12,15 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from proxy.models import INFERENCE_PROFILE_PREFIXES
+
 CENT = Decimal("0.01")
 THOUSAND = Decimal(1000)
 
 
 # Cross-region inference profiles ("us.anthropic.claude-3-haiku-...") are billed at the price of
-# the model they route to, so the price book holds base model ids only.
-INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+# the model they route to, so the price book holds base model ids only. The list is the proxy's
+# (proxy/models.py), so the proxy's price items resolve a profile as invoices do.
 
 
 def price_model_id(model_id: str) -> str:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 
+from . import price_sync
 from .invoice_run import (
     InvoiceRunBusy,
     InvoiceRunRefused,
@@ -31,12 +32,15 @@ from .models import (
     InvoiceCounter,
     InvoiceImmutable,
     InvoiceLine,
+    ModelPrice,
     PricingPlan,
 )
 from .pricing import (
     PricingError,
+    plan_number,
     plan_problems,
     plan_problems_text,
+    price_model_id,
     round_money,
     share,
     tax_amount,
@@ -412,5 +416,67 @@ __all__ = [
     "invoice_run_execute",
     "invoice_run_request",
     "invoice_void",
+    "model_price_add",
     "plan_assign",
 ]
+
+
+# --- Price book ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_price_add(
+    *,
+    model_id: str,
+    effective_from: date,
+    input_per_1k,
+    output_per_1k,
+    cache_read_per_1k=None,
+    cache_write_per_1k=None,
+    per_request=Decimal(0),
+    display_name: str = "",
+    source_url: str = "",
+    source_seen_on: date | None = None,
+    note: str = "",
+) -> ModelPrice:
+    """A model's price from a day on. A price change is a new row (rows are not edited): the
+    row in force on a day prices that day's usage. The proxy's price item of the model is
+    recorded with it, in this transaction (ModelPrice.save, billing/price_sync.py), so a change
+    dated in the future reaches the proxy now and takes effect there at 00:00 UTC that day."""
+    model_id = (model_id or "").strip()
+    if not model_id or len(model_id) > 200 or any(c.isspace() for c in model_id):
+        raise PricingError("A model id is 1 to 200 characters without spaces.")
+    if price_model_id(model_id) != model_id:
+        raise PricingError(
+            f"{model_id} is an inference profile: price the model it routes to,"
+            f" {price_model_id(model_id)}."
+        )
+    row = ModelPrice(
+        model_id=model_id,
+        effective_from=effective_from,
+        input_per_1k=_unit_price(input_per_1k, "Input price"),
+        output_per_1k=_unit_price(output_per_1k, "Output price"),
+        cache_read_per_1k=None
+        if cache_read_per_1k is None
+        else _unit_price(cache_read_per_1k, "Cache read price"),
+        cache_write_per_1k=None
+        if cache_write_per_1k is None
+        else _unit_price(cache_write_per_1k, "Cache write price"),
+        per_request=_unit_price(per_request, "Per-request price"),
+        display_name=(display_name or "").strip()[:200],
+        source_url=(source_url or "").strip()[:500],
+        source_seen_on=source_seen_on,
+        note=note or "",
+    )
+    if ModelPrice.objects.filter(model_id=model_id, effective_from=effective_from).exists():
+        raise PricingError(f"{model_id} already has a price from {effective_from}.")
+    row.save()
+    return row
+
+
+def _unit_price(value, what: str) -> Decimal:
+    """A price of the book: the plan rule's (finite, not negative, at most 9 decimal places,
+    below 10^9), and one the proxy can be given (price_sync.to_micros)."""
+    number = plan_number(value, what)
+    price_sync.to_micros(number)
+    return number

@@ -35,6 +35,7 @@ from .serializers import (
     IssuedTokenSerializer,
     LimitsSerializer,
     TokenCreateSerializer,
+    TokenLimitsSerializer,
     TokenRotateSerializer,
     TokenSerializer,
 )
@@ -184,9 +185,22 @@ class TokenViewSet(
             label=data.get("label", "default"),
             expires_at=data.get("expires_at", services.DEFAULT),
             plaintext=data.get("import_token") or None,
+            limits={k: v for k, v in data.items() if k in services.TOKEN_LIMIT_FIELDS},
             **audit_context(request),
         )
         return Response(IssuedTokenSerializer.of(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TokenLimitsSerializer, responses=TokenSerializer)
+    def partial_update(self, request, customer_pk=None, pk=None):
+        """Change the token's own limits (only the fields sent): inside the customer's, its
+        models among the customer's. The proxy applies them on the token's next request."""
+        token = self.get_object()
+        serializer = TokenLimitsSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        token = services.token_update_limits(
+            token=token, **serializer.validated_data, **audit_context(request)
+        )
+        return Response(TokenSerializer(token).data)
 
     @extend_schema(request=TokenRotateSerializer, responses={201: IssuedTokenSerializer})
     @action(detail=True, methods=["post"])

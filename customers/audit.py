@@ -20,6 +20,7 @@ CUSTOMER_AUDIT_FIELDS = [
     "daily_request_limit",
     "monthly_token_quota",
     "rpm_limit",
+    "tpm_limit",
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
@@ -36,7 +37,19 @@ def customer_snapshot(customer: Customer, fields=None) -> dict:
     return {name: _json(getattr(customer, name)) for name in fields or CUSTOMER_AUDIT_FIELDS}
 
 
-def token_snapshot(token: Token) -> dict:
+TOKEN_LIMIT_AUDIT_FIELDS = [
+    "daily_request_limit",
+    "rpm_limit",
+    "monthly_token_quota",
+    "tpm_limit",
+    "allowed_models",
+]
+
+
+def token_snapshot(token: Token, fields=None) -> dict:
+    """The token's audited fields (never its hash); `fields`: only these of its limits."""
+    if fields is not None:
+        return {name: _json(getattr(token, name)) for name in fields}
     return {
         "token_id": str(token.id),
         "label": token.label,
@@ -44,6 +57,7 @@ def token_snapshot(token: Token) -> dict:
         "status": token.status,
         "expires_at": _json(token.expires_at),
         "grace_until": _json(token.grace_until),
+        **{name: getattr(token, name) for name in TOKEN_LIMIT_AUDIT_FIELDS},
     }
 
 

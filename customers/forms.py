@@ -74,6 +74,11 @@ class LimitsForm(forms.Form):
         "Monthly token quota", "Input + output tokens per month; empty: none."
     )
     rpm_limit = _limit_field("Requests per minute", "Empty: no per-minute limit.")
+    tpm_limit = _limit_field(
+        "Tokens per minute",
+        "Input + output tokens of priced models per minute (calls in flight count their "
+        "estimate); empty: none.",
+    )
     allowed_models = AllowedModelsField(
         help_text="Pick from the model catalog (the price book); none selected: every model. "
         "Ctrl or ⌘ + click picks several. An inference profile id (us.…) of a catalog model "
@@ -116,6 +121,12 @@ class LimitsForm(forms.Form):
         value = self.cleaned_data["rpm_limit"]
         return validators.positive_int_or_none(value, label="Requests per minute")
 
+    def clean_tpm_limit(self):
+        value = self.cleaned_data["tpm_limit"]
+        return validators.positive_int_or_none(
+            value, label="Tokens per minute", maximum=validators.TPM_MAX
+        )
+
     def clean_allowed_models(self):
         return validators.allowed_models(self.cleaned_data["allowed_models"])
 
@@ -133,6 +144,7 @@ class LimitsForm(forms.Form):
             "daily_request_limit": customer.daily_request_limit or "",
             "monthly_token_quota": customer.monthly_token_quota or "",
             "rpm_limit": customer.rpm_limit or "",
+            "tpm_limit": customer.tpm_limit or "",
             "allowed_models": list(customer.allowed_models),
             "ip_allowlist": "\n".join(customer.ip_allowlist),
             "default_model_params": json.dumps(customer.default_model_params)
@@ -205,9 +217,100 @@ class TokenExpiryMixin(forms.Form):
         return datetime.combine(day, time.min, tzinfo=UTC) if day else DEFAULT
 
 
-class TokenCreateForm(TokenExpiryMixin):
+class TokenLimitsForm(forms.Form):
+    """A token's own limits, inside its customer's: each empty field means the customer's limit
+    alone applies, no model picked means the customer's models. The models offered are the
+    customer's when it has a list, else the catalog."""
+
+    LIMITS = ["daily_request_limit", "rpm_limit", "monthly_token_quota", "tpm_limit"]
+
+    daily_request_limit = _limit_field(
+        "Token's daily request limit", "Requests per UTC day with this token; empty: none."
+    )
+    rpm_limit = _limit_field("Token's requests per minute", "Empty: none.")
+    monthly_token_quota = _limit_field(
+        "Token's monthly token quota", "Input + output tokens per month; empty: none."
+    )
+    tpm_limit = _limit_field(
+        "Token's tokens per minute", "Input + output tokens per minute; empty: none."
+    )
+    allowed_models = AllowedModelsField(
+        widget=ModelsSelect(attrs={"size": 6}),
+        label="Token's models",
+        help_text="Only these of the account's models; none selected: all of the account's. "
+        "Ctrl or ⌘ + click picks several.",
+    )
+
+    def __init__(self, *args, customer=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer = customer
+        field = self.fields["allowed_models"]
+        keep = list(self.initial.get("allowed_models") or [])
+        if self.is_bound:
+            keep += field.widget.value_from_datadict(self.data, self.files, "allowed_models")
+        from billing.catalog import catalog
+
+        offered = catalog()
+        account = list(getattr(customer, "allowed_models", None) or [])
+        if account:  # the account's models only, and its entries the catalog does not list
+            from proxy.models import ALIASES, is_allowed
+
+            offered = [model for model in offered if is_allowed(model.model_id, "", account)]
+            ids = {model.model_id for model in offered}
+            keep += [entry for entry in account if ALIASES.get(entry, entry) not in ids]
+        field.offer(offered, keep)
+
+    def clean_daily_request_limit(self):
+        return validators.positive_int_or_none(
+            self.cleaned_data["daily_request_limit"], label="Daily request limit"
+        )
+
+    def clean_rpm_limit(self):
+        return validators.positive_int_or_none(
+            self.cleaned_data["rpm_limit"], label="Requests per minute"
+        )
+
+    def clean_monthly_token_quota(self):
+        return validators.positive_int_or_none(
+            self.cleaned_data["monthly_token_quota"],
+            label="Monthly token quota",
+            maximum=validators.TOKEN_QUOTA_MAX,
+        )
+
+    def clean_tpm_limit(self):
+        return validators.positive_int_or_none(
+            self.cleaned_data["tpm_limit"], label="Tokens per minute", maximum=validators.TPM_MAX
+        )
+
+    def clean_allowed_models(self):
+        models = validators.allowed_models(self.cleaned_data["allowed_models"])
+        if self.customer is not None:
+            models = validators.models_within(models, list(self.customer.allowed_models or []))
+        return models
+
+    def limits(self) -> dict:
+        """The cleaned limits, for services.token_create / token_update_limits."""
+        return {name: self.cleaned_data.get(name) for name in [*self.LIMITS, "allowed_models"]}
+
+    @classmethod
+    def initial_for(cls, token) -> dict:
+        initial = {name: getattr(token, name) or "" for name in cls.LIMITS}
+        initial["allowed_models"] = list(token.allowed_models or [])
+        return initial
+
+
+class TokenCreateForm(TokenExpiryMixin, TokenLimitsForm):
     label = forms.CharField(max_length=100, initial="default", help_text="E.g. the application.")
-    field_order = ["label", "expires_on", "never_expires"]
+    field_order = [
+        "label",
+        "expires_on",
+        "never_expires",
+        "daily_request_limit",
+        "rpm_limit",
+        "monthly_token_quota",
+        "tpm_limit",
+        "allowed_models",
+    ]
 
 
 class OnboardForm(TokenExpiryMixin, LimitsForm):
@@ -229,6 +332,7 @@ class OnboardForm(TokenExpiryMixin, LimitsForm):
         "daily_request_limit",
         "monthly_token_quota",
         "rpm_limit",
+        "tpm_limit",
         "allowed_models",
     ]
 

@@ -36,6 +36,8 @@ class Customer(models.Model):
     daily_request_limit = models.PositiveIntegerField(null=True, blank=True)
     monthly_token_quota = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    # Input + output tokens of priced models per minute (holds of calls in flight included).
+    tpm_limit = models.PositiveBigIntegerField("tokens per minute", null=True, blank=True)
     allowed_models = models.JSONField(default=list, blank=True)
     ip_allowlist = models.JSONField(default=list, blank=True)
     default_model_params = models.JSONField(default=dict, blank=True)
@@ -89,6 +91,13 @@ class Token(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expiry_warning_sent_at = models.DateTimeField(null=True, blank=True)
+    # The token's own limits, inside the customer's (a request must pass both): None means
+    # only the customer's limit applies; an empty list means the customer's models.
+    daily_request_limit = models.PositiveIntegerField(null=True, blank=True)
+    rpm_limit = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    monthly_token_quota = models.PositiveBigIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveBigIntegerField("tokens per minute", null=True, blank=True)
+    allowed_models = models.JSONField(default=list, blank=True)
     sync_version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
@@ -104,6 +113,22 @@ class Token(models.Model):
     @property
     def masked(self) -> str:
         return f"{self.display_prefix}…{self.last4}"
+
+    @property
+    def limit_summary(self) -> list[str]:
+        """Its own limits in words, for pages and the command; empty: the customer's."""
+        parts = []
+        for value, unit in (
+            (self.daily_request_limit, "requests/day"),
+            (self.rpm_limit, "requests/min"),
+            (self.monthly_token_quota, "tokens/month"),
+            (self.tpm_limit, "tokens/min"),
+        ):
+            if value is not None:
+                parts.append(f"{value:,} {unit}")
+        if self.allowed_models:
+            parts.append("models: " + ", ".join(self.allowed_models))
+        return parts
 
     @property
     def effective_expires_at(self):
@@ -129,8 +154,11 @@ class SyncOutbox(models.Model):
     class Kind(models.TextChoices):
         CUSTOMER = "customer", "Customer"
         TOKEN = "token", "Token"
+        PRICE = "price", "Price"  # a model's price item (billing/price_sync.py): no customer
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="outbox")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="outbox"
+    )
     token = models.ForeignKey(
         Token, null=True, blank=True, on_delete=models.CASCADE, related_name="outbox"
     )
@@ -162,6 +190,8 @@ class SyncOutbox(models.Model):
         ]
 
     def __str__(self):
+        if self.kind == self.Kind.PRICE:
+            return f"price v{self.version} of {self.payload.get('model_id', '?')}"
         return f"{self.kind} v{self.version} for {self.customer_id}"
 
 

@@ -4,7 +4,8 @@ Pending outbox rows are delivered first; then every customer and token item is c
 what PostgreSQL says it should be. A missing or different item is re-written through the
 outbox at a fresh version (above whatever DynamoDB holds, so the conditional put wins); an item
 DynamoDB holds but PostgreSQL does not know is disabled (tokens revoked, customers closed),
-because a token nobody can see in the portal must not keep working.
+because a token nobody can see in the portal must not keep working. The proxy's price items
+are compared with the price book the same way (billing.price_sync.prices_reconcile).
 """
 
 import dataclasses
@@ -33,26 +34,42 @@ CUSTOMER_COMPARED = [
     "daily_request_limit",
     "monthly_token_quota",
     "rpm_limit",
+    "tpm_limit",
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
 ]
-TOKEN_COMPARED = ["token_id", "customer_id", "display_prefix", "status", "expires_at"]
+TOKEN_COMPARED = [
+    "token_id",
+    "customer_id",
+    "display_prefix",
+    "status",
+    "expires_at",
+    "daily_request_limit",
+    "rpm_limit",
+    "monthly_token_quota",
+    "tpm_limit",
+    "allowed_models",
+]
 
 
 @dataclass
 class ReconcileReport:
     checked_customers: int = 0
     checked_tokens: int = 0
-    repairs: list[str] = field(default_factory=list)
+    checked_prices: int = 0
+    repairs: list[str] = field(default_factory=list)  # customers and tokens
+    price_repairs: list[str] = field(default_factory=list)  # the proxy's price items
     delivered_pending: int = 0
     still_pending: int = 0
 
     def summary(self) -> str:
         return (
-            f"checked {self.checked_customers} customers and {self.checked_tokens} tokens, "
+            f"checked {self.checked_customers} customers, {self.checked_tokens} tokens and "
+            f"{self.checked_prices} model prices, "
             f"delivered {self.delivered_pending} pending changes, "
-            f"repaired {len(self.repairs)} items, {self.still_pending} still pending"
+            f"repaired {len(self.repairs)} items and {len(self.price_repairs)} model prices, "
+            f"{self.still_pending} still pending"
         )
 
 
@@ -139,7 +156,11 @@ def dynamodb_reconcile(*, dry_run: bool = False, client=None) -> ReconcileReport
                     client, dataclasses.replace(item, status="revoked", version=item.version + 1)
                 )
 
-    if not dry_run and report.repairs:
+    from billing.price_sync import prices_reconcile
+
+    report.checked_prices, report.price_repairs = prices_reconcile(client=client, dry_run=dry_run)
+
+    if not dry_run and (report.repairs or report.price_repairs):
         report.delivered_pending += outbox_deliver(
             force=True, limit=100_000, client=client
         ).delivered

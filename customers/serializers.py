@@ -17,6 +17,7 @@ from .services import DETAIL_FIELDS, LIMIT_FIELDS, clean_limits
 
 MAX_INT = 2**31 - 1  # the columns of the per-day and per-minute limits
 MAX_BIG = 10**15  # the monthly token quota's, as the services' own validator allows
+MAX_TPM = 10**12  # tokens per minute, and a token's own monthly quota (customers.validators)
 
 
 def _service_rule(field: str, value):
@@ -37,6 +38,14 @@ class LimitsSerializer(serializers.ModelSerializer):
     )
     rpm_limit = serializers.IntegerField(
         min_value=1, max_value=MAX_INT, allow_null=True, required=False
+    )
+    tpm_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_TPM,
+        allow_null=True,
+        required=False,
+        help_text="Input + output tokens of priced models per minute (calls in flight count "
+        "their estimate); null: no limit.",
     )
     allowed_models = serializers.ListField(
         child=serializers.CharField(max_length=200),
@@ -125,12 +134,54 @@ class CustomerForCustomerSerializer(CustomerSerializer):
         fields = [f for f in CustomerSerializer.Meta.fields if f != "notes"]
 
 
+TOKEN_LIMIT_FIELDS = [
+    "daily_request_limit",
+    "rpm_limit",
+    "monthly_token_quota",
+    "tpm_limit",
+    "allowed_models",
+]
+
+
+class TokenLimitsSerializer(serializers.Serializer):
+    """A token's own limits, inside its customer's (a request must pass both). null: only the
+    customer's limit applies; an empty allowed_models: the customer's models."""
+
+    daily_request_limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_INT, allow_null=True, required=False
+    )
+    rpm_limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_INT, allow_null=True, required=False
+    )
+    monthly_token_quota = serializers.IntegerField(
+        min_value=1, max_value=MAX_TPM, allow_null=True, required=False
+    )
+    tpm_limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_TPM, allow_null=True, required=False
+    )
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=1000,
+        help_text="Some of the customer's allowed models (any catalog model when the customer "
+        "allows all); empty: the customer's models. A model outside them is refused.",
+    )
+
+    def validate_allowed_models(self, value):
+        return _service_rule("allowed_models", value)
+
+
 class TokenSerializer(serializers.ModelSerializer):
     """A token as listed: never its hash or plaintext, only a masked form."""
 
     state = serializers.SerializerMethodField()
     masked = serializers.CharField(read_only=True)
     effective_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The token's own models (some of the customer's); empty: the customer's.",
+    )
 
     class Meta:
         model = Token
@@ -150,6 +201,7 @@ class TokenSerializer(serializers.ModelSerializer):
             "created_at",
             "revoked_at",
             "last_used_at",
+            *TOKEN_LIMIT_FIELDS,
         ]
         read_only_fields = fields
 
@@ -179,7 +231,7 @@ class IssuedTokenSerializer(TokenSerializer):
         return {**cls(issued.token).data, "token": issued.plaintext}
 
 
-class TokenCreateSerializer(serializers.Serializer):
+class TokenCreateSerializer(TokenLimitsSerializer):
     label = serializers.CharField(max_length=100, required=False, default="default")
     import_token = serializers.CharField(
         max_length=256,

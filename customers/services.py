@@ -38,11 +38,26 @@ LIMIT_FIELDS = [
     "daily_request_limit",
     "monthly_token_quota",
     "rpm_limit",
+    "tpm_limit",
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
 ]
 SYNCED_DETAIL_FIELDS = {"name"}
+# A token's own limits, inside its customer's (the proxy enforces both).
+TOKEN_LIMIT_FIELDS = [
+    "daily_request_limit",
+    "rpm_limit",
+    "monthly_token_quota",
+    "tpm_limit",
+    "allowed_models",
+]
+LIMIT_LABELS = {
+    "daily_request_limit": "Daily request limit",
+    "monthly_token_quota": "Monthly token quota",
+    "rpm_limit": "Requests per minute",
+    "tpm_limit": "Tokens per minute",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,9 @@ def clean_limits(**raw) -> dict:
             v, label="Monthly token quota", maximum=validators.INT64_MAX
         ),
         "rpm_limit": lambda v: validators.positive_int_or_none(v, label="Requests per minute"),
+        "tpm_limit": lambda v: validators.positive_int_or_none(
+            v, label="Tokens per minute", maximum=validators.TPM_MAX
+        ),
         "allowed_models": validators.allowed_models,
         "ip_allowlist": validators.ip_allowlist,
         "default_model_params": validators.default_model_params,
@@ -78,6 +96,31 @@ def clean_limits(**raw) -> dict:
     if unknown:
         raise ValidationError(f"Unknown limits: {', '.join(sorted(unknown))}")
     return {name: parsers[name](value) for name, value in raw.items() if value is not UNSET}
+
+
+def clean_token_limits(*, customer: Customer, within_customer: bool = False, **raw) -> dict:
+    """A token's own limits, validated as the customer's are; its models must be among the
+    customer's. `within_customer` (a customer user setting them): no number above the
+    customer's own limit. Unknown keys are an error; UNSET values are left out."""
+    unknown = set(raw) - set(TOKEN_LIMIT_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown token limits: {', '.join(sorted(unknown))}")
+    values = clean_limits(**raw)
+    quota = values.get("monthly_token_quota")
+    if quota is not None and quota > validators.TOKEN_QUOTA_MAX:
+        raise ValidationError(
+            f"Monthly token quota is too large: at most {validators.TOKEN_QUOTA_MAX:,}."
+        )
+    if "allowed_models" in values:
+        validators.models_within(values["allowed_models"], list(customer.allowed_models or []))
+    if within_customer:
+        for name, label in LIMIT_LABELS.items():
+            value, ceiling = values.get(name), getattr(customer, name)
+            if value is not None and ceiling is not None and value > ceiling:
+                raise ValidationError(
+                    f"{label} of a token can be at most the account's: {ceiling:,}."
+                )
+    return values
 
 
 def customer_create(
@@ -240,9 +283,13 @@ def token_create(
     actor=None,
     ip: str | None = None,
     source: str = "",
+    limits: dict | None = None,
+    within_customer: bool = False,
     _action: str = "token.create",
+    _limits_from: Token | None = None,
 ) -> IssuedToken:
-    """Issue a new token (or import `plaintext`, as the seed's `--token` did)."""
+    """Issue a new token (or import `plaintext`, a token brought from elsewhere), with its own
+    `limits` (TOKEN_LIMIT_FIELDS, see clean_token_limits) if given."""
     label = (label or "default").strip()[:100]
     expires_at = _clean_expiry(expires_at)
     plaintext = (
@@ -251,7 +298,15 @@ def token_create(
     token_hash = contract.hash_token(plaintext)
     with transaction.atomic():
         # Decided on the row, locked: a suspension committed meanwhile is seen.
-        _refuse_unless_active(_locked(customer).status)
+        locked_customer = _locked(customer)
+        _refuse_unless_active(locked_customer.status)
+        if _limits_from is not None:  # a rotation: the new token keeps the old one's limits
+            own = {name: getattr(_limits_from, name) for name in TOKEN_LIMIT_FIELDS}
+            own["allowed_models"] = list(own["allowed_models"] or [])
+        else:
+            own = clean_token_limits(
+                customer=locked_customer, within_customer=within_customer, **(limits or {})
+            )
         if Token.objects.filter(token_hash=token_hash).exists():
             raise ValidationError("This token is already in use; choose another.")
         token = Token.objects.create(
@@ -262,6 +317,7 @@ def token_create(
             last4=contract.token_last4(plaintext),
             expires_at=expires_at,
             created_by=actor if getattr(actor, "pk", None) else None,
+            **own,
         )
         outbox_enqueue_token(token=token)
         audit_record(
@@ -307,6 +363,7 @@ def token_rotate(
             ip=ip,
             source=source,
             _action="token.rotate.new",
+            _limits_from=old,
         )
         before = token_snapshot(old)
         now = timezone.now()
@@ -353,6 +410,49 @@ def token_revoke(*, token: Token, actor=None, ip: str | None = None, source: str
             ip=ip,
             source=source,
         )
+    token.refresh_from_db()
+    return token
+
+
+def token_update_limits(
+    *,
+    token: Token,
+    actor=None,
+    ip: str | None = None,
+    source: str = "",
+    within_customer: bool = False,
+    **limits,
+) -> Token:
+    """Set any of TOKEN_LIMIT_FIELDS on one token; omitted ones stay, None clears a number and
+    an empty list gives the token the customer's models again. The proxy sees the change on
+    the token's next request (the admission checks the token item's version)."""
+    with transaction.atomic():
+        # Token, then customer: the order token_rotate and customer_close lock them in.
+        locked = Token.objects.select_for_update().get(pk=token.pk)
+        customer = _locked(locked.customer)
+        state = locked.state()
+        if state in ("revoked", "expired"):
+            raise ValidationError(f"This token is {state}; its limits cannot change.")
+        values = clean_token_limits(customer=customer, within_customer=within_customer, **limits)
+        before = token_snapshot(locked, list(values))
+        for name, value in values.items():
+            setattr(locked, name, value)
+        after = token_snapshot(locked, list(values))
+        before, after = changed_only(before, after)
+        if after:
+            locked.save(update_fields=list(after))
+            outbox_enqueue_token(token=locked)
+            audit_record(
+                customer=customer,
+                actor=actor,
+                action="token.limits",
+                object_type="token",
+                object_id=locked.pk,
+                before={"masked": locked.masked, **before},
+                after={"masked": locked.masked, **after},
+                ip=ip,
+                source=source,
+            )
     token.refresh_from_db()
     return token
 

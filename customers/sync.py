@@ -67,6 +67,7 @@ def customer_payload(customer: Customer) -> dict:
         "daily_request_limit": customer.daily_request_limit,
         "monthly_token_quota": customer.monthly_token_quota,
         "rpm_limit": customer.rpm_limit,
+        "tpm_limit": customer.tpm_limit,
         "allowed_models": list(customer.allowed_models or []),
         "ip_allowlist": list(customer.ip_allowlist or []),
         "default_model_params": dict(customer.default_model_params or {}),
@@ -84,6 +85,11 @@ def token_payload(token: Token) -> dict:
         "expires_at": _epoch(token.effective_expires_at),
         "created_at": _epoch(token.created_at),
         "grace_ends_at": _epoch(token.grace_until),
+        "daily_request_limit": token.daily_request_limit,
+        "rpm_limit": token.rpm_limit,
+        "monthly_token_quota": token.monthly_token_quota,
+        "tpm_limit": token.tpm_limit,
+        "allowed_models": list(token.allowed_models or []),
     }
 
 
@@ -155,6 +161,8 @@ def token_item(token_hash: str, payload: dict, version: int) -> contract.TokenIt
 
 
 def _apply(client, row: SyncOutbox) -> bool:
+    if row.kind == SyncOutbox.Kind.PRICE:
+        return contract.put_price(client, price_item(row.payload, row.version))
     if row.kind == SyncOutbox.Kind.CUSTOMER:
         return contract.put_customer(client, customer_item(row.payload, row.version))
     return contract.put_token(client, token_item(row.token.token_hash, row.payload, row.version))
@@ -183,14 +191,19 @@ class DeliveryReport:
     retry_in: float = 0.0
 
 
-def outbox_deliver(*, customer_id=None, limit: int = 500, force: bool = False, client=None):
-    """Deliver pending rows, oldest first. `force` ignores the backoff schedule."""
+def outbox_deliver(
+    *, customer_id=None, kind=None, limit: int = 500, force: bool = False, client=None
+):
+    """Deliver pending rows, oldest first. `force` ignores the backoff schedule; `kind` keeps
+    rows of that kind only (the price book's: SyncOutbox.Kind.PRICE)."""
     now = timezone.now()
     rows = SyncOutbox.objects.filter(delivered_at__isnull=True)
     if not force:
         rows = rows.filter(next_attempt_at__lte=now)
     if customer_id is not None:
         rows = rows.filter(customer_id=customer_id)
+    if kind is not None:
+        rows = rows.filter(kind=kind)
     rows = list(rows.select_related("token").order_by("id")[:limit])
     report = DeliveryReport()
     if not rows:
@@ -221,6 +234,8 @@ def outbox_deliver(*, customer_id=None, limit: int = 500, force: bool = False, c
         pending = SyncOutbox.objects.filter(delivered_at__isnull=True)
         if customer_id is not None:
             pending = pending.filter(customer_id=customer_id)
+        if kind is not None:
+            pending = pending.filter(kind=kind)
         soonest = pending.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)
         first = soonest.first()
         report.retry_in = max(1.0, (first - timezone.now()).total_seconds()) if first else 1.0
@@ -316,3 +331,19 @@ def outbox_purge_delivered(*, older_than_days: int = 30) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = SyncOutbox.objects.filter(delivered_at__lt=cutoff).delete()
     return deleted
+
+
+def price_item(payload: dict, version: int) -> contract.PriceItem:
+    """A price row's payload (billing.price_sync.price_payload) as the contract's item."""
+
+    def rates(fields):
+        return contract.PriceRates(**fields) if fields else None
+
+    return contract.PriceItem(
+        model_id=payload["model_id"],
+        version=version,
+        currency=payload["currency"],
+        current=rates(payload.get("current")),
+        next=rates(payload.get("next")),
+        updated_at=payload.get("updated_at", ""),
+    )

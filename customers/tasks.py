@@ -55,3 +55,15 @@ def send_token_expiry_warnings():
     from .emails import token_expiry_warnings_send
 
     return token_expiry_warnings_send()
+
+
+@shared_task(bind=True, max_retries=8, ignore_result=True, reject_on_worker_lost=True)
+def deliver_price_outbox(self):
+    """Deliver the price book's pending changes (price items); retried like a customer's."""
+    from .models import SyncOutbox
+    from .sync import outbox_deliver
+
+    report = outbox_deliver(kind=SyncOutbox.Kind.PRICE)
+    if report.failed and not self.request.is_eager:
+        raise self.retry(countdown=report.retry_in)
+    return report.delivered

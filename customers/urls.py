@@ -31,6 +31,11 @@ staff_urlpatterns: list = [
         views_tokens.token_revoke,
         name="token_revoke",
     ),
+    path(
+        "customers/<uuid:pk>/tokens/<uuid:token_id>/limits/",
+        views_tokens.token_limits,
+        name="token_limits",
+    ),
     path("tokens/issued/", views_tokens.token_issued, name="token_issued"),
 ]
 customer_urlpatterns: list = [
@@ -44,6 +49,11 @@ customer_urlpatterns: list = [
         "tokens/<uuid:token_id>/revoke/",
         views_customer.customer_token_revoke,
         name="customer_token_revoke",
+    ),
+    path(
+        "tokens/<uuid:token_id>/limits/",
+        views_customer.customer_token_limits,
+        name="customer_token_limits",
     ),
     path("account/", views_customer.customer_account, name="customer_account"),
 ]

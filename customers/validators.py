@@ -26,6 +26,8 @@ def _items(value) -> list[str]:
 
 INT32_MAX = 2**31 - 1  # PositiveIntegerField columns (daily and per-minute limits)
 INT64_MAX = 2**63 - 1  # PositiveBigIntegerField columns (the monthly token quota)
+TPM_MAX = 10**12  # tokens per minute: far above any model's quota, far below the column's
+TOKEN_QUOTA_MAX = 10**12  # a token's own monthly token quota (a trillion tokens)
 
 
 def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int | None:
@@ -65,6 +67,29 @@ def allowed_models(value) -> list[str]:
             "(such as us.anthropic.claude-3-haiku-20240307-v1:0)."
         )
     return out
+
+
+def models_within(models: list[str], customer_models: list[str]) -> list[str]:
+    """A token's models (already validated by `allowed_models`) must be among its customer's:
+    decided by the proxy's own rule (proxy.models.is_allowed: ids or aliases of one model are
+    the same model, the sandboxes are always allowed). The customer's empty list allows all."""
+    if not customer_models:
+        return models
+    from proxy.models import ALIASES, is_allowed
+
+    outside = [
+        item
+        for item in models
+        if not is_allowed(ALIASES.get(item, item), item if item in ALIASES else "", customer_models)
+    ]
+    if outside:
+        names = ", ".join(f"“{item[:60]}”" for item in outside[:5])
+        listed = ", ".join(customer_models[:20]) + (", …" if len(customer_models) > 20 else "")
+        raise ValidationError(
+            f"{names} {'is' if len(outside) == 1 else 'are'} not among the account's allowed "
+            f"models ({listed}): a token's models can only narrow the account's."
+        )
+    return models
 
 
 def ip_allowlist(value) -> list[str]:

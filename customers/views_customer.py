@@ -24,7 +24,7 @@ from usage.selectors import usage_settings_for
 from usage.services import usage_settings_update
 
 from . import selectors, services
-from .forms import InviteForm, RotateForm, TokenCreateForm
+from .forms import InviteForm, RotateForm, TokenCreateForm, TokenLimitsForm
 from .onboarding import customer_user_invite
 
 PAGE_SIZE = 50
@@ -50,7 +50,7 @@ def _tokens_page(request, *, form=None, issued=None, status=200):
         "tokens": paginate(
             request, selectors.token_list(customer=request.customer), per_page=PAGE_SIZE
         ),
-        "form": form or TokenCreateForm(),
+        "form": form or TokenCreateForm(customer=request.customer),
         "rotate_form": RotateForm(),
         "issued": issued,
         "snippets": snippets(issued.plaintext) if issued else snippets(),
@@ -65,7 +65,7 @@ def _tokens_page(request, *, form=None, issued=None, status=200):
 def customer_tokens(request):
     if request.method != "POST":
         return _tokens_page(request)
-    form = TokenCreateForm(request.POST)
+    form = TokenCreateForm(request.POST, customer=request.customer)
     if form.is_valid() and not form_key_use(request=request, purpose="customer_token"):
         form.add_error(None, ALREADY_SENT)  # a reload of the page that showed the token
         return _tokens_page(request, form=form, status=409)
@@ -75,6 +75,8 @@ def customer_tokens(request):
                 customer=request.customer,
                 label=form.cleaned_data["label"],
                 expires_at=form.expires_at(),
+                limits=form.limits(),
+                within_customer=True,
                 **_audit(request),
             )
         except ValidationError as error:
@@ -116,6 +118,36 @@ def customer_token_rotate(request, token_id):
         messages.error(request, " ".join(error.messages))
         return redirect("customer:customer_tokens")
     return _tokens_page(request, issued=issued)
+
+
+@customer_required
+@never_cache
+def customer_token_limits(request, token_id):
+    """A token's own limits, within the account's: no number above the account's limit, only
+    models the account may use. Empty fields: the account's limits alone apply."""
+    token = _own_token(request, token_id)
+    form = TokenLimitsForm(
+        request.POST if request.method == "POST" else None,
+        initial=TokenLimitsForm.initial_for(token),
+        customer=request.customer,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.token_update_limits(
+                token=token, within_customer=True, **form.limits(), **_audit(request)
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            messages.success(request, f"Limits of token {token.masked} saved.")
+            return redirect("customer:customer_tokens")
+    return render(
+        request,
+        "customer/token_limits.html",
+        {"customer": request.customer, "token": token, "form": form},
+        status=400 if form.is_bound and form.errors else 200,
+    )
 
 
 @customer_required

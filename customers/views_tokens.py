@@ -1,4 +1,5 @@
-"""Staff pages for tokens: create, rotate and revoke (confirmed), and the one-time display."""
+"""Staff pages for tokens: create, rotate and revoke (confirmed), their own limits, and the
+one-time display."""
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,7 +13,7 @@ from portal.once import ALREADY_SENT, form_key_issue, form_key_use
 from portal.web import posted_data
 
 from . import services
-from .forms import RotateForm, TokenCreateForm
+from .forms import RotateForm, TokenCreateForm, TokenLimitsForm
 from .views_helpers import audit_context, get_customer_or_404, get_token_or_404
 
 CURL_MODEL = "sandbox.echo-v1"
@@ -21,7 +22,7 @@ CURL_MODEL = "sandbox.echo-v1"
 @staff_required
 def token_create(request, pk):
     customer = get_customer_or_404(pk)
-    form = TokenCreateForm(posted_data(request))
+    form = TokenCreateForm(posted_data(request), customer=customer)
     status = 200
     if request.method == "POST" and form.is_valid():
         if not form_key_use(request=request, purpose="token_create"):
@@ -33,6 +34,7 @@ def token_create(request, pk):
                     customer=customer,
                     label=form.cleaned_data["label"],
                     expires_at=form.expires_at(),
+                    limits=form.limits(),
                     **audit_context(request),
                 )
             except ValidationError as error:
@@ -74,6 +76,35 @@ def token_rotate(request, pk, token_id):
             "form": form,
             "form_key": _key(request, "token_rotate"),
         },
+    )
+
+
+@staff_required
+def token_limits(request, pk, token_id):
+    """The token's own limits, inside the customer's. Staff may set any value (a number above
+    the customer's limit changes nothing: the customer's refuses first); models must be among
+    the customer's."""
+    customer = get_customer_or_404(pk)
+    token = get_token_or_404(customer, token_id)
+    form = TokenLimitsForm(
+        posted_data(request), initial=TokenLimitsForm.initial_for(token), customer=customer
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.token_update_limits(token=token, **form.limits(), **audit_context(request))
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            messages.success(
+                request, f"Limits of token {token.masked} saved; the proxy applies them at once."
+            )
+            return redirect("staff:customer_detail", pk=customer.pk)
+    return render(
+        request,
+        "staff/customers/token_limits.html",
+        {"customer": customer, "token": token, "form": form},
+        status=400 if form.is_bound and form.errors else 200,
     )
 
 

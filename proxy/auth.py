@@ -5,8 +5,9 @@ The cache only saves reads, in both directions:
 - Tightening (revocation, suspension, a narrower IP allowlist or model list, lower limits) takes
   effect on the very next request: the admission transaction (limits.py) re-checks the token's
   and customer's status and version inside DynamoDB, and a mismatch reads both items again.
-- Loosening (reactivation, a wider IP allowlist, a model allowed): a request refused on cached
-  items (customer status, IP allowlist, model access) that were read more than
+- Loosening (reactivation, a wider IP allowlist, a model allowed to the account or the token): a
+  request refused on cached items (customer status, IP allowlist, the account's or the token's
+  models) that were read more than
   `recheck_seconds` ago (PROXY_REFUSAL_RECHECK_SECONDS) is decided again on both items read
   afresh, and the cache keeps what was read. So every request that arrives `recheck_seconds` or
   more after the change reached DynamoDB sees it, and a client repeating a refused request
@@ -80,8 +81,8 @@ class TTLCache:
 class Principal:
     token: contract.TokenItem
     customer: contract.CustomerItem
-    # When the customer item was read from DynamoDB (the cache's clock), and whether this
-    # request read it itself (then a refusal stands: there is nothing fresher to read).
+    # When the older of the two items was read from DynamoDB (the cache's clock), and whether
+    # this request read both itself (then a refusal stands: there is nothing fresher to read).
     read_at: float = 0.0
     fresh: bool = True
 
@@ -167,7 +168,7 @@ class Authenticator:
         refusal decided on a cached customer item read `recheck_seconds` ago or more is decided
         again on both items read afresh (check_access and `check`): the fresh principal if they
         allow it. Every refusal here comes from the customer item (status, IP allowlist,
-        models)."""
+        models) or the token's own models."""
         try:
             (check or (lambda p: check_access(p, client_ip)))(principal)
             return principal
@@ -193,8 +194,9 @@ class Authenticator:
                 self.tokens.drop(token_hash)
                 raise ProxyError("unknown_token")
             self.tokens.put(token_hash, token)
+            token_read_at = now
         else:
-            token = entry[0]
+            token, token_read_at = entry
         check_token(token, time.time())
         entry = None if fresh else self.customers.entry(token.customer_id)
         if entry is None:
@@ -203,9 +205,12 @@ class Authenticator:
                 self.customers.drop(token.customer_id)
             else:
                 self.customers.put(token.customer_id, customer)
-            return Principal(token=token, customer=customer, read_at=now, fresh=True)
-        customer, read_at = entry
-        return Principal(token=token, customer=customer, read_at=read_at, fresh=False)
+            read_at = now
+        else:
+            customer, read_at = entry
+        # The token's own models refuse too: a refusal is as fresh as the older of the two.
+        read_at = min(read_at, token_read_at)
+        return Principal(token=token, customer=customer, read_at=read_at, fresh=read_at == now)
 
     def forget(self, token_hash: str, customer_id: str | None = None) -> None:
         self.tokens.drop(token_hash)

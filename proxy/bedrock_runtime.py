@@ -47,6 +47,7 @@ ERROR_TYPES = {
     "model_not_allowed": ("AccessDeniedException", 403),
     "unknown_model": ("ValidationException", 400),
     "rpm_limit_exceeded": ("ThrottlingException", 429),
+    "tpm_limit_exceeded": ("ThrottlingException", 429),
     "daily_limit_exceeded": ("ThrottlingException", 429),
     "monthly_quota_exceeded": ("ThrottlingException", 429),
     "bedrock_throttled": ("ThrottlingException", 429),

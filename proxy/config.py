@@ -35,6 +35,9 @@ class Settings:
     # the TTL bounds memory staleness, not how long a revoked token keeps working.
     cache_ttl_seconds: int = 300
     cache_size: int = 10_000
+    # How long a container keeps the model prices it read (proxy/prices.py) before reading
+    # them again: a price change reaches it within this bound.
+    price_cache_seconds: int = 60
     # A request refused on a cached customer item (suspended, IP or model not allowed) read this
     # long ago or more is decided again on a fresh read: a loosening is seen within this bound.
     refusal_recheck_seconds: float = 2.0
@@ -58,6 +61,7 @@ def load() -> Settings:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         cache_ttl_seconds=_int("PROXY_CACHE_TTL_SECONDS", 300),
         cache_size=_int("PROXY_CACHE_SIZE", 10_000),
+        price_cache_seconds=_int("PROXY_PRICE_CACHE_SECONDS", 60),
         refusal_recheck_seconds=_float("PROXY_REFUSAL_RECHECK_SECONDS", 2.0),
         max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 6_000_000),
         cors_origins=_list("PROXY_CORS_ORIGINS"),

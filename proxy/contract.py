@@ -7,6 +7,13 @@ All functions take a low-level boto3 DynamoDB client; nothing happens at import 
 Versioning: the portal gives every customer and token a monotonic `version`. A put only lands
 when the stored version is older (`attribute_not_exists(key) OR version < :v`), so a delayed
 or repeated delivery never overwrites newer state and re-delivery is a no-op.
+
+Schema versions only ever add fields with a default, so both directions read: an item written
+under an earlier `schema_version` lacks the newer fields and reads with their defaults (no
+limit, every model), and a reader that predates a field ignores it (`_deserialize`).
+  1: the first shapes.
+  2: `tpm_limit` on customers; per-token limits on tokens (`daily_request_limit`, `rpm_limit`,
+     `monthly_token_quota`, `tpm_limit`, `allowed_models`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from datetime import date
 
 from botocore.exceptions import ClientError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # --- tables -----------------------------------------------------------------------------
 
@@ -32,6 +39,7 @@ class TableNames:
     customers: str
     tokens: str
     usage_counters: str
+    prices: str = "bedrock_prices"  # one item per priced model (PriceItem, below)
 
 
 def table_names() -> TableNames:
@@ -39,11 +47,13 @@ def table_names() -> TableNames:
         customers=os.environ.get("CUSTOMERS_TABLE", "bedrock_customers"),
         tokens=os.environ.get("TOKENS_TABLE", "bedrock_tokens"),
         usage_counters=os.environ.get("USAGE_COUNTERS_TABLE", "bedrock_usage_counters"),
+        prices=os.environ.get("PRICES_TABLE", "bedrock_prices"),
     )
 
 
 CUSTOMER_KEY = "customer_id"
 TOKEN_KEY = "token_hash"
+PRICE_KEY = "model_id"
 COUNTER_PK, COUNTER_SK = "pk", "sk"
 TTL_ATTRIBUTE = "ttl"
 
@@ -53,11 +63,12 @@ def _key_schemas(names: TableNames) -> dict[str, list[tuple[str, str]]]:
         names.customers: [(CUSTOMER_KEY, "HASH")],
         names.tokens: [(TOKEN_KEY, "HASH")],
         names.usage_counters: [(COUNTER_PK, "HASH"), (COUNTER_SK, "RANGE")],
+        names.prices: [(PRICE_KEY, "HASH")],
     }
 
 
 def create_tables(client, names: TableNames | None = None) -> list[str]:
-    """Create the three tables (on-demand, TTL on tokens and counters); skip existing ones."""
+    """Create the tables (on-demand, TTL on tokens and counters); skip existing ones."""
     names = names or table_names()
     existing = set(client.list_tables().get("TableNames", []))
     created = []
@@ -71,7 +82,7 @@ def create_tables(client, names: TableNames | None = None) -> list[str]:
             BillingMode="PAY_PER_REQUEST",
         )
         client.get_waiter("table_exists").wait(TableName=table)
-        if table != names.customers:
+        if table not in (names.customers, names.prices):
             client.update_time_to_live(
                 TableName=table,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
@@ -158,6 +169,7 @@ class CustomerItem:
     monthly_token_quota: int | None = None
     rpm_limit: int | None = None
     allowed_models: list[str] = field(default_factory=list)  # aliases or ids; empty = all
+    tpm_limit: int | None = None  # input + output tokens of priced models per minute (v2)
     ip_allowlist: list[str] = field(default_factory=list)  # CIDRs; empty = any address
     default_model_params: dict = field(default_factory=dict)
     updated_at: str = ""
@@ -180,6 +192,22 @@ class TokenItem:
     # Set when the token was rotated: the end of its grace period (epoch seconds). When the
     # token stops because of it, the proxy says "grace ended" rather than "expired".
     grace_ends_at: int | None = None
+    # Its own limits (schema v2), inside the customer's: a request must pass both. None: only
+    # the customer's limit applies; an empty list: the customer's models.
+    daily_request_limit: int | None = None
+    rpm_limit: int | None = None
+    monthly_token_quota: int | None = None
+    tpm_limit: int | None = None
+    allowed_models: list[str] = field(default_factory=list)
+
+    @property
+    def has_limits(self) -> bool:
+        return (
+            self.daily_request_limit is not None
+            or self.rpm_limit is not None
+            or self.monthly_token_quota is not None
+            or self.tpm_limit is not None
+        )
 
     def usable_at(self, now_epoch: float) -> bool:
         return self.status == "active" and (self.expires_at is None or now_epoch < self.expires_at)
@@ -303,6 +331,8 @@ def iter_tokens(client, names: TableNames | None = None) -> Iterator[TokenItem]:
 # --- usage counters ---------------------------------------------------------------------
 # pk "CUST#<customer_id>"; sk "DAY#YYYY-MM-DD", "MONTH#YYYY-MM", "MIN#YYYY-MM-DDTHH:MM",
 # and per model "DAY#YYYY-MM-DD#MODEL#<model_id>", "MONTH#YYYY-MM#MODEL#<model_id>".
+# pk "TOKEN#<token_id>" (a token with its own limits): the same MIN#/DAY#/MONTH# sort keys,
+# holding only what those limits compare (requests, MINUTE_TOKENS, QUOTA_TOKENS).
 COUNTER_FIELDS = (
     "requests",
     "input_tokens",
@@ -314,10 +344,18 @@ COUNTER_FIELDS = (
 # monthly token quota is enforced against (proxy/limits.py); while a call runs it also holds an
 # estimate of that call's tokens, replaced by the exact count when the call ends.
 QUOTA_TOKENS = "quota_tokens"
+# On MIN# items, when a tokens-per-minute limit is set: input + output tokens of priced models
+# admitted in that minute, holds of calls in flight included (settled like QUOTA_TOKENS).
+MINUTE_TOKENS = "tokens"
 
 
 def counter_pk(customer_id: str) -> str:
     return f"CUST#{customer_id}"
+
+
+def token_counter_pk(token_id: str) -> str:
+    """The counters of one token's own limits (only those it has)."""
+    return f"TOKEN#{token_id}"
 
 
 def day_sk(day: date, model_id: str | None = None) -> str:
@@ -373,3 +411,212 @@ def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
                 model = sk[len(prefix) + len("#MODEL#") :]
                 snapshot[f"{period}_by_model"][model] = _counter_values(raw)
     return snapshot
+
+
+# --- prices -----------------------------------------------------------------------------
+# One item per priced model in the prices table, keyed by the price book's model id (a base id:
+# an alias or an inference profile is priced as the model it names, proxy/models.priced_as).
+# Money is in integer micro-units of the portal's currency (BILLING_CURRENCY; 1 USD is
+# 1,000,000), never a float. The portal writes them through its outbox at a monotonic
+# `version` (billing/price_sync.py), the proxy reads them all at once (proxy/prices.py).
+# An item carries its own `schema_version` (PRICE_SCHEMA_VERSION); a reader treats an item of
+# another schema, or with any value out of shape, as missing: the model is then unpriced.
+
+PRICE_SCHEMA_VERSION = 1
+MICROS_PER_UNIT = 1_000_000
+# The most a price may be, per 1,000 tokens or per request: 1,000,000 units of the currency.
+PRICE_MICROS_LIMIT = 10**12
+_EPOCH_LIMIT = 10**11  # seconds (the year 5138): an effective_from beyond it is hostile
+_VERSION_LIMIT = 2**63  # the portal's version counter is a signed 64-bit column
+RATE_FIELDS = (
+    "input_per_1k",
+    "output_per_1k",
+    "cache_read_per_1k",
+    "cache_write_per_1k",
+    "per_request",
+)
+
+
+@dataclass(frozen=True)
+class PriceRates:
+    """A model's prices from `effective_from` (epoch seconds) on, in micro-units: per 1,000
+    input, output, cache-read and cache-write tokens, and per request."""
+
+    effective_from: int
+    input_per_1k: int
+    output_per_1k: int
+    cache_read_per_1k: int
+    cache_write_per_1k: int
+    per_request: int = 0
+
+    @property
+    def is_free(self) -> bool:
+        return not any(getattr(self, name) for name in RATE_FIELDS)
+
+
+@dataclass
+class PriceItem:
+    """The price of one model: the rates in force when it was written (`current`) and the next
+    scheduled change (`next`), so a reader switches at `next.effective_from` without reading
+    again. Both None: the model has no price (it left the price book)."""
+
+    model_id: str
+    version: int
+    currency: str  # ISO 4217, e.g. "USD"
+    current: PriceRates | None = None
+    next: PriceRates | None = None
+    updated_at: str = ""
+
+    def rates_at(self, epoch: float) -> PriceRates | None:
+        """The rates in force at `epoch` (seconds), or None before the first of them."""
+        if self.next is not None and epoch >= self.next.effective_from:
+            return self.next
+        if self.current is not None and epoch >= self.current.effective_from:
+            return self.current
+        return None
+
+
+@dataclass(frozen=True)
+class UnreadablePriceItem:
+    """A stored price item without the contract's shape (a hand edit, a newer schema): readers
+    treat its model as unpriced; the portal's reconciliation rewrites it."""
+
+    model_id: str
+    version: int | None
+    problem: str
+
+
+def _whole(attr, low: int, high: int, what: str) -> int:
+    """A DynamoDB number that is a whole number in [low, high]; ValueError naming it if not."""
+    text = attr.get("N") if isinstance(attr, dict) else None
+    digits = text[1:] if isinstance(text, str) and text.startswith("-") else text
+    if not (isinstance(digits, str) and digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{what} is not a whole number")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{what} is out of range")
+    return value
+
+
+def _read_rates(attr, what: str) -> PriceRates | None:
+    if attr == {"NULL": True}:
+        return None
+    fields = attr.get("M") if isinstance(attr, dict) else None
+    if not isinstance(fields, dict):
+        raise ValueError(f"{what} is not a map")
+    return PriceRates(
+        effective_from=_whole(
+            fields.get("effective_from"), 0, _EPOCH_LIMIT, f"{what}.effective_from"
+        ),
+        **{
+            name: _whole(fields.get(name), 0, PRICE_MICROS_LIMIT, f"{what}.{name}")
+            for name in RATE_FIELDS
+        },
+    )
+
+
+def read_price_item(raw: dict) -> PriceItem | UnreadablePriceItem:
+    """A price item from DynamoDB's attributes, checked: every price a whole number of
+    micro-units from 0 to PRICE_MICROS_LIMIT, instants whole epoch seconds, the next change
+    after the current one, this schema. Anything else: UnreadablePriceItem (never raises)."""
+    key = raw.get(PRICE_KEY) if isinstance(raw, dict) else None
+    model_id = key.get("S", "") if isinstance(key, dict) else ""
+    version = None
+    try:
+        version = _whole(raw.get("version"), 1, _VERSION_LIMIT - 1, "version")
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError("model_id is missing")
+        schema = _whole(raw.get("schema_version"), 0, _VERSION_LIMIT, "schema_version")
+        if schema != PRICE_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {schema} is not {PRICE_SCHEMA_VERSION}")
+        currency = raw.get("currency", {}).get("S")
+        if not (
+            isinstance(currency, str)
+            and len(currency) == 3
+            and currency.isascii()
+            and currency.isalpha()
+            and currency.isupper()
+        ):
+            raise ValueError("currency is not a 3-letter code")
+        current = _read_rates(raw.get("current", {"NULL": True}), "current")
+        upcoming = _read_rates(raw.get("next", {"NULL": True}), "next")
+        if current and upcoming and upcoming.effective_from <= current.effective_from:
+            raise ValueError("next does not come after current")
+        updated = raw.get("updated_at", {}).get("S", "")
+        return PriceItem(
+            model_id=model_id,
+            version=version,
+            currency=currency,
+            current=current,
+            next=upcoming,
+            updated_at=updated if isinstance(updated, str) else "",
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        return UnreadablePriceItem(model_id=str(model_id), version=version, problem=str(exc))
+
+
+def _rates_attr(rates: PriceRates | None) -> dict:
+    if rates is None:
+        return {"NULL": True}
+    return {"M": {name: {"N": str(value)} for name, value in asdict(rates).items()}}
+
+
+def price_attributes(item: PriceItem) -> dict:
+    """The item as DynamoDB attributes. ValueError if a reader would not accept it."""
+    attrs = {
+        PRICE_KEY: {"S": item.model_id},
+        "version": {"N": str(item.version)},
+        "schema_version": {"N": str(PRICE_SCHEMA_VERSION)},
+        "currency": {"S": item.currency},
+        "current": _rates_attr(item.current),
+        "next": _rates_attr(item.next),
+        "updated_at": {"S": item.updated_at},
+    }
+    checked = read_price_item(attrs)
+    if isinstance(checked, UnreadablePriceItem):
+        raise ValueError(f"price item {item.model_id}: {checked.problem}")
+    return attrs
+
+
+def put_price(client, item: PriceItem, names: TableNames | None = None) -> bool:
+    """Write a price item unless a same-or-newer version is stored. True if it landed."""
+    try:
+        client.put_item(
+            TableName=(names or table_names()).prices,
+            Item=price_attributes(item),
+            ConditionExpression="attribute_not_exists(#k) OR #v < :v",
+            ExpressionAttributeNames={"#k": PRICE_KEY, "#v": "version"},
+            ExpressionAttributeValues={":v": {"N": str(item.version)}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def get_price(
+    client, model_id: str, names=None, consistent=True
+) -> PriceItem | UnreadablePriceItem | None:
+    raw = client.get_item(
+        TableName=(names or table_names()).prices,
+        Key={PRICE_KEY: {"S": model_id}},
+        ConsistentRead=consistent,
+    ).get("Item")
+    return read_price_item(raw) if raw else None
+
+
+def iter_prices(
+    client, names: TableNames | None = None, consistent: bool = True
+) -> Iterator[PriceItem | UnreadablePriceItem]:
+    """Every price item: one Scan of a small table (one 1 MB page holds thousands of them)."""
+    table = (names or table_names()).prices
+    paginator = client.get_paginator("scan")
+    for page in paginator.paginate(TableName=table, ConsistentRead=consistent):
+        for raw in page.get("Items", []):
+            yield read_price_item(raw)
+
+
+def delete_price(client, model_id: str, names: TableNames | None = None) -> None:
+    """Remove an item (the portal's reconciliation, for an item it cannot overwrite)."""
+    client.delete_item(TableName=(names or table_names()).prices, Key={PRICE_KEY: {"S": model_id}})

@@ -20,6 +20,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "model_not_allowed": (403, "model_access_error", "This model is not enabled for the account."),
     "unknown_model": (400, "model_access_error", "Unknown model; GET /v1/models lists them."),
     "rpm_limit_exceeded": (429, "rate_limit_error", "Requests-per-minute limit reached."),
+    "tpm_limit_exceeded": (429, "rate_limit_error", "Tokens-per-minute limit reached."),
     "daily_limit_exceeded": (429, "rate_limit_error", "Daily request limit reached."),
     "monthly_quota_exceeded": (429, "rate_limit_error", "Monthly token quota used up."),
     "invalid_json": (400, "validation_error", "The body is not valid JSON."),

@@ -170,7 +170,10 @@ class ProxyApp:
         if name == "models":
             state["status"] = "listed"
             listing = openai_format.render_models(
-                principal.customer.allowed_models, int(now.timestamp())
+                models.listable_for(
+                    principal.customer.allowed_models, principal.token.allowed_models
+                ),
+                int(now.timestamp()),
             )
             return self._response(200, listing, {}, request)
         if name == "bedrock":
@@ -315,11 +318,17 @@ class ProxyApp:
 
     @staticmethod
     def _check_model(principal: auth.Principal, call: formats.ModelCall) -> None:
+        """The account's models, then the token's own (an empty list: the account's)."""
         if not models.is_allowed(
             call.model_id, call.model_alias, principal.customer.allowed_models
         ):
             raise ProxyError(
                 "model_not_allowed", f"Model {call.model_id} is not enabled for this account."
+            )
+        allowed = principal.token.allowed_models
+        if allowed and not models.is_allowed(call.model_id, call.model_alias, allowed):
+            raise ProxyError(
+                "model_not_allowed", f"Model {call.model_id} is not enabled for this token."
             )
 
     def _render(self, call, result, request, headers, created):

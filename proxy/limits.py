@@ -3,10 +3,15 @@
 Items, in this order (CancellationReasons come back in the same order):
   0. ConditionCheck token item: status = active AND version = the cached version
   1. ConditionCheck customer item: status = active AND version = the cached version
-  2. Update MIN#<minute> counter: ADD requests 1, if requests < rpm cap        (rpm limit set)
-  3. Update DAY#<day> counter: ADD requests 1, if requests < daily cap
-  4. Update MONTH#<month> counter: ADD requests 1 (and the call's token hold to quota_tokens),
+  Then the customer's counters (pk CUST#<customer_id>):
+  2. Update MIN#<minute>: ADD requests 1 (and the call's hold to `tokens`), if requests < rpm cap
+     and tokens < tpm cap                                       (rpm or tpm limit set)
+  3. Update DAY#<day>: ADD requests 1, if requests < daily cap
+  4. Update MONTH#<month>: ADD requests 1 (and the call's hold to quota_tokens),
      if quota_tokens < quota cap
+  Then, when the token has limits of its own, its counters (pk TOKEN#<token_id>), each only
+  for the limits it has: MIN# (requests, tokens), DAY# (requests), MONTH# (quota_tokens), with
+  the same conditions against the token's caps. A request must pass both scopes.
 
 Because DynamoDB evaluates every condition atomically, no number of concurrent containers can
 admit more than the limit, and a revoked token or suspended customer (the portal bumps the item's
@@ -18,13 +23,21 @@ period and retries with the hard cap; later requests of the period use the hard 
 and carry `X-RateLimit-Warning`. Counters only grow within a period, so this is exact, and it
 costs one extra call once per customer, period and container.
 
-Monthly quota: a call's tokens are known only after it, so admission adds an estimate (the
-hold, formats.quota_hold) to quota_tokens in the same conditional update, and usage.py replaces
-it by the exact count afterwards (or takes it back when the call fails). Concurrent calls in
-flight therefore see each other's holds: the quota is overshot by at most about one call, not by
-every call in flight. A free model's call (models.is_free) holds nothing and has no quota
-condition: it is never refused by the monthly quota (the request still counts on MONTH#, and
-the per-minute and daily limits apply to it as to any call).
+Monthly quota and tokens per minute: a call's tokens are known only after it, so admission adds
+an estimate (the hold, formats.quota_hold) to quota_tokens (MONTH#) and to tokens (MIN#) in the
+same conditional updates, and usage.py replaces it by the exact count afterwards on the same
+items (or takes it back when the call fails). Concurrent calls in flight therefore see each
+other's holds: a limit is overshot by at most about one call, not by every call in flight. A
+free model's call (models.is_free) holds nothing and has neither condition: it is never refused
+by the monthly quota or a tokens-per-minute limit (the request still counts on MONTH#, and the
+requests-per-minute and daily limits apply to it as to any call).
+
+When one item carries two conditions (requests and tokens per minute), it asks for the item as
+it was on failure (ReturnValuesOnConditionCheckFailure: ALL_OLD, returned in the cancellation
+reasons, no extra call), which tells which limit refused.
+
+Refusals name their scope: `X-RateLimit-Scope: customer | token`, and a token's messages begin
+with "Token" ("Token daily request limit of 100 reached; ...").
 
 DynamoDB unreachable or throttling past botocore's retries, during authentication or admission:
 `store_errors()` turns it into a retryable 503 `service_unavailable` with Retry-After.
@@ -71,14 +84,6 @@ STORE_BUSY_CODES = frozenset(
 
 
 @dataclass
-class Period:
-    dimension: str  # "rpm" | "daily" | "monthly"
-    sk: str
-    limit: int | None
-    reset_at: datetime
-
-
-@dataclass
 class Admission:
     now: datetime
     day_sk: str
@@ -86,7 +91,28 @@ class Admission:
     headers: dict = field(default_factory=dict)
     attempts: int = 1
     request_id: str = ""
-    quota_held: int = 0  # tokens added to quota_tokens at admission, settled by usage.py
+    quota_held: int = 0  # tokens added to the customer's quota_tokens, settled by usage.py
+    minute_sk: str = ""
+    # Other holds taken at admission, each replaced by the exact count (or given back) by
+    # usage.py on the same item: (pk, sk, attribute, tokens held). The customer's and the
+    # token's MIN# `tokens` (tokens per minute) and the token's MONTH# `quota_tokens`.
+    holds: list = field(default_factory=list)
+    # Token counter items whose request a failed call takes back, as the customer's DAY#.
+    token_requests: list = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Planned:
+    """A condition of the admission transaction: which item, scope, limit and cap."""
+
+    index: int  # the item's position (CancellationReasons come back in the same order)
+    scope: str  # "customer" | "token"
+    key: str  # the warnings' key: the customer id, or "token:<token id>"
+    dimension: str  # "rpm" | "tpm" | "daily" | "monthly"
+    limit: int
+    cap: int
+    warning: bool  # the cap is the warning threshold, not the limit
+    attribute: str  # the counter the condition compares
 
 
 def idempotency_token(request_id: str, purpose: str) -> dict:
@@ -135,26 +161,85 @@ def periods(now: datetime) -> dict[str, tuple[str, datetime]]:
     day = now.date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     month_start = datetime(day.year + (day.month == 12), day.month % 12 + 1, 1, tzinfo=UTC)
+    this_minute = (
+        contract.minute_sk(minute.strftime("%Y-%m-%dT%H:%M")),
+        minute + timedelta(minutes=1),
+    )
     return {
-        "rpm": (
-            contract.minute_sk(minute.strftime("%Y-%m-%dT%H:%M")),
-            minute + timedelta(minutes=1),
-        ),
+        "rpm": this_minute,
+        "tpm": this_minute,
         "daily": (contract.day_sk(day), midnight),
         "monthly": (contract.month_sk(day), month_start),
     }
 
 
+DIMENSIONS = ("rpm", "tpm", "daily", "monthly")
 CODES = {
     "rpm": "rpm_limit_exceeded",
+    "tpm": "tpm_limit_exceeded",
     "daily": "daily_limit_exceeded",
     "monthly": "monthly_quota_exceeded",
 }
 HEADER_NAMES = {
     "rpm": "Requests-Minute",
+    "tpm": "Tokens-Minute",
     "daily": "Requests-Day",
     "monthly": "Tokens-Month",
 }
+# The counter each dimension's condition compares, and its placeholder in the expressions.
+ATTRIBUTES = {
+    "rpm": "requests",
+    "tpm": contract.MINUTE_TOKENS,
+    "daily": "requests",
+    "monthly": QUOTA_ATTRIBUTE,
+}
+_PLACEHOLDERS = {"requests": "#r", contract.MINUTE_TOKENS: "#t", QUOTA_ATTRIBUTE: "#q"}
+SCOPE_HEADER = "X-RateLimit-Scope"
+
+
+def limits_of(item) -> dict[str, int | None]:
+    """A customer's or a token's limits by dimension (both items name them alike)."""
+    return {
+        "rpm": item.rpm_limit,
+        "tpm": item.tpm_limit,
+        "daily": item.daily_request_limit,
+        "monthly": item.monthly_token_quota,
+    }
+
+
+def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
+    """ADD `adds` [(attribute, amount)] to one counter item, if every (attribute, cap) of
+    `conditions` is below its cap (the values before this update)."""
+    names, values, parts = {}, {}, []
+    for i, (attribute, amount) in enumerate(adds):
+        placeholder = _PLACEHOLDERS[attribute]
+        names[placeholder] = attribute
+        values[f":a{i}"] = {"N": str(amount)}
+        parts.append(f"{placeholder} :a{i}")
+    expression = "ADD " + ", ".join(parts)
+    if ttl is not None:
+        names["#ttl"], values[":ttl"] = contract.TTL_ATTRIBUTE, ttl
+        expression += " SET #ttl = :ttl"
+    update = {
+        "TableName": table,
+        "Key": {contract.COUNTER_PK: {"S": pk}, contract.COUNTER_SK: {"S": sk}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    if conditions:
+        checks = []
+        for j, (attribute, cap) in enumerate(conditions):
+            placeholder = _PLACEHOLDERS[attribute]
+            names[placeholder] = attribute
+            values[f":c{j}"] = {"N": str(cap)}
+            checks.append(f"(attribute_not_exists({placeholder}) OR {placeholder} < :c{j})")
+        update["ConditionExpression"] = " AND ".join(checks)
+        if len(conditions) > 1:
+            # Two limits on one item (requests and tokens per minute): the item as it was
+            # tells which of them refused. Returned only when the condition fails.
+            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return {"Update": update}
 
 
 class Limiter:
@@ -163,17 +248,26 @@ class Limiter:
         self.warning_percent = warning_percent
         self._warned: set[tuple[str, str, str]] = set()
 
-    def _limits(self, customer: contract.CustomerItem) -> dict[str, int | None]:
-        return {
-            "rpm": customer.rpm_limit,
-            "daily": customer.daily_request_limit,
-            "monthly": customer.monthly_token_quota,
-        }
+    @staticmethod
+    def _scopes(principal) -> list[tuple[str, str, str, dict]]:
+        """(scope, warnings key, counter pk, limits): the customer's, then the token's own
+        limits when it has any (a request must pass both)."""
+        customer, token = principal.customer, principal.token
+        scopes = [
+            ("customer", customer.customer_id, contract.counter_pk(customer.customer_id),
+             limits_of(customer)),
+        ]  # fmt: skip
+        if token.has_limits:
+            scopes.append(
+                ("token", "token:" + token.token_id, contract.token_counter_pk(token.token_id),
+                 limits_of(token))
+            )  # fmt: skip
+        return scopes
 
-    def _cap(self, customer_id: str, dimension: str, sk: str, limit: int) -> tuple[int, bool]:
+    def _cap(self, key: str, dimension: str, sk: str, limit: int) -> tuple[int, bool]:
         """(cap, is_warning_cap)."""
         warn_at = limit * self.warning_percent // 100
-        if 0 < warn_at < limit and (customer_id, dimension, sk) not in self._warned:
+        if 0 < warn_at < limit and (key, dimension, sk) not in self._warned:
             return warn_at, True
         return limit, False
 
@@ -188,16 +282,16 @@ class Limiter:
     ) -> Admission:
         """Count this request or raise ProxyError. `recheck(principal)` re-validates a refreshed
         customer (IP allowlist, model access) when its item changed since it was cached.
-        `quota_hold`: tokens held against the monthly quota until the call reports its own.
-        `free`: a free model's call, which the monthly quota neither holds for nor refuses."""
+        `quota_hold`: tokens held against the monthly quota and the tokens-per-minute limits
+        until the call reports its own. `free`: a free model's call, which neither the monthly
+        quota nor the tokens-per-minute limits hold for or refuse."""
         now = now or datetime.now(UTC)
         slots = periods(now)
         quota_hold = 0 if free else max(0, min(int(quota_hold), MAX_QUOTA_HOLD))
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            customer = principal.customer
-            limits = self._limits(customer)
-            held = quota_hold if limits["monthly"] is not None else 0
-            items, plan = self._transaction(principal, limits, slots, held, free)
+            scopes = self._scopes(principal)
+            planned = self._transaction(principal, scopes, slots, quota_hold, free)
+            items, plan = planned[0], planned[1]
             try:
                 # Each attempt is planned anew (its items may differ), so it has its own token.
                 self.dynamodb.transact_write_items(
@@ -210,10 +304,8 @@ class Limiter:
                     continue
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
-                reasons = [
-                    r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
-                ]
-                if "ConditionalCheckFailed" not in reasons:
+                reasons = exc.response.get("CancellationReasons", [])
+                if not any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
                     # Throttled, or still conflicting after MAX_ATTEMPTS: DynamoDB is busy.
                     raise ProxyError(
                         "service_unavailable",
@@ -222,61 +314,86 @@ class Limiter:
                     ) from None
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
-            admission = self._admitted(principal, limits, slots, plan, now, attempt)
-            admission.request_id, admission.quota_held = request_id, held
+            admission = self._admitted(principal, scopes, slots, now, attempt)
+            admission.request_id = request_id
+            admission.quota_held, admission.holds, admission.token_requests = planned[2:]
             return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
-    def _transaction(self, principal, limits, slots, quota_hold=0, free=False):
+    def _transaction(self, principal, scopes, slots, quota_hold=0, free=False):
+        """(items, plan, the customer's quota hold, other holds, token requests)."""
         token, customer = principal.token, principal.customer
         names = self.tables
-        pk = {"S": contract.counter_pk(customer.customer_id)}
+        table = names.usage_counters
         items = [
             _status_check(names.tokens, contract.TOKEN_KEY, token.token_hash, token.version),
             _status_check(
                 names.customers, contract.CUSTOMER_KEY, customer.customer_id, customer.version
             ),
         ]
-        plan: list[tuple[int, str, bool]] = []  # (item index, dimension, warning cap?)
+        plan: list[Planned] = []
+        holds: list[tuple[str, str, str, int]] = []
+        token_requests: list[tuple[str, str]] = []
+        customer_held = 0
         epoch = int(time.time())
-        for dimension in ("rpm", "daily", "monthly"):
-            sk, _ = slots[dimension]
-            limit = limits[dimension]
-            if free and dimension == "monthly":
-                limit = None  # counted on MONTH#, but no quota condition: free calls never use it
-            if limit is not None and limit <= 0:
-                raise self._refusal(dimension, limit, slots)
-            if dimension == "rpm" and limit is None:
-                continue
-            update = {
-                "TableName": names.usage_counters,
-                "Key": {contract.COUNTER_PK: pk, contract.COUNTER_SK: {"S": sk}},
-                "UpdateExpression": "ADD #requests :one",
-                "ExpressionAttributeNames": {"#requests": "requests"},
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
-            }
-            if dimension != "monthly":
-                ttl = epoch + (MINUTE_TTL if dimension == "rpm" else DAY_TTL)
-                update["UpdateExpression"] += " SET #ttl = :ttl"
-                update["ExpressionAttributeNames"]["#ttl"] = contract.TTL_ATTRIBUTE
-                update["ExpressionAttributeValues"][":ttl"] = {"N": str(ttl)}
-            if limit is not None:
-                cap, warning = self._cap(customer.customer_id, dimension, sk, limit)
-                attr = "#requests" if dimension != "monthly" else "#quota"
-                if dimension == "monthly":
-                    update["ExpressionAttributeNames"]["#quota"] = QUOTA_ATTRIBUTE
+        minute_ttl = {"N": str(epoch + MINUTE_TTL)}
+        day_ttl = {"N": str(epoch + DAY_TTL)}
+        minute_sk, day_sk, month_sk = slots["rpm"][0], slots["daily"][0], slots["monthly"][0]
+        for scope, key, pk, limits in scopes:
+            if free:  # a request like any, but no tokens held: no quota, no tokens per minute
+                limits = {**limits, "tpm": None, "monthly": None}
+            for dimension in DIMENSIONS:
+                limit = limits[dimension]
+                if limit is not None and limit <= 0:
+                    raise self._refusal(scope, dimension, limit, slots)
+            is_customer = scope == "customer"
+
+            def planned(dimension, sk, scope=scope, key=key, limits=limits):
+                """The condition of `dimension` on the item about to be appended."""
+                limit = limits[dimension]
+                cap, warning = self._cap(key, dimension, sk, limit)
+                attribute = ATTRIBUTES[dimension]
+                plan.append(
+                    Planned(len(items), scope, key, dimension, limit, cap, warning, attribute)
+                )
+                return attribute, cap
+
+            rpm, tpm = limits["rpm"], limits["tpm"]
+            if rpm is not None or tpm is not None:  # MIN#: requests, and tokens held
+                adds, conditions = [("requests", 1)], []
+                if rpm is not None:
+                    conditions.append(planned("rpm", minute_sk))
+                if tpm is not None:
+                    adds.append((contract.MINUTE_TOKENS, quota_hold))
+                    holds.append((pk, minute_sk, contract.MINUTE_TOKENS, quota_hold))
+                    conditions.append(planned("tpm", minute_sk))
+                items.append(_counter_update(table, pk, minute_sk, adds, minute_ttl, conditions))
+            if is_customer or limits["daily"] is not None:  # DAY#: requests
+                conditions = [planned("daily", day_sk)] if limits["daily"] is not None else []
+                items.append(
+                    _counter_update(table, pk, day_sk, [("requests", 1)], day_ttl, conditions)
+                )
+                if not is_customer:
+                    token_requests.append((pk, day_sk))
+            monthly = limits["monthly"]
+            if is_customer:  # MONTH#: requests, and the quota's hold
+                adds, conditions = [("requests", 1)], []
+                if monthly is not None:
+                    conditions.append(planned("monthly", month_sk))
                     if quota_hold > 0:  # the condition sees the value before this update
-                        update["UpdateExpression"] += ", #quota :hold"
-                        update["ExpressionAttributeValues"][":hold"] = {"N": str(quota_hold)}
-                update["ConditionExpression"] = f"attribute_not_exists({attr}) OR {attr} < :cap"
-                update["ExpressionAttributeValues"][":cap"] = {"N": str(cap)}
-                plan.append((len(items), dimension, warning))
-            items.append({"Update": update})
-        return items, plan
+                        adds.append((QUOTA_ATTRIBUTE, quota_hold))
+                        customer_held = quota_hold
+                items.append(_counter_update(table, pk, month_sk, adds, None, conditions))
+            elif monthly is not None:  # the token's MONTH#: only its quota's hold
+                conditions = [planned("monthly", month_sk)]
+                adds = [(QUOTA_ATTRIBUTE, quota_hold)]
+                holds.append((pk, month_sk, QUOTA_ATTRIBUTE, quota_hold))
+                items.append(_counter_update(table, pk, month_sk, adds, day_ttl, conditions))
+        return items, plan, customer_held, holds, token_requests
 
     def _on_cancel(self, principal, reasons, plan, slots, now, recheck):
-        failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
-        token, customer = principal.token, principal.customer
+        failed = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
+        token = principal.token
         if failed & {0, 1}:
             # The portal changed the token or customer: read both again (the cache keeps what
             # was read, so a refusal decided here is not read again for a while, auth.py).
@@ -284,22 +401,38 @@ class Limiter:
             auth.check_customer(principal.customer)
             recheck(principal)
             return principal
-        for index, dimension, warning in plan:
-            if index not in failed:
-                continue
-            sk, _ = slots[dimension]
-            if warning:
-                self._remember_warning(customer.customer_id, dimension, sk)
-                continue
-            raise self._refusal(dimension, self._limits(customer)[dimension], slots, now)
+        refusal = None
+        for index in sorted(failed):
+            entries = [entry for entry in plan if entry.index == index]
+            if len(entries) > 1:  # which of the item's two conditions refused
+                entries = self._which_failed(entries, reasons[index].get("Item"))
+            for entry in entries:
+                sk, _ = slots[entry.dimension]
+                if entry.warning:
+                    self._remember_warning(entry.key, entry.dimension, sk)
+                elif refusal is None:
+                    refusal = self._refusal(entry.scope, entry.dimension, entry.limit, slots, now)
+        if refusal is not None:
+            raise refusal
         return principal
 
-    def _remember_warning(self, customer_id, dimension, sk):
+    @staticmethod
+    def _which_failed(entries, item) -> list[Planned]:
+        """The entries whose counter reached its cap, on the item as the failed condition saw
+        it (DynamoDB returns it with the cancellation, ALL_OLD). A store that does not return
+        it: every entry, so warning caps are passed and a hard cap refuses (the request is
+        refused rightly, though the first of the item's limits is named). No read: the proxy
+        may only update the counters table."""
+        if item is None:
+            return entries
+        return [e for e in entries if int(item.get(e.attribute, {}).get("N", "0")) >= e.cap]
+
+    def _remember_warning(self, key, dimension, sk):
         if len(self._warned) > 100_000:
             self._warned.clear()
-        self._warned.add((customer_id, dimension, sk))
+        self._warned.add((key, dimension, sk))
 
-    def _refusal(self, dimension, limit, slots, now=None) -> ProxyError:
+    def _refusal(self, scope, dimension, limit, slots, now=None) -> ProxyError:
         now = now or datetime.now(UTC)
         _, reset_at = slots[dimension]
         retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
@@ -309,31 +442,45 @@ class Limiter:
             "X-RateLimit-Remaining": "0",
             "X-RateLimit-Reset": str(int(reset_at.timestamp())),
             f"X-RateLimit-Limit-{HEADER_NAMES[dimension]}": str(limit),
+            SCOPE_HEADER: scope,
         }
         message = {
-            "rpm": f"Requests-per-minute limit of {limit} reached; retry in {retry_after} s.",
-            "daily": f"Daily request limit of {limit} reached; it resets at 00:00 UTC.",
-            "monthly": f"Monthly token quota of {limit} used up; it resets on the 1st (UTC).",
+            "rpm": f"requests-per-minute limit of {limit} reached; retry in {retry_after} s.",
+            "tpm": f"tokens-per-minute limit of {limit} reached; retry in {retry_after} s.",
+            "daily": f"daily request limit of {limit} reached; it resets at 00:00 UTC.",
+            "monthly": f"monthly token quota of {limit} used up; it resets on the 1st (UTC).",
         }[dimension]
+        message = f"Token {message}" if scope == "token" else message[0].upper() + message[1:]
         return ProxyError(CODES[dimension], message, headers=headers)
 
-    def _admitted(self, principal, limits, slots, plan, now, attempts) -> Admission:
-        customer_id = principal.customer.customer_id
-        headers, warnings = {}, []
-        for dimension, limit in limits.items():
-            if limit is None:
-                continue
-            sk, reset_at = slots[dimension]
-            headers[f"X-RateLimit-Limit-{HEADER_NAMES[dimension]}"] = str(limit)
-            headers[f"X-RateLimit-Reset-{HEADER_NAMES[dimension]}"] = str(int(reset_at.timestamp()))
-            if (customer_id, dimension, sk) in self._warned:
-                warnings.append(f"{dimension} usage above {self.warning_percent}% of {limit}")
+    def _admitted(self, principal, scopes, slots, now, attempts) -> Admission:
+        """Admitted responses name, for each dimension, the tighter of the customer's and the
+        token's limits, and warn about each scope past its warning threshold."""
+        headers, warnings, tightest = {}, [], {}
+        for scope, key, _, limits in scopes:
+            for dimension, limit in limits.items():
+                if limit is None:
+                    continue
+                if dimension not in tightest or limit < tightest[dimension]:
+                    tightest[dimension] = limit
+                if (key, dimension, slots[dimension][0]) in self._warned:
+                    prefix = "token " if scope == "token" else ""
+                    label = "tokens-per-minute" if dimension == "tpm" else dimension
+                    warnings.append(
+                        f"{prefix}{label} usage above {self.warning_percent}% of {limit}"
+                    )
+        for dimension in DIMENSIONS:
+            if dimension in tightest:
+                name = HEADER_NAMES[dimension]
+                headers[f"X-RateLimit-Limit-{name}"] = str(tightest[dimension])
+                headers[f"X-RateLimit-Reset-{name}"] = str(int(slots[dimension][1].timestamp()))
         if warnings:
             headers["X-RateLimit-Warning"] = "; ".join(warnings)
         return Admission(
             now=now,
             day_sk=slots["daily"][0],
             month_sk=slots["monthly"][0],
+            minute_sk=slots["rpm"][0],
             headers=headers,
             attempts=attempts,
         )

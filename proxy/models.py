@@ -144,6 +144,15 @@ def listable(allowed: list[str]) -> list[str]:
     return sorted({ALIASES.get(e, e) for e in allowed} | SANDBOX_IDS)
 
 
+def listable_for(customer_allowed: list[str], token_allowed: list[str]) -> list[str]:
+    """What a token may call: the customer's models, narrowed by the token's own list."""
+    if not token_allowed:
+        return listable(customer_allowed)
+    if not customer_allowed:
+        return listable(token_allowed)
+    return sorted(set(listable(customer_allowed)) & set(listable(token_allowed)))
+
+
 def is_sandbox(model_id: str) -> bool:
     """The chat sandbox (echo); the embeddings sandbox is `is_embed_sandbox`."""
     return model_id == SANDBOX_MODEL_ID
@@ -161,3 +170,19 @@ def is_embeddings(model_id: str) -> bool:
 def is_free(model_id: str) -> bool:
     """Free models do not consume the monthly token quota."""
     return model_id in SANDBOX_IDS
+
+
+# Cross-region inference profiles ("us.anthropic.claude-3-haiku-...") are billed at the price of
+# the model they route to, so the price book (and the proxy's price items) hold base model ids
+# only. billing.pricing reads this tuple too: one list for invoices and the proxy.
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+
+
+def priced_as(name: str) -> str:
+    """The price book id a model name is priced as: an alias's model id, an inference
+    profile's model (its region prefix taken off), else the name itself."""
+    model_id = ALIASES.get(name, name)
+    for prefix in INFERENCE_PROFILE_PREFIXES:
+        if model_id.startswith(prefix):
+            return model_id[len(prefix) :]
+    return model_id

@@ -13,7 +13,7 @@ CORS_ALLOW_HEADERS = (
 )
 CORS_EXPOSE_HEADERS = (
     "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
-    "X-RateLimit-Warning"
+    "X-RateLimit-Warning, X-RateLimit-Scope"
 )
 
 

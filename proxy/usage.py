@@ -4,7 +4,9 @@ Counters: the admission transaction already added the request to MIN/DAY/MONTH. 
 the token counts to DAY and MONTH and the request and tokens to the per-model DAY/MONTH items,
 in one TransactWriteItems. A failed Bedrock call is not billed: its request is taken back from
 DAY and MONTH (so it does not use up the daily limit) but stays in MIN, which protects Bedrock.
-The monthly quota's hold (limits.py) is replaced by the exact count, or taken back on failure.
+The holds (limits.py: the monthly quota's on MONTH#, tokens per minute on the MIN# item of the
+admission's minute, the token's own on its TOKEN# items) are replaced by the exact count on the
+same items, or taken back on failure; still one TransactWriteItems.
 
 Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
 ones; the usage SQL counts every stored event as a request) also go to S3 under
@@ -82,8 +84,9 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     tokens = {name: usage[name] for name in TOKEN_FIELDS}
     month_adds = dict(tokens)
-    if not models.is_free(model_id):  # the exact count replaces the admission's hold
-        exact = usage["input_tokens"] + usage["output_tokens"]
+    free = models.is_free(model_id)
+    exact = 0 if free else usage["input_tokens"] + usage["output_tokens"]
+    if not free:  # the exact count replaces the admission's hold
         month_adds[QUOTA_ATTRIBUTE] = exact - admission.quota_held
     ttl = int(time.time()) + DAY_TTL
     items = [
@@ -91,6 +94,12 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
         _update(table, pk, admission.month_sk, month_adds),
         _update(table, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens}, ttl),
         _update(table, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens}),
+    ]
+    # Tokens per minute (customer and token, on the MIN# item of the admission's minute) and the
+    # token's own monthly quota: the exact count replaces each hold on the item that holds it.
+    items += [
+        _update(table, hold_pk, sk, {name: exact - held})
+        for hold_pk, sk, name, held in admission.holds
     ]
     transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "usage"))
 
@@ -112,18 +121,19 @@ def transact_with_retry(
 
 
 def refund_request(dynamodb, tables, customer_id, admission) -> None:
+    """A failed call: its request taken back from DAY# and MONTH# (the customer's, and the
+    token's DAY# when it has a daily limit), every hold given back; MIN# keeps the request."""
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     month_adds = {"requests": -1}
     if admission.quota_held:
         month_adds[QUOTA_ATTRIBUTE] = -admission.quota_held
-    transact_with_retry(
-        dynamodb,
-        [
-            _update(table, pk, admission.day_sk, {"requests": -1}),
-            _update(table, pk, admission.month_sk, month_adds),
-        ],
-        token=idempotency_token(admission.request_id, "refund"),
-    )
+    items = [
+        _update(table, pk, admission.day_sk, {"requests": -1}),
+        _update(table, pk, admission.month_sk, month_adds),
+    ]
+    items += [_update(table, p, sk, {"requests": -1}) for p, sk in admission.token_requests]
+    items += [_update(table, p, sk, {name: -held}) for p, sk, name, held in admission.holds]
+    transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "refund"))
 
 
 def timestamp(now: datetime) -> str:

@@ -11,6 +11,7 @@ from portal.tasks import heartbeat
 # worker lost): only those whose second run is safe. docs/architecture.md says why for each.
 REDELIVERED_WHEN_THE_WORKER_IS_LOST = {
     "customers.tasks.deliver_customer_outbox",
+    "customers.tasks.deliver_price_outbox",
     "customers.tasks.sweep_outbox",
     "customers.tasks.reconcile_dynamodb",
     "customers.tasks.send_token_expiry_warnings",

@@ -72,9 +72,13 @@ def test_create_tables_is_idempotent(dynamodb):
         names.customers,
         names.tokens,
         names.usage_counters,
+        names.prices,
     }
     ttl = dynamodb.describe_time_to_live(TableName=names.tokens)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "ttl"
+    # Price items never expire: the portal replaces them.
+    prices = dynamodb.describe_time_to_live(TableName=names.prices)["TimeToLiveDescription"]
+    assert prices["TimeToLiveStatus"] == "DISABLED"
 
 
 def _customer(version, status="active"):

@@ -28,9 +28,9 @@ def test_every_import_is_stdlib_boto3_or_the_package_itself():
     assert outside == {}
 
 
-def test_importing_the_handler_loads_no_portal_module_nor_cryptography():
+def test_importing_the_handler_or_the_price_reader_loads_no_portal_module_nor_cryptography():
     code = (
-        "import sys, proxy.handler, proxy.local, proxy.runtime; "
+        "import sys, proxy.handler, proxy.local, proxy.runtime, proxy.prices; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'django', 'portal', 'customers', 'usage', 'billing', 'rest_framework', 'celery', "
         "'cryptography'}))"

@@ -186,3 +186,146 @@ def test_a_repeated_refusal_costs_no_dynamodb_call_within_the_bound(aws, custome
     clock[0] += 20  # 30 s after the read: the next request reads again and is admitted
     assert call(app, issued.plaintext)["statusCode"] == 200
     assert calls == ["GetItem", "GetItem", "TransactWriteItems", "TransactWriteItems"]
+
+
+# --- per-token limits and tokens per minute set in the portal -------------------------------
+
+
+def test_a_token_limit_set_in_the_portal_refuses_inside_the_customers(
+    proxy_app, aws, customer, staff_user
+):
+    """Customer 10 a day; one token 3 a day: its 4th request is refused with the token scope,
+    while another token of the same customer is still admitted."""
+    services.customer_update_limits(customer=customer, actor=staff_user, daily_request_limit=10)
+    limited = services.token_create(
+        customer=customer, actor=staff_user, limits={"daily_request_limit": 3}
+    )
+    other = services.token_create(customer=customer, actor=staff_user)
+    item = contract.get_token(aws.client("dynamodb"), contract.hash_token(limited.plaintext))
+    assert item.daily_request_limit == 3  # delivered through the outbox
+    assert [call(proxy_app, limited.plaintext)["statusCode"] for _ in range(3)] == [200] * 3
+    refused = call(proxy_app, limited.plaintext)
+    assert refused["statusCode"] == 429
+    assert refused["headers"]["X-RateLimit-Scope"] == "token"
+    assert refused["headers"]["X-RateLimit-Limit"] == "3"
+    assert body_of(refused)["error"]["message"].startswith("Token daily request limit of 3")
+    assert call(proxy_app, other.plaintext)["statusCode"] == 200
+
+
+def test_a_token_limit_above_the_customers_leaves_the_customers_to_refuse(
+    proxy_app, customer, staff_user
+):
+    services.customer_update_limits(customer=customer, actor=staff_user, daily_request_limit=2)
+    issued = services.token_create(
+        customer=customer, actor=staff_user, limits={"daily_request_limit": 50}
+    )
+    assert [call(proxy_app, issued.plaintext)["statusCode"] for _ in range(2)] == [200, 200]
+    refused = call(proxy_app, issued.plaintext)
+    assert refused["headers"]["X-RateLimit-Scope"] == "customer"
+    assert refused["headers"]["X-RateLimit-Limit"] == "2"
+
+
+def test_token_limit_changes_reach_a_warm_container_on_the_next_request(
+    proxy_app, customer, staff_user
+):
+    issued = services.token_create(customer=customer, actor=staff_user)
+    assert [call(proxy_app, issued.plaintext)["statusCode"] for _ in range(2)] == [200, 200]
+    # tightened: the token item's version changed, so the admission reads it again
+    services.token_update_limits(token=issued.token, actor=staff_user, daily_request_limit=1)
+    delivered(customer)
+    first = call(proxy_app, issued.plaintext)  # the token's counter starts with its limit
+    assert first["statusCode"] == 200
+    assert first["headers"]["X-RateLimit-Limit-Requests-Day"] == "1"
+    assert code_of(call(proxy_app, issued.plaintext)) == "daily_limit_exceeded"
+    # loosened (cleared): the next request is admitted
+    services.token_update_limits(token=issued.token, actor=staff_user, daily_request_limit=None)
+    delivered(customer)
+    assert call(proxy_app, issued.plaintext)["statusCode"] == 200
+
+
+def test_a_tokens_models_set_in_the_portal(aws, customer, staff_user):
+    from botocore.stub import Stubber
+
+    from .conftest import converse_response
+
+    bedrock = aws.client("bedrock-runtime")
+    app = make_app(aws.client("dynamodb"), bedrock, refusal_recheck_seconds=0)
+    services.customer_update_limits(
+        customer=customer, actor=staff_user, allowed_models=["nova-lite", "claude-3-haiku"]
+    )
+    issued = services.token_create(
+        customer=customer, actor=staff_user, limits={"allowed_models": ["nova-lite"]}
+    )
+    assert call(app, issued.plaintext)["statusCode"] == 200  # warm (the sandbox)
+    refused = call(app, issued.plaintext, model="claude-3-haiku")
+    assert body_of(refused)["error"]["message"].endswith("is not enabled for this token.")
+    # widened in the portal: seen by the warm container (a refusal on cached items reads again)
+    services.token_update_limits(
+        token=issued.token, actor=staff_user, allowed_models=["nova-lite", "claude-3-haiku"]
+    )
+    delivered(customer)
+    with Stubber(bedrock) as stubber:
+        stubber.add_response("converse", converse_response())
+        assert call(app, issued.plaintext, model="claude-3-haiku")["statusCode"] == 200
+
+
+def test_tokens_per_minute_set_in_the_portal(aws, customer, staff_user):
+    from botocore.stub import Stubber
+
+    from .conftest import converse_response
+
+    bedrock = aws.client("bedrock-runtime")
+    app = make_app(aws.client("dynamodb"), bedrock)
+    services.customer_update_limits(customer=customer, actor=staff_user, tpm_limit=100)
+    issued = services.token_create(customer=customer, actor=staff_user)
+    assert contract.get_customer(aws.client("dynamodb"), str(customer.pk)).tpm_limit == 100
+    with Stubber(bedrock) as stubber:
+        stubber.add_response("converse", converse_response(input_tokens=90, output_tokens=30))
+        assert call(app, issued.plaintext, model="nova-micro", max_tokens=50)["statusCode"] == 200
+    refused = call(app, issued.plaintext, model="nova-micro", max_tokens=50)
+    assert code_of(refused) == "tpm_limit_exceeded"
+    assert 1 <= int(refused["headers"]["Retry-After"]) <= 60
+    assert call(app, issued.plaintext)["statusCode"] == 200  # the free sandbox still answers
+
+
+def test_two_dynamodb_calls_per_warm_request_with_every_limit_set_in_the_portal(
+    aws, customer, staff_user
+):
+    from botocore.stub import Stubber
+
+    from .conftest import converse_response
+
+    client = aws.client("dynamodb")
+    bedrock = aws.client("bedrock-runtime")
+    app = make_app(client, bedrock)
+    services.customer_update_limits(
+        customer=customer,
+        actor=staff_user,
+        daily_request_limit=1000,
+        rpm_limit=1000,
+        monthly_token_quota=10**9,
+        tpm_limit=10**6,
+        allowed_models=["nova-micro", "nova-lite"],
+    )
+    issued = services.token_create(
+        customer=customer,
+        actor=staff_user,
+        limits={
+            "daily_request_limit": 100,
+            "rpm_limit": 100,
+            "monthly_token_quota": 10**6,
+            "tpm_limit": 10**5,
+            "allowed_models": ["nova-micro"],
+        },
+    )
+    with Stubber(bedrock) as stubber:
+        for _ in range(4):
+            stubber.add_response("converse", converse_response())
+        assert call(app, issued.plaintext, model="nova-micro")["statusCode"] == 200  # cold
+        calls = []
+        client.meta.events.register(
+            "before-call.dynamodb", lambda model, **kw: calls.append(model.name)
+        )
+        for _ in range(3):
+            assert call(app, issued.plaintext, model="nova-micro")["statusCode"] == 200
+    assert calls == ["TransactWriteItems", "TransactWriteItems"] * 3

@@ -62,7 +62,7 @@ def test_tables_match_the_contract(template):
         assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == keys
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-        if table != names.customers:
+        if table not in (names.customers, names.prices):
             assert props["TimeToLiveSpecification"]["AttributeName"] == contract.TTL_ATTRIBUTE
 
 
@@ -107,7 +107,14 @@ def test_function_environment_has_every_variable_the_code_reads(template, name):
     )
     local_only = {"AWS_REGION", "AWS_DEFAULT_REGION", "USAGE_EVENTS_DIR", "BEDROCK_ENDPOINT_URL"}
     assert read - local_only <= variables
-    assert {"CUSTOMERS_TABLE", "TOKENS_TABLE", "USAGE_COUNTERS_TABLE", "USAGE_BUCKET"} <= variables
+    assert {
+        "CUSTOMERS_TABLE",
+        "TOKENS_TABLE",
+        "USAGE_COUNTERS_TABLE",
+        "PRICES_TABLE",
+        "PROXY_PRICE_CACHE_SECONDS",
+        "USAGE_BUCKET",
+    } <= variables
 
 
 def test_both_functions_run_the_same_proxy_the_same_way(template):
@@ -141,11 +148,15 @@ def test_least_privilege_policy(template, name):
         "dynamodb:GetItem",
         "dynamodb:ConditionCheckItem",
         "dynamodb:UpdateItem",
+        # The prices table only: every price item at once (proxy/prices.py).
+        "dynamodb:Scan",
         "s3:PutObject",
         "bedrock:InvokeModel",
         # ConverseStream and InvokeModelWithResponseStream (streamed answers).
         "bedrock:InvokeModelWithResponseStream",
     }
+    (scan,) = [s for s in statements if "dynamodb:Scan" in s["Action"]]
+    assert scan["Resource"] == {"GetAtt": "PricesTable.Arn"}
     s3 = next(s for s in statements if s["Action"] == "s3:PutObject")
     assert s3["Resource"]["Sub"].endswith(f"/{usage.EVENTS_PREFIX}/*")
 

@@ -2,11 +2,18 @@
 
     manage.py customers create --name N --email E [--token T] [--label L] [--expires YYYY-MM-DD]
     manage.py customers list [--status S] [--search Q]
-    manage.py customers update-token --customer-id ID --token T [--grace-hours H]
+    manage.py customers create-token --customer-id ID [--label L] [--token T]
+        [--expires YYYY-MM-DD | --no-expiry] [token limits]
+    manage.py customers update-token --customer-id ID [--token T] [--grace-hours H]
+        [--token-prefix P | --token-id ID] [token limits]
     manage.py customers rotate-token --customer-id ID [--grace-hours H] [--token-prefix P]
     manage.py customers revoke-token --customer-id ID [--token-prefix P]
     manage.py customers update-limits --customer-id ID --daily-limit N
-        [--monthly-tokens N] [--rpm N] [--allowed-models A,B] [--ip-allowlist CIDR,...]
+        [--monthly-tokens N] [--rpm N] [--tpm N] [--allowed-models A,B] [--ip-allowlist ...]
+
+Token limits (the token's own, inside the customer's; "none" clears one, '' for the models
+gives the token the customer's): --daily-request-limit N, --rpm-limit N,
+--monthly-token-quota N, --tpm-limit N, --allowed-models A,B.
     manage.py customers suspend|reactivate --customer-id ID
     manage.py customers reconcile [--dry-run]
     manage.py customers usage --customer-id ID --start-date YYYY-MM-DD --end-date YYYY-MM-DD
@@ -31,6 +38,30 @@ def _source() -> str:
     except Exception:  # no login name in some containers
         who = "unknown"
     return f"manage.py customers (os user {who})"
+
+
+TOKEN_LIMIT_OPTIONS = {
+    "daily_request_limit": ("--daily-request-limit", "The token's requests per UTC day."),
+    "rpm_limit": ("--rpm-limit", "The token's requests per minute."),
+    "monthly_token_quota": ("--monthly-token-quota", "The token's tokens per month."),
+    "tpm_limit": ("--tpm-limit", "The token's tokens per minute."),
+    "allowed_models": (
+        "--allowed-models",
+        "Comma-separated: some of the customer's models ('' for the customer's).",
+    ),
+}
+
+
+def _add_token_limits(parser) -> None:
+    for name, (flag, text) in TOKEN_LIMIT_OPTIONS.items():
+        suffix = "" if name == "allowed_models" else " 'none' clears it."
+        parser.add_argument(flag, dest=f"token_{name}", help=text + suffix)
+
+
+def _token_limits(options) -> dict:
+    """The token limit options given (None: not given)."""
+    values = {name: options.get(f"token_{name}") for name in TOKEN_LIMIT_OPTIONS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _date(value: str):
@@ -59,11 +90,26 @@ class Command(BaseCommand):
         listing.add_argument("--status", choices=Customer.Status.values)
         listing.add_argument("--search", default="")
 
-        update = sub.add_parser("update-token", help="Replace the customer's token by --token.")
+        new_token = sub.add_parser(
+            "create-token", help="Issue another token for a customer, with its own limits."
+        )
+        new_token.add_argument("--customer-id", required=True)
+        new_token.add_argument("--label", default="default", help="The token's label.")
+        new_token.add_argument("--token", help="Import this token instead of generating one.")
+        new_token.add_argument("--expires", help="Token expiry date, YYYY-MM-DD (UTC).")
+        new_token.add_argument("--no-expiry", action="store_true", help="It never expires.")
+        _add_token_limits(new_token)
+
+        update = sub.add_parser(
+            "update-token",
+            help="Replace the customer's token by --token, and/or set the token's own limits.",
+        )
         update.add_argument("--customer-id", required=True)
-        update.add_argument("--token", required=True)
+        update.add_argument("--token", help="Replace the token by this one.")
         update.add_argument("--grace-hours", type=float, default=0.0)
         update.add_argument("--token-prefix")
+        update.add_argument("--token-id", help="The token to change, by its id.")
+        _add_token_limits(update)
 
         rotate = sub.add_parser("rotate-token", help="Issue a new token; the old one stops later.")
         rotate.add_argument("--customer-id", required=True)
@@ -79,6 +125,7 @@ class Command(BaseCommand):
         limits.add_argument("--daily-limit", required=True, help="Requests per day, or 'none'.")
         limits.add_argument("--monthly-tokens", help="Tokens per month, or 'none'.")
         limits.add_argument("--rpm", help="Requests per minute, or 'none'.")
+        limits.add_argument("--tpm", help="Tokens per minute, or 'none'.")
         limits.add_argument(
             "--allowed-models",
             help="Comma-separated model ids or aliases of the model catalog (the price book), "
@@ -177,13 +224,58 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"{count} customers")
 
-    def do_update_token(self, *, customer_id, token, grace_hours, token_prefix, **_):
+    def _token_by_id(self, customer, token_id) -> Token:
+        try:
+            uuid.UUID(token_id)
+        except ValueError:
+            raise CommandError(f"{token_id!r} is not a token id (a UUID).") from None
+        token = customer.tokens.filter(pk=token_id).first()
+        if token is None:
+            raise CommandError(f"This customer has no token with id {token_id}.")
+        return token
+
+    def _show_limits(self, token: Token) -> None:
+        own = "; ".join(token.limit_summary) or "none (the customer's apply)"
+        self.stdout.write(f"Limits of token {token.masked}: {own}.")
+
+    def do_create_token(self, *, customer_id, label, token, expires, no_expiry, **options):
         customer = self._customer(customer_id)
-        old = self._one_token(customer, token_prefix)
-        issued = services.token_rotate(
-            token=old, plaintext=token, grace_hours=grace_hours, source=_source()
+        expires_at = None if no_expiry else (_date(expires) if expires else services.DEFAULT)
+        issued = services.token_create(
+            customer=customer,
+            label=label,
+            plaintext=token,
+            expires_at=expires_at,
+            limits=_token_limits(options),
+            source=_source(),
         )
-        self.stdout.write(f"Token {old.masked} replaced by {issued.token.masked}.")
+        self.stdout.write(f"Token ID: {issued.token.pk}")
+        self.stdout.write(f"Bearer token: {issued.plaintext}")
+        self.stdout.write("Store the token now: it is not stored and cannot be shown again.")
+        self._show_limits(issued.token)
+
+    def do_update_token(self, *, customer_id, token, grace_hours, token_prefix, **options):
+        customer = self._customer(customer_id)
+        limits = _token_limits(options)
+        if token is None and not limits:
+            raise CommandError(
+                "Give --token to replace the token, and/or token limits to change "
+                "(--daily-request-limit, --rpm-limit, --monthly-token-quota, --tpm-limit, "
+                "--allowed-models)."
+            )
+        if options.get("token_id"):
+            target = self._token_by_id(customer, options["token_id"])
+        else:
+            target = self._one_token(customer, token_prefix)
+        if token is not None:
+            issued = services.token_rotate(
+                token=target, plaintext=token, grace_hours=grace_hours, source=_source()
+            )
+            self.stdout.write(f"Token {target.masked} replaced by {issued.token.masked}.")
+            target = issued.token  # the limits go to the token in use from now on
+        if limits:
+            target = services.token_update_limits(token=target, source=_source(), **limits)
+            self._show_limits(target)
 
     def do_rotate_token(self, *, customer_id, grace_hours, token_prefix, **_):
         customer = self._customer(customer_id)
@@ -206,6 +298,7 @@ class Command(BaseCommand):
         optional = {
             "monthly_token_quota": monthly_tokens,
             "rpm_limit": rpm,
+            "tpm_limit": options.get("tpm"),
             "allowed_models": options.get("allowed_models"),
             "ip_allowlist": options.get("ip_allowlist"),
         }
@@ -214,7 +307,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Limits of {customer.name}: daily {customer.daily_request_limit or 'none'}, "
             f"monthly tokens {customer.monthly_token_quota or 'none'}, "
-            f"rpm {customer.rpm_limit or 'none'}."
+            f"rpm {customer.rpm_limit or 'none'}, tpm {customer.tpm_limit or 'none'}."
         )
 
     def do_suspend(self, *, customer_id, **_):
@@ -231,6 +324,6 @@ class Command(BaseCommand):
         from customers.reconcile import dynamodb_reconcile
 
         report = dynamodb_reconcile(dry_run=dry_run)
-        for line in report.repairs:
+        for line in [*report.repairs, *report.price_repairs]:
             self.stdout.write(("would repair " if dry_run else "repaired ") + line)
         self.stdout.write(report.summary())
