@@ -19,7 +19,7 @@ import openai
 import pytest
 from botocore.response import StreamingBody
 
-from proxy import contract, embeddings, handler, models, upstream
+from proxy import contract, embeddings, models, upstream
 from proxy.errors import ProxyError
 from proxy.sandbox import sandbox_tokens
 
@@ -29,17 +29,6 @@ TITAN = "amazon.titan-embed-text-v2:0"
 COHERE_EN = "cohere.embed-english-v3"
 COHERE_ML = "cohere.embed-multilingual-v3"
 SANDBOX = "sandbox.embed-v1"
-
-
-def _routed() -> bool:
-    try:
-        handler.route("POST", "/v1/embeddings")
-    except ProxyError:
-        return False
-    return True
-
-
-needs_route = pytest.mark.skipif(not _routed(), reason="POST /v1/embeddings is not routed yet")
 
 
 def invoke_response(payload: dict, headers: dict | None = None) -> dict:
@@ -484,7 +473,6 @@ def snapshot(dynamodb, customer_id):
     return contract.get_usage_snapshot(dynamodb, customer_id, datetime.now(UTC).date())
 
 
-@needs_route
 def test_handler_sandbox_answer_is_openai_shaped_free_and_counted_as_a_request(app, dynamodb):
     customer = put_customer(dynamodb, monthly_token_quota=1000, allowed_models=["nova-lite"])
     token, _ = put_token(dynamodb, customer)
@@ -510,7 +498,6 @@ def test_handler_sandbox_answer_is_openai_shaped_free_and_counted_as_a_request(a
     assert counters["month"].get(contract.QUOTA_TOKENS, 0) == 0  # free: no quota used
 
 
-@needs_route
 def test_handler_titan_tokens_reach_the_event_counters_and_quota(app, dynamodb, bedrock):
     customer = put_customer(dynamodb, monthly_token_quota=100_000)
     token, _ = put_token(dynamodb, customer)
@@ -531,7 +518,6 @@ def test_handler_titan_tokens_reach_the_event_counters_and_quota(app, dynamodb, 
     assert counters["month_by_model"][TITAN]["requests"] == 1
 
 
-@needs_route
 def test_handler_cohere_batch(app, bedrock, principal):
     texts = [f"t{i}" for i in range(97)]
     bedrock.stubber.add_response(
@@ -548,7 +534,6 @@ def test_handler_cohere_batch(app, bedrock, principal):
     assert body_of(response)["usage"]["prompt_tokens"] == 202
 
 
-@needs_route
 @pytest.mark.parametrize(
     ("body", "words"),
     [
@@ -574,7 +559,6 @@ def test_handler_refuses_bad_requests_before_any_call_or_count(
     assert snapshot(dynamodb, customer.customer_id)["day"]["requests"] == 0  # not counted
 
 
-@needs_route
 def test_handler_nul_in_the_text_goes_to_the_model(app, bedrock, principal):
     bedrock.stubber.add_response(
         "invoke_model",
@@ -586,7 +570,6 @@ def test_handler_nul_in_the_text_goes_to_the_model(app, bedrock, principal):
     assert not any(app.sink.stream.events()[0]["tags"].values())
 
 
-@needs_route
 def test_handler_model_outside_allowed_models_is_403_but_the_sandbox_is_not(app, dynamodb):
     customer = put_customer(dynamodb, allowed_models=["nova-lite"])
     token, _ = put_token(dynamodb, customer)
@@ -595,7 +578,6 @@ def test_handler_model_outside_allowed_models_is_403_but_the_sandbox_is_not(app,
     assert embed(app, token, {"model": "sandbox-embed", "input": "x"})["statusCode"] == 200
 
 
-@needs_route
 def test_handler_bedrock_failure_is_not_billed_and_gives_the_request_back(app, dynamodb, bedrock):
     customer = put_customer(dynamodb, monthly_token_quota=100_000)
     token, _ = put_token(dynamodb, customer)
@@ -611,7 +593,6 @@ def test_handler_bedrock_failure_is_not_billed_and_gives_the_request_back(app, d
     assert counters["day"]["requests"] == 0 and counters["month"][contract.QUOTA_TOKENS] == 0
 
 
-@needs_route
 def test_openai_sdk_float_and_its_default_base64(dynamodb, monkeypatch):
     """The official SDK on the loopback runner: it asks for base64 unless told otherwise and
     decodes it; both answers carry the sandbox's numbers."""
@@ -647,29 +628,6 @@ def test_openai_sdk_float_and_its_default_base64(dynamodb, monkeypatch):
 # --- the embeddings sandbox on InvokeModel (native body, AWS SDK paths) -------------------------
 
 
-def _native_routed() -> bool:
-    from proxy.formats import ModelCall
-
-    probe = ModelCall(
-        api_format="native",
-        model_id=SANDBOX,
-        model_alias="",
-        operation="invoke_model",
-        params={"body": b'{"inputText": "x"}'},
-    )
-    try:
-        upstream.call(None, probe)
-    except ProxyError:
-        return False
-    return True
-
-
-needs_native = pytest.mark.skipif(
-    not _native_routed(), reason="upstream.call does not answer sandbox.embed-v1 yet"
-)
-
-
-@needs_native
 def test_native_body_and_aws_sdk_path_on_the_embeddings_sandbox(app, dynamodb, principal):
     token, customer, _ = principal
     native = app.handle(
@@ -687,7 +645,6 @@ def test_native_body_and_aws_sdk_path_on_the_embeddings_sandbox(app, dynamodb, p
     assert counters["month"].get(contract.QUOTA_TOKENS, 0) == 0  # free
 
 
-@needs_native
 def test_chat_with_the_embeddings_sandbox_says_where_to_go(app, principal):
     response = app.handle(
         event(
