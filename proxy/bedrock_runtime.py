@@ -50,6 +50,10 @@ ERROR_TYPES = {
     "tpm_limit_exceeded": ("ThrottlingException", 429),
     "daily_limit_exceeded": ("ThrottlingException", 429),
     "monthly_quota_exceeded": ("ThrottlingException", 429),
+    # Money: not worth retrying until the month resets or the credit is topped up.
+    "budget_exceeded": ("ServiceQuotaExceededException", 400),
+    "insufficient_credit": ("AccessDeniedException", 403),
+    "model_not_priced": ("AccessDeniedException", 403),
     "bedrock_throttled": ("ThrottlingException", 429),
     "bedrock_unavailable": ("ServiceUnavailableException", 503),
     "service_unavailable": ("ServiceUnavailableException", 503),

@@ -14,6 +14,8 @@ limit, every model), and a reader that predates a field ignores it (`_deserializ
   1: the first shapes.
   2: `tpm_limit` on customers; per-token limits on tokens (`daily_request_limit`, `rpm_limit`,
      `monthly_token_quota`, `tpm_limit`, `allowed_models`).
+  3: money: `monthly_budget_micros` on customers and tokens, `prepaid` on customers (calls need
+     available credit, the CREDIT counter item below).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import date
 
 from botocore.exceptions import ClientError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # --- tables -----------------------------------------------------------------------------
 
@@ -173,6 +175,11 @@ class CustomerItem:
     ip_allowlist: list[str] = field(default_factory=list)  # CIDRs; empty = any address
     default_model_params: dict = field(default_factory=dict)
     updated_at: str = ""
+    # Money (v3), in integer micro-units of the portal's currency (MICROS_PER_UNIT per unit):
+    # the most this month's calls may cost at list price (None: no cap), and whether calls need
+    # prepaid credit (the CREDIT item's granted_micros above its used_micros).
+    monthly_budget_micros: int | None = None
+    prepaid: bool = False
 
     @property
     def is_active(self) -> bool:
@@ -199,6 +206,7 @@ class TokenItem:
     monthly_token_quota: int | None = None
     tpm_limit: int | None = None
     allowed_models: list[str] = field(default_factory=list)
+    monthly_budget_micros: int | None = None  # v3: its own money cap, inside the customer's
 
     @property
     def has_limits(self) -> bool:
@@ -207,6 +215,7 @@ class TokenItem:
             or self.rpm_limit is not None
             or self.monthly_token_quota is not None
             or self.tpm_limit is not None
+            or self.monthly_budget_micros is not None
         )
 
     def usable_at(self, now_epoch: float) -> bool:
@@ -347,6 +356,28 @@ QUOTA_TOKENS = "quota_tokens"
 # On MIN# items, when a tokens-per-minute limit is set: input + output tokens of priced models
 # admitted in that minute, holds of calls in flight included (settled like QUOTA_TOKENS).
 MINUTE_TOKENS = "tokens"
+# On MONTH# items (the customer's, and a token's with a money cap): what the month's calls cost
+# at the prices of the price items, in micro-units, holds of calls in flight included (a hold is
+# the most the call can cost, settled to its exact cost). Free models cost 0.
+SPEND_MICROS = "spend_micros"
+
+# Prepaid credit: one item per prepaid customer, pk CUST#<customer_id>, sk CREDIT.
+#   granted_micros, credit_version: SET by the portal only (billing/credit_sync.py), at a
+#     monotonic version: the wallet's balance plus the credit-item spend of every period
+#     already invoiced (invoicing takes that spend out of the wallet instead).
+#   used_micros: ADDed by the proxy only: holds and exact costs of every priced call while the
+#     customer is prepaid, for all time; and the same amounts per month in used#YYYY-MM, which
+#     the portal reads when it invoices that month.
+# Credit available now = granted_micros - used_micros; admission refuses when it is 0 or less.
+CREDIT_SK = "CREDIT"
+CREDIT_GRANTED = "granted_micros"
+CREDIT_USED = "used_micros"
+CREDIT_VERSION = "credit_version"
+
+
+def credit_used_in(month: str) -> str:
+    """The CREDIT item's attribute holding one month's (YYYY-MM) credit spend."""
+    return f"used#{month}"
 
 
 def counter_pk(customer_id: str) -> str:
@@ -394,7 +425,8 @@ def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
 
     {"day": {...totals}, "month": {...totals}, "day_by_model": {model: {...}},
      "month_by_model": {model: {...}}}; missing counters read as zeros. The month's totals also
-    carry `quota_tokens` once the proxy has counted tokens of a priced model. Two Queries.
+    carry `quota_tokens` once the proxy has counted tokens of a priced model, and
+    `spend_micros` once it has held money for a call. Two Queries.
     """
     table = (names or table_names()).usage_counters
     pk = counter_pk(customer_id)
@@ -405,12 +437,74 @@ def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
             sk = raw[COUNTER_SK]["S"]
             if sk == prefix:
                 snapshot[period] = _counter_values(raw)
-                if QUOTA_TOKENS in raw:  # MONTH#: what the monthly quota is held against
-                    snapshot[period][QUOTA_TOKENS] = int(raw[QUOTA_TOKENS]["N"])
+                for extra in (QUOTA_TOKENS, SPEND_MICROS):  # MONTH#: quota and money held
+                    if extra in raw:
+                        snapshot[period][extra] = int(raw[extra]["N"])
             elif sk.startswith(prefix + "#MODEL#"):
                 model = sk[len(prefix) + len("#MODEL#") :]
                 snapshot[f"{period}_by_model"][model] = _counter_values(raw)
     return snapshot
+
+
+@dataclass(frozen=True)
+class CreditState:
+    """A prepaid customer's CREDIT item: what the portal granted, what calls used."""
+
+    granted_micros: int
+    used_micros: int
+    used_by_month: dict[str, int]
+    version: int
+
+    @property
+    def available_micros(self) -> int:
+        return self.granted_micros - self.used_micros
+
+
+def _attr_int(raw: dict, name: str) -> int:
+    value = raw.get(name, {}).get("N")
+    return int(value) if value is not None else 0
+
+
+def get_credit(client, customer_id: str, names: TableNames | None = None) -> CreditState:
+    """The CREDIT item, read strongly consistent; a missing item reads as all zeros."""
+    raw = client.get_item(
+        TableName=(names or table_names()).usage_counters,
+        Key={COUNTER_PK: {"S": counter_pk(customer_id)}, COUNTER_SK: {"S": CREDIT_SK}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    by_month = {
+        name.removeprefix("used#"): _attr_int(raw, name) for name in raw if name.startswith("used#")
+    }
+    return CreditState(
+        granted_micros=_attr_int(raw, CREDIT_GRANTED),
+        used_micros=_attr_int(raw, CREDIT_USED),
+        used_by_month=by_month,
+        version=_attr_int(raw, CREDIT_VERSION),
+    )
+
+
+def put_credit(
+    client, customer_id: str, granted_micros: int, version: int, names: TableNames | None = None
+) -> bool:
+    """SET the credit granted unless a same-or-newer version is stored (the proxy's used_*
+    attributes are left alone). True if it landed."""
+    try:
+        client.update_item(
+            TableName=(names or table_names()).usage_counters,
+            Key={COUNTER_PK: {"S": counter_pk(customer_id)}, COUNTER_SK: {"S": CREDIT_SK}},
+            UpdateExpression="SET #g = :g, #v = :v",
+            ConditionExpression="attribute_not_exists(#v) OR #v < :v",
+            ExpressionAttributeNames={"#g": CREDIT_GRANTED, "#v": CREDIT_VERSION},
+            ExpressionAttributeValues={
+                ":g": {"N": str(int(granted_micros))},
+                ":v": {"N": str(int(version))},
+            },
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 # --- prices -----------------------------------------------------------------------------

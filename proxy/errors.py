@@ -23,6 +23,17 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "tpm_limit_exceeded": (429, "rate_limit_error", "Tokens-per-minute limit reached."),
     "daily_limit_exceeded": (429, "rate_limit_error", "Daily request limit reached."),
     "monthly_quota_exceeded": (429, "rate_limit_error", "Monthly token quota used up."),
+    "budget_exceeded": (429, "rate_limit_error", "Monthly budget reached."),
+    "insufficient_credit": (
+        402,
+        "billing_error",
+        "Prepaid credit is used up; top up to continue.",
+    ),
+    "model_not_priced": (
+        403,
+        "model_access_error",
+        "This model has no price, so it cannot be used with a budget or prepaid credit.",
+    ),
     "invalid_json": (400, "validation_error", "The body is not valid JSON."),
     "invalid_request": (400, "validation_error", "The request is not valid."),
     "body_too_large": (413, "validation_error", "The body is too large."),

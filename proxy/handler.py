@@ -25,6 +25,7 @@ from . import (
     limits,
     models,
     openai_format,
+    prices,
     relay,
     streaming,
     upstream,
@@ -50,6 +51,9 @@ class ProxyApp:
             dynamodb, settings.tables, self.auth, settings.warning_percent
         )
         self.sink = usage.EventSink(s3, settings.usage_bucket, settings.usage_events_dir, stream)
+        self.prices = prices.PriceReader(
+            dynamodb, settings.tables, ttl_seconds=settings.price_cache_seconds
+        )
 
     # --- HTTP plumbing ---------------------------------------------------------------------
 
@@ -213,6 +217,7 @@ class ProxyApp:
                 request_id=request.request_id,
                 quota_hold=hold,
                 free=free,
+                price=None if free else self._price(principal, call, now),
             )
         principal = state["principal"]
         customer_id = principal.customer.customer_id
@@ -236,6 +241,23 @@ class ProxyApp:
         state["result"], state["status"] = result, "success"
         self._record(customer_id, admission, call, result.usage)
         return self._render(call, result, request, admission.headers, int(now.timestamp()))
+
+    def _price(self, principal: auth.Principal, call, now: datetime) -> prices.Price | None:
+        """The model's price now (cached, prices.PriceReader), or None when it has none. When
+        the prices cannot be read at all, money limits cannot be applied: a customer or token
+        with a budget, or a prepaid customer, gets the store's 503; anyone else is admitted
+        without the call's spend counted."""
+        try:
+            return self.prices.price_at(call.model_id, now)
+        except Exception:
+            customer, token = principal.customer, principal.token
+            if (
+                customer.prepaid
+                or customer.monthly_budget_micros is not None
+                or token.monthly_budget_micros is not None
+            ):
+                raise
+            return None  # prices.PriceReader logged the failed read
 
     def _check_size(self, request: Request) -> None:
         limit = self.settings.max_body_bytes * (4 / 3 if request.is_base64 else 1)
@@ -373,7 +395,7 @@ class ProxyApp:
             logger.error(
                 "usage counters not updated: %s %s",
                 type(exc).__name__,
-                getattr(exc, "response", {}).get("Error"),
+                (getattr(exc, "response", None) or {}).get("Error"),
             )
 
     def _emit(self, request: Request, now: datetime, state: dict, http_status, started) -> None:

@@ -32,6 +32,20 @@ free model's call (models.is_free) holds nothing and has neither condition: it i
 by the monthly quota or a tokens-per-minute limit (the request still counts on MONTH#, and the
 requests-per-minute and daily limits apply to it as to any call).
 
+Money (monthly budgets and prepaid credit): with the call's price (proxy/prices.py) the
+admission also holds the most the call can cost (prices.hold_micros of the token hold) in
+micro-units: on the customer's MONTH# `spend_micros` always (the live spend the portal shows),
+with the condition `spend_micros < budget` when the customer has a monthly budget; on the
+token's MONTH# when the token has a budget of its own; and, for a prepaid customer, on the
+CREDIT item (contract.CREDIT_SK: `used_micros` and the month's `used#YYYY-MM`, on condition
+that `used_micros < granted_micros`, i.e. some credit is left). usage.py settles each hold to
+the call's exact cost. So a budget or the credit is overshot by at most about one call's cost
+(the last call admitted while some was left), however many calls run at once. Refusals:
+`budget_exceeded` (429, with the budget, the amount spent and the reset time) and
+`insufficient_credit` (402). A free model's call costs nothing and is never refused by either.
+A model without a price cannot be counted against money: with a budget or prepaid credit its
+calls are refused (`model_not_priced`); otherwise its spend is simply not counted.
+
 When one item carries two conditions (requests and tokens per minute), it asks for the item as
 it was on failure (ReturnValuesOnConditionCheckFailure: ALL_OLD, returned in the cancellation
 reasons, no extra call), which tells which limit refused.
@@ -52,10 +66,11 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from . import auth, contract
+from . import auth, contract, prices
 from .errors import ProxyError
 
 MINUTE_TTL = 2 * 3600
@@ -68,6 +83,8 @@ QUOTA_ATTRIBUTE = contract.QUOTA_TOKENS
 # binds in practice; it keeps every number written to DynamoDB (38 significant digits at most)
 # far from that bound whatever reaches here.
 MAX_QUOTA_HOLD = 10**9
+# The most one call may hold in money, in micro-units (a billion units of the currency).
+MAX_MONEY_HOLD = 10**15
 # The most one update adds to a counter (usage.py): token counts come from Bedrock, and a
 # number DynamoDB cannot store (over 38 digits) would lose the whole usage transaction.
 MAX_COUNTER_ADD = 10**15
@@ -99,6 +116,9 @@ class Admission:
     holds: list = field(default_factory=list)
     # Token counter items whose request a failed call takes back, as the customer's DAY#.
     token_requests: list = field(default_factory=list)
+    # The call's price (prices.Price) when known: usage.py settles the money holds (in `holds`,
+    # attributes SPEND_MICROS and the CREDIT item's) to the call's exact cost at this price.
+    price: prices.Price | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +133,7 @@ class Planned:
     cap: int
     warning: bool  # the cap is the warning threshold, not the limit
     attribute: str  # the counter the condition compares
+    currency: str = ""  # money dimensions: the currency of the amounts
 
 
 def idempotency_token(request_id: str, purpose: str) -> dict:
@@ -156,7 +177,7 @@ def store_errors():
         raise mapped from None
 
 
-def periods(now: datetime) -> dict[str, tuple[str, datetime]]:
+def periods(now: datetime) -> dict[str, tuple[str, datetime | None]]:
     minute = now.replace(second=0, microsecond=0)
     day = now.date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
@@ -170,21 +191,27 @@ def periods(now: datetime) -> dict[str, tuple[str, datetime]]:
         "tpm": this_minute,
         "daily": (contract.day_sk(day), midnight),
         "monthly": (contract.month_sk(day), month_start),
+        "budget": (contract.month_sk(day), month_start),
+        "credit": (contract.CREDIT_SK, None),  # no reset: a top-up reopens
     }
 
 
-DIMENSIONS = ("rpm", "tpm", "daily", "monthly")
+DIMENSIONS = ("rpm", "tpm", "daily", "monthly", "budget")
+MONEY_DIMENSIONS = ("budget", "credit")
 CODES = {
     "rpm": "rpm_limit_exceeded",
     "tpm": "tpm_limit_exceeded",
     "daily": "daily_limit_exceeded",
     "monthly": "monthly_quota_exceeded",
+    "budget": "budget_exceeded",
+    "credit": "insufficient_credit",
 }
 HEADER_NAMES = {
     "rpm": "Requests-Minute",
     "tpm": "Tokens-Minute",
     "daily": "Requests-Day",
     "monthly": "Tokens-Month",
+    "budget": "Budget-Month",
 }
 # The counter each dimension's condition compares, and its placeholder in the expressions.
 ATTRIBUTES = {
@@ -192,18 +219,54 @@ ATTRIBUTES = {
     "tpm": contract.MINUTE_TOKENS,
     "daily": "requests",
     "monthly": QUOTA_ATTRIBUTE,
+    "budget": contract.SPEND_MICROS,
+    "credit": contract.CREDIT_USED,
 }
-_PLACEHOLDERS = {"requests": "#r", contract.MINUTE_TOKENS: "#t", QUOTA_ATTRIBUTE: "#q"}
+_PLACEHOLDERS = {
+    "requests": "#r",
+    contract.MINUTE_TOKENS: "#t",
+    QUOTA_ATTRIBUTE: "#q",
+    contract.SPEND_MICROS: "#s",
+}
 SCOPE_HEADER = "X-RateLimit-Scope"
+_CENT = Decimal("0.01")
 
 
 def limits_of(item) -> dict[str, int | None]:
-    """A customer's or a token's limits by dimension (both items name them alike)."""
+    """A customer's or a token's limits by dimension (both items name them alike). Budgets
+    are in micro-units of the currency."""
     return {
         "rpm": item.rpm_limit,
         "tpm": item.tpm_limit,
         "daily": item.daily_request_limit,
         "monthly": item.monthly_token_quota,
+        "budget": getattr(item, "monthly_budget_micros", None),
+    }
+
+
+def money(micros: int, currency: str = "") -> str:
+    """Micro-units as an amount people read: 50000000 -> "50.00 USD" (half-up to the cent)."""
+    amount = (Decimal(int(micros)) / contract.MICROS_PER_UNIT).quantize(_CENT, ROUND_HALF_UP)
+    return f"{amount:,} {currency}".strip()
+
+
+def _credit_update(table, pk, month, hold) -> dict:
+    """The prepaid customer's CREDIT item: hold `hold` micro-units of credit, if some is left
+    (used below granted, before this update; no granted amount yet: nothing is left)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {contract.COUNTER_PK: {"S": pk}, contract.COUNTER_SK: {"S": contract.CREDIT_SK}},
+            "UpdateExpression": "ADD #u :h, #um :h",
+            "ConditionExpression": "attribute_exists(#g) AND (attribute_not_exists(#u) OR #u < #g)",
+            "ExpressionAttributeNames": {
+                "#u": contract.CREDIT_USED,
+                "#um": contract.credit_used_in(month),
+                "#g": contract.CREDIT_GRANTED,
+            },
+            "ExpressionAttributeValues": {":h": {"N": str(hold)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
     }
 
 
@@ -235,9 +298,10 @@ def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
             values[f":c{j}"] = {"N": str(cap)}
             checks.append(f"(attribute_not_exists({placeholder}) OR {placeholder} < :c{j})")
         update["ConditionExpression"] = " AND ".join(checks)
-        if len(conditions) > 1:
-            # Two limits on one item (requests and tokens per minute): the item as it was
-            # tells which of them refused. Returned only when the condition fails.
+        if len(conditions) > 1 or any(a == contract.SPEND_MICROS for a, _ in conditions):
+            # Two limits on one item (requests and tokens per minute), or a budget: the item as
+            # it was tells which of them refused, and how much was spent. Returned only when
+            # the condition fails.
             update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     return {"Update": update}
 
@@ -279,18 +343,27 @@ class Limiter:
         request_id: str = "",
         quota_hold: int = 0,
         free: bool = False,
+        price: prices.Price | None = None,
     ) -> Admission:
         """Count this request or raise ProxyError. `recheck(principal)` re-validates a refreshed
         customer (IP allowlist, model access) when its item changed since it was cached.
         `quota_hold`: tokens held against the monthly quota and the tokens-per-minute limits
         until the call reports its own. `free`: a free model's call, which neither the monthly
-        quota nor the tokens-per-minute limits hold for or refuse."""
+        quota, the tokens-per-minute limits nor money limits hold for or refuse. `price`: the
+        model's price now (None: unknown), for the money holds."""
         now = now or datetime.now(UTC)
         slots = periods(now)
         quota_hold = 0 if free else max(0, min(int(quota_hold), MAX_QUOTA_HOLD))
+        if free:
+            price = None
+        money_hold = 0
+        if price is not None:
+            money_hold = min(prices.hold_micros(price, quota_hold), MAX_MONEY_HOLD)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             scopes = self._scopes(principal)
-            planned = self._transaction(principal, scopes, slots, quota_hold, free)
+            planned = self._transaction(
+                principal, scopes, slots, quota_hold, free, price, money_hold
+            )
             items, plan = planned[0], planned[1]
             try:
                 # Each attempt is planned anew (its items may differ), so it has its own token.
@@ -314,15 +387,22 @@ class Limiter:
                     ) from None
                 principal = self._on_cancel(principal, reasons, plan, slots, now, recheck)
                 continue
-            admission = self._admitted(principal, scopes, slots, now, attempt)
+            currency = price.currency if price is not None else ""
+            admission = self._admitted(principal, scopes, slots, now, attempt, currency)
             admission.request_id = request_id
             admission.quota_held, admission.holds, admission.token_requests = planned[2:]
+            admission.price = price
             return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
-    def _transaction(self, principal, scopes, slots, quota_hold=0, free=False):
+    def _transaction(
+        self, principal, scopes, slots, quota_hold=0, free=False, price=None, money_hold=0
+    ):
         """(items, plan, the customer's quota hold, other holds, token requests)."""
         token, customer = principal.token, principal.customer
+        currency = price.currency if price is not None else ""
+        if not free and price is None:
+            self._refuse_unpriced(principal)
         names = self.tables
         table = names.usage_counters
         items = [
@@ -340,8 +420,8 @@ class Limiter:
         day_ttl = {"N": str(epoch + DAY_TTL)}
         minute_sk, day_sk, month_sk = slots["rpm"][0], slots["daily"][0], slots["monthly"][0]
         for scope, key, pk, limits in scopes:
-            if free:  # a request like any, but no tokens held: no quota, no tokens per minute
-                limits = {**limits, "tpm": None, "monthly": None}
+            if free:  # a request like any, but nothing held: no quota, tokens per minute, money
+                limits = {**limits, "tpm": None, "monthly": None, "budget": None}
             for dimension in DIMENSIONS:
                 limit = limits[dimension]
                 if limit is not None and limit <= 0:
@@ -354,7 +434,9 @@ class Limiter:
                 cap, warning = self._cap(key, dimension, sk, limit)
                 attribute = ATTRIBUTES[dimension]
                 plan.append(
-                    Planned(len(items), scope, key, dimension, limit, cap, warning, attribute)
+                    Planned(
+                        len(items), scope, key, dimension, limit, cap, warning, attribute, currency
+                    )
                 )
                 return attribute, cap
 
@@ -375,21 +457,60 @@ class Limiter:
                 )
                 if not is_customer:
                     token_requests.append((pk, day_sk))
-            monthly = limits["monthly"]
-            if is_customer:  # MONTH#: requests, and the quota's hold
+            monthly, budget = limits["monthly"], limits["budget"]
+            if is_customer:  # MONTH#: requests, the quota's hold, the money hold (live spend)
                 adds, conditions = [("requests", 1)], []
                 if monthly is not None:
                     conditions.append(planned("monthly", month_sk))
                     if quota_hold > 0:  # the condition sees the value before this update
                         adds.append((QUOTA_ATTRIBUTE, quota_hold))
                         customer_held = quota_hold
+                if budget is not None:
+                    conditions.append(planned("budget", month_sk))
+                if money_hold > 0:
+                    adds.append((contract.SPEND_MICROS, money_hold))
+                    holds.append((pk, month_sk, contract.SPEND_MICROS, money_hold))
                 items.append(_counter_update(table, pk, month_sk, adds, None, conditions))
-            elif monthly is not None:  # the token's MONTH#: only its quota's hold
-                conditions = [planned("monthly", month_sk)]
-                adds = [(QUOTA_ATTRIBUTE, quota_hold)]
-                holds.append((pk, month_sk, QUOTA_ATTRIBUTE, quota_hold))
+            elif monthly is not None or budget is not None:  # the token's MONTH#: its holds
+                adds, conditions = [], []
+                if monthly is not None:
+                    conditions.append(planned("monthly", month_sk))
+                    adds.append((QUOTA_ATTRIBUTE, quota_hold))
+                    holds.append((pk, month_sk, QUOTA_ATTRIBUTE, quota_hold))
+                if budget is not None:
+                    conditions.append(planned("budget", month_sk))
+                    adds.append((contract.SPEND_MICROS, money_hold))
+                    holds.append((pk, month_sk, contract.SPEND_MICROS, money_hold))
                 items.append(_counter_update(table, pk, month_sk, adds, day_ttl, conditions))
+        if customer.prepaid and not free:  # the CREDIT item: some credit must be left
+            pk = contract.counter_pk(customer.customer_id)
+            month = month_sk.removeprefix("MONTH#")
+            plan.append(
+                Planned(len(items), "customer", customer.customer_id, "credit", 0, 0, False,
+                        contract.CREDIT_USED, currency)
+            )  # fmt: skip
+            items.append(_credit_update(table, pk, month, money_hold))
+            holds.append((pk, contract.CREDIT_SK, contract.CREDIT_USED, money_hold))
+            holds.append((pk, contract.CREDIT_SK, contract.credit_used_in(month), money_hold))
         return items, plan, customer_held, holds, token_requests
+
+    @staticmethod
+    def _refuse_unpriced(principal) -> None:
+        """A call whose model has no price cannot be counted against money: refused when the
+        customer or token has a budget or the customer is prepaid; otherwise admitted, its
+        spend not counted."""
+        customer, token = principal.customer, principal.token
+        if (
+            customer.prepaid
+            or customer.monthly_budget_micros is not None
+            or token.monthly_budget_micros is not None
+        ):
+            raise ProxyError(
+                "model_not_priced",
+                "This model has no price yet, so its calls cannot be counted against the "
+                "account's budget or prepaid credit; ask the operator to price it, or use "
+                "another model.",
+            )
 
     def _on_cancel(self, principal, reasons, plan, slots, now, recheck):
         failed = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
@@ -410,6 +531,8 @@ class Limiter:
                 sk, _ = slots[entry.dimension]
                 if entry.warning:
                     self._remember_warning(entry.key, entry.dimension, sk)
+                elif refusal is None and entry.dimension in MONEY_DIMENSIONS:
+                    refusal = self._money_refusal(entry, reasons[index].get("Item"), slots, now)
                 elif refusal is None:
                     refusal = self._refusal(entry.scope, entry.dimension, entry.limit, slots, now)
         if refusal is not None:
@@ -425,12 +548,43 @@ class Limiter:
         may only update the counters table."""
         if item is None:
             return entries
-        return [e for e in entries if int(item.get(e.attribute, {}).get("N", "0")) >= e.cap]
+        return [e for e in entries if _number(item, e.attribute) >= e.cap]
 
     def _remember_warning(self, key, dimension, sk):
         if len(self._warned) > 100_000:
             self._warned.clear()
         self._warned.add((key, dimension, sk))
+
+    def _money_refusal(self, entry: Planned, item, slots, now) -> ProxyError:
+        """`budget_exceeded` with the budget, the amount spent (from the item as the failed
+        condition saw it) and the reset time; `insufficient_credit` with what is left."""
+        item = item or {}
+        currency = entry.currency
+        if entry.dimension == "credit":
+            available = _number(item, contract.CREDIT_GRANTED) - _number(item, entry.attribute)
+            return ProxyError(
+                "insufficient_credit",
+                f"Prepaid credit is used up (available: {money(max(available, 0), currency)});"
+                " top up to continue. Calls resume on the next request after a top-up.",
+                headers={"X-Credit-Available": money(max(available, 0), currency), SCOPE_HEADER:
+                         "customer"},
+            )  # fmt: skip
+        spent = _number(item, entry.attribute)
+        _, reset_at = slots["budget"]
+        retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
+        who = "Token monthly budget" if entry.scope == "token" else "Monthly budget"
+        return ProxyError(
+            "budget_exceeded",
+            f"{who} of {money(entry.limit, currency)} reached (spent "
+            f"{money(spent, currency)}); it resets on {reset_at:%Y-%m-%d} at 00:00 UTC.",
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Limit-Budget-Month": money(entry.limit, currency),
+                "X-Budget-Spent": money(spent, currency),
+                "X-RateLimit-Reset": str(int(reset_at.timestamp())),
+                SCOPE_HEADER: entry.scope,
+            },
+        )
 
     def _refusal(self, scope, dimension, limit, slots, now=None) -> ProxyError:
         now = now or datetime.now(UTC)
@@ -449,14 +603,19 @@ class Limiter:
             "tpm": f"tokens-per-minute limit of {limit} reached; retry in {retry_after} s.",
             "daily": f"daily request limit of {limit} reached; it resets at 00:00 UTC.",
             "monthly": f"monthly token quota of {limit} used up; it resets on the 1st (UTC).",
+            "budget": f"monthly budget of {money(limit)} reached; it resets on the 1st (UTC).",
         }[dimension]
         message = f"Token {message}" if scope == "token" else message[0].upper() + message[1:]
         return ProxyError(CODES[dimension], message, headers=headers)
 
-    def _admitted(self, principal, scopes, slots, now, attempts) -> Admission:
+    def _admitted(self, principal, scopes, slots, now, attempts, currency="") -> Admission:
         """Admitted responses name, for each dimension, the tighter of the customer's and the
         token's limits, and warn about each scope past its warning threshold."""
         headers, warnings, tightest = {}, [], {}
+
+        def shown(dimension, limit):
+            return money(limit, currency) if dimension == "budget" else str(limit)
+
         for scope, key, _, limits in scopes:
             for dimension, limit in limits.items():
                 if limit is None:
@@ -467,12 +626,13 @@ class Limiter:
                     prefix = "token " if scope == "token" else ""
                     label = "tokens-per-minute" if dimension == "tpm" else dimension
                     warnings.append(
-                        f"{prefix}{label} usage above {self.warning_percent}% of {limit}"
+                        f"{prefix}{label} usage above {self.warning_percent}% of "
+                        f"{shown(dimension, limit)}"
                     )
         for dimension in DIMENSIONS:
             if dimension in tightest:
                 name = HEADER_NAMES[dimension]
-                headers[f"X-RateLimit-Limit-{name}"] = str(tightest[dimension])
+                headers[f"X-RateLimit-Limit-{name}"] = shown(dimension, tightest[dimension])
                 headers[f"X-RateLimit-Reset-{name}"] = str(int(slots[dimension][1].timestamp()))
         if warnings:
             headers["X-RateLimit-Warning"] = "; ".join(warnings)
@@ -499,6 +659,15 @@ def _status_check(table: str, key: str, value: str, version: int) -> dict:
             },
         }
     }
+
+
+def _number(item: dict, attribute: str) -> int:
+    """A number attribute of an item in DynamoDB's shape ({"N": "12"}); absent: 0."""
+    value = item.get(attribute, {}).get("N", "0")
+    try:
+        return int(value)
+    except ValueError:
+        return int(Decimal(value))
 
 
 def is_conflict(exc: ClientError) -> bool:

@@ -138,6 +138,8 @@ class PriceReader:
         self._fresh_until = 0.0
         self._lock = threading.Lock()
         self._reported: set[tuple] = set()  # unreadable items already logged
+        self._failure: Exception | None = None  # the last failed read, while none is held
+        self._failed_until = 0.0
 
     def refresh(self) -> dict[str, contract.PriceItem]:
         """Read every price item now (one Scan, eventually consistent) and keep them."""
@@ -147,7 +149,7 @@ class PriceReader:
                 self._report(item)
                 continue
             items[item.model_id] = item
-        self._items = items
+        self._items, self._failure = items, None
         self._fresh_until = self.clock() + self.ttl
         return items
 
@@ -163,16 +165,24 @@ class PriceReader:
             )
 
     def items(self) -> dict[str, contract.PriceItem]:
-        """The price items held, read again first when they are `ttl_seconds` old."""
+        """The price items held, read again first when they are `ttl_seconds` old. With none
+        held and the read failing, the failure is raised again without a read for a few
+        seconds (a store that is down is not asked at every request)."""
         with self._lock:
             if self._items is not None and self.ttl > 0 and self.clock() < self._fresh_until:
                 return self._items
+            waiting = self._items is None and self._failure is not None
+            if waiting and self.clock() < self._failed_until:
+                raise self._failure
             try:
                 return self.refresh()
-            except Exception:
+            except Exception as exc:
+                logger.warning("price read failed: %s", type(exc).__name__)
                 if self._items is None:
+                    self._failure = exc
+                    self._failed_until = self.clock() + RETRY_AFTER_FAILURE_SECONDS
                     raise
-                logger.warning("price refresh failed; using the prices read before", exc_info=True)
+                logger.warning("using the prices read before")
                 self._fresh_until = self.clock() + min(self.ttl, RETRY_AFTER_FAILURE_SECONDS)
                 return self._items
 

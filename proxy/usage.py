@@ -5,8 +5,10 @@ the token counts to DAY and MONTH and the request and tokens to the per-model DA
 in one TransactWriteItems. A failed Bedrock call is not billed: its request is taken back from
 DAY and MONTH (so it does not use up the daily limit) but stays in MIN, which protects Bedrock.
 The holds (limits.py: the monthly quota's on MONTH#, tokens per minute on the MIN# item of the
-admission's minute, the token's own on its TOKEN# items) are replaced by the exact count on the
-same items, or taken back on failure; still one TransactWriteItems.
+admission's minute, the token's own on its TOKEN# items, and the money holds: the month's
+`spend_micros`, a prepaid customer's CREDIT item) are replaced by the exact count or cost
+(prices.cost_micros at the price the call was admitted at) on the same items, or taken back on
+failure; still one TransactWriteItems, each item named once.
 
 Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
 ones; the usage SQL counts every stored event as a request) also go to S3 under
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from . import contract, models
+from . import contract, models, prices
 from .limits import DAY_TTL, MAX_COUNTER_ADD, QUOTA_ATTRIBUTE, idempotency_token, is_conflict
 
 logger = logging.getLogger("proxy")
@@ -80,6 +82,33 @@ def _update(table, pk, sk, adds: dict, ttl: int | None = None) -> dict:
     }
 
 
+def _exact(attribute: str, tokens: int, cost: int) -> int:
+    """What settles a hold on `attribute`: the call's tokens, or its cost in micro-units."""
+    if attribute in (QUOTA_ATTRIBUTE, contract.MINUTE_TOKENS):
+        return tokens
+    return cost  # SPEND_MICROS and the CREDIT item's used_micros / used#YYYY-MM
+
+
+def _merged(table, adds_by_item: dict, ttls: dict) -> list[dict]:
+    """One update per item (a transaction may name an item once), in the order first seen."""
+    return [
+        _update(table, pk, sk, adds, ttls.get((pk, sk))) for (pk, sk), adds in adds_by_item.items()
+    ]
+
+
+def _add(adds_by_item: dict, pk: str, sk: str, adds: dict) -> None:
+    item = adds_by_item.setdefault((pk, sk), {})
+    for name, amount in adds.items():
+        item[name] = item.get(name, 0) + amount
+
+
+def call_cost(admission, usage: dict) -> int:
+    """The call's cost in micro-units at the price it was admitted at (0 without a price)."""
+    if admission.price is None:
+        return 0
+    return min(prices.cost_micros(admission.price, usage), MAX_COUNTER_ADD)
+
+
 def record_success(dynamodb, tables, customer_id, admission, model_id, usage: dict) -> None:
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     tokens = {name: usage[name] for name in TOKEN_FIELDS}
@@ -89,18 +118,18 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
     if not free:  # the exact count replaces the admission's hold
         month_adds[QUOTA_ATTRIBUTE] = exact - admission.quota_held
     ttl = int(time.time()) + DAY_TTL
-    items = [
-        _update(table, pk, admission.day_sk, tokens),
-        _update(table, pk, admission.month_sk, month_adds),
-        _update(table, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens}, ttl),
-        _update(table, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens}),
-    ]
-    # Tokens per minute (customer and token, on the MIN# item of the admission's minute) and the
-    # token's own monthly quota: the exact count replaces each hold on the item that holds it.
-    items += [
-        _update(table, hold_pk, sk, {name: exact - held})
-        for hold_pk, sk, name, held in admission.holds
-    ]
+    adds_by_item: dict = {}
+    _add(adds_by_item, pk, admission.day_sk, tokens)
+    _add(adds_by_item, pk, admission.month_sk, month_adds)
+    _add(adds_by_item, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens})
+    _add(adds_by_item, pk, f"{admission.month_sk}#MODEL#{model_id}", {"requests": 1, **tokens})
+    # Tokens per minute (customer and token, on the MIN# item of the admission's minute), the
+    # token's own monthly quota, and the money holds (the month's spend, a token's budget, a
+    # prepaid customer's credit): the exact count or cost replaces each hold on its item.
+    cost = call_cost(admission, usage)
+    for hold_pk, sk, name, held in admission.holds:
+        _add(adds_by_item, hold_pk, sk, {name: _exact(name, exact, cost) - held})
+    items = _merged(table, adds_by_item, {(pk, f"{admission.day_sk}#MODEL#{model_id}"): ttl})
     transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "usage"))
 
 
@@ -127,12 +156,14 @@ def refund_request(dynamodb, tables, customer_id, admission) -> None:
     month_adds = {"requests": -1}
     if admission.quota_held:
         month_adds[QUOTA_ATTRIBUTE] = -admission.quota_held
-    items = [
-        _update(table, pk, admission.day_sk, {"requests": -1}),
-        _update(table, pk, admission.month_sk, month_adds),
-    ]
-    items += [_update(table, p, sk, {"requests": -1}) for p, sk in admission.token_requests]
-    items += [_update(table, p, sk, {name: -held}) for p, sk, name, held in admission.holds]
+    adds_by_item: dict = {}
+    _add(adds_by_item, pk, admission.day_sk, {"requests": -1})
+    _add(adds_by_item, pk, admission.month_sk, month_adds)
+    for token_pk, sk in admission.token_requests:
+        _add(adds_by_item, token_pk, sk, {"requests": -1})
+    for hold_pk, sk, name, held in admission.holds:
+        _add(adds_by_item, hold_pk, sk, {name: -held})
+    items = _merged(table, adds_by_item, {})
     transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "refund"))
 
 

@@ -175,9 +175,9 @@ def client_error(code: str, operation: str) -> ClientError:
 
 
 FAILURES = [
-    EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
-    ConnectTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
-    ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
+    EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+    ConnectTimeoutError(endpoint_url="http://127.0.0.1:9"),
+    ReadTimeoutError(endpoint_url="http://127.0.0.1:9"),
 ]
 THROTTLED = [
     "ProvisionedThroughputExceededException",
@@ -222,6 +222,26 @@ def test_dynamodb_failing_during_admission_is_a_retryable_503(
     assert "Retry-After" in response["headers"]
 
 
+@pytest.mark.parametrize("failure", FAILURES)
+def test_counters_failing_after_the_call_still_answer_it(dynamodb, principal, monkeypatch, failure):
+    """The call was made: the counters are provisional (the events are billed), so a store
+    that times out on the usage transaction does not turn the answer into an error."""
+    app = make_app(dynamodb)
+    token = principal[0]
+    real = dynamodb.transact_write_items
+    calls = []
+
+    def second_fails(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise failure
+        return real(**kwargs)
+
+    monkeypatch.setattr(dynamodb, "transact_write_items", second_fails)
+    response = app.handle(event(chat(), token=token))
+    assert response["statusCode"] == 200 and len(calls) == 2
+
+
 def test_a_throttled_transaction_is_a_503(dynamodb, principal, monkeypatch):
     app = make_app(dynamodb)
 
@@ -239,7 +259,7 @@ def test_on_the_bedrock_runtime_paths_it_is_service_unavailable(
     app, dynamodb, principal, monkeypatch
 ):
     def fail(**kwargs):
-        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
 
     monkeypatch.setattr(dynamodb, "get_item", fail)
     body = {"messages": [{"role": "user", "content": [{"text": "Hi"}]}]}

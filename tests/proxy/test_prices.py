@@ -12,6 +12,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from proxy import contract, models, prices
 
+from .test_limits import count_calls
+
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 JAN_2024 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 JULY_2027 = int(datetime(2027, 7, 1, tzinfo=UTC).timestamp())
@@ -341,6 +343,25 @@ def test_with_nothing_read_yet_a_failure_is_the_callers_to_answer(dynamodb):
     flaky.down = True
     with pytest.raises(EndpointConnectionError):
         prices.PriceReader(flaky).price_at("haiku")
+
+
+def test_with_nothing_read_a_failed_store_is_not_asked_again_for_a_few_seconds(dynamodb):
+    put(dynamodb)
+    clock = Clock()
+    flaky = Failing(dynamodb)
+    flaky.down = True
+    reader = prices.PriceReader(flaky, clock=clock)
+    reads = count_calls(dynamodb)
+    for _ in range(3):
+        with pytest.raises(EndpointConnectionError):
+            reader.price_at("haiku")
+    flaky.down = False
+    with pytest.raises(EndpointConnectionError):  # still within the pause: no read
+        reader.price_at("haiku")
+    assert reads == []
+    clock.now += prices.RETRY_AFTER_FAILURE_SECONDS
+    assert reader.price_at("haiku").input_per_1k == 250
+    assert reads == ["Scan"]
 
 
 def test_the_settings_read_the_cache_bound(monkeypatch):

@@ -370,13 +370,13 @@ def test_items_written_before_schema_2_are_read(app, dynamodb):
     assert statuses == [200] * 5 + [429]
 
 
-def test_items_carry_schema_version_2(dynamodb):
+def test_items_carry_the_current_schema_version(dynamodb):
     customer = put_customer(dynamodb, tpm_limit=9)
     _, item = put_token(dynamodb, customer, tpm_limit=3, allowed_models=["nova-lite"])
     raw = dynamodb.get_item(
         TableName=contract.table_names().tokens, Key={"token_hash": {"S": item.token_hash}}
     )["Item"]
-    assert raw["schema_version"] == {"N": "2"} and contract.SCHEMA_VERSION == 2
+    assert raw["schema_version"] == {"N": "3"} and contract.SCHEMA_VERSION == 3
     assert contract.get_token(dynamodb, item.token_hash) == item
     assert contract.get_customer(dynamodb, customer.customer_id).tpm_limit == 9
 
