@@ -10,8 +10,8 @@ pytestmark = pytest.mark.django_db
 def test_seed_demo_is_idempotent(settings):
     settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
     settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
-    call_command("seed_demo", verbosity=0)
-    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", "--no-usage", verbosity=0)
+    call_command("seed_demo", "--no-usage", verbosity=0)
     assert Customer.objects.count() == 5
     staff = User.objects.get(email="staff@example.com")
     customer_user = User.objects.get(email="customer@example.com")
@@ -24,3 +24,65 @@ def test_seed_demo_needs_passwords(settings):
     settings.DEMO_STAFF_PASSWORD = ""
     with pytest.raises(CommandError, match="DEMO_STAFF_PASSWORD"):
         call_command("seed_demo")
+
+
+def _usage_figures():
+    from django.db.models import Sum
+
+    from billing.models import Invoice
+    from usage.models import Alert, IngestedDay, UsageDaily
+
+    return {
+        "days": IngestedDay.objects.count(),
+        "rows": UsageDaily.objects.count(),
+        "tokens": UsageDaily.objects.aggregate(t=Sum("input_tokens"))["t"],
+        "issued": Invoice.objects.exclude(status=Invoice.Status.DRAFT).count(),
+        "paid": Invoice.objects.filter(status=Invoice.Status.PAID).count(),
+        "alerts": Alert.objects.count(),
+    }
+
+
+def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
+    settings, tmp_path, aws, capsys
+):
+    """Events in the proxy's format are written per day, imported by the real DuckDB import,
+    billed by the real invoice run; a second run adds nothing."""
+    import datetime as dt
+    import json
+
+    from customers.models import Customer
+    from portal.demo_usage import DEMO_DAYS
+
+    settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
+    settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
+    settings.USAGE_EVENTS_DIR = str(tmp_path)
+    call_command("seed_demo")
+    files = sorted(tmp_path.glob("usage-events/year=*/month=*/day=*/demo.jsonl"))
+    assert len(files) == DEMO_DAYS
+    events = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    demo_ids = {str(pk) for pk in Customer.objects.values_list("pk", flat=True)}
+    assert {e["customer_id"] for e in events} == demo_ids
+    today = dt.datetime.now(dt.UTC).date()
+    days = {e["timestamp"][:10] for e in events}
+    assert max(days) == (today - dt.timedelta(days=1)).isoformat()  # finished days only
+    assert min(days) == (today - dt.timedelta(days=DEMO_DAYS)).isoformat()
+
+    first = _usage_figures()
+    assert first["days"] == DEMO_DAYS
+    assert first["tokens"] == sum(e["input_tokens"] for e in events)  # imported, all of it
+    assert first["issued"] == 5 and first["paid"] == 1  # last month's, one paid
+    assert first["alerts"] == 3
+    assert "Demo usage:" in capsys.readouterr().out
+
+    call_command("seed_demo")
+    assert _usage_figures() == first
+    assert "already there" in capsys.readouterr().out
+
+
+def test_seed_demo_can_skip_the_usage(settings, tmp_path, aws):
+    settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
+    settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
+    settings.USAGE_EVENTS_DIR = str(tmp_path)
+    call_command("seed_demo", "--no-usage", verbosity=0)
+    assert not list(tmp_path.iterdir())
+    assert _usage_figures()["days"] == 0

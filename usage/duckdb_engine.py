@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .query import daily_usage_sql, hourly_tokens_sql, token_last_used_sql, user_daily_sql
 
@@ -50,12 +51,22 @@ def _events_root(base: str | Path | None = None) -> Path:
     return root / EVENTS_PREFIX if (root / EVENTS_PREFIX).is_dir() else root
 
 
-def _source(root: Path) -> str:
+def _partition(root: Path, day: dt.date) -> Path:
+    return root / f"year={day:%Y}" / f"month={day:%m}" / f"day={day:%d}"
+
+
+def _source(root: Path, days: list[dt.date] | None = None) -> str:
+    """The events as a table. With `days`, only those days' partitions are listed (the
+    query's WHERE prunes to them anyway; listing them spares DuckDB globbing every day ever
+    written: a day's import reads one folder, not the whole history)."""
     columns = ", ".join(f"'{name}': '{kind}'" for name, kind in EVENT_COLUMNS.items())
-    pattern = str(root / "year=*" / "month=*" / "day=*" / "*").replace("'", "''")
+    paths = [_partition(root, day) / "*" for day in days or [] if _partition_has_files(root, day)]
+    if not paths:  # no day given, or none has files: the whole history (the WHERE prunes)
+        paths = [root / "year=*" / "month=*" / "day=*" / "*"]
+    patterns = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
     return (
         # ignore_errors: a torn or malformed line is skipped, like Athena's ignore.malformed.json
-        f"read_json('{pattern}', format = 'newline_delimited', hive_partitioning = true, "
+        f"read_json([{patterns}], format = 'newline_delimited', hive_partitioning = true, "
         "ignore_errors = true, "
         "hive_types = {'year': 'VARCHAR', 'month': 'VARCHAR', 'day': 'VARCHAR'}, "
         f"columns = {{{columns}}})"
@@ -63,8 +74,21 @@ def _source(root: Path) -> str:
 
 
 def _partition_has_files(root: Path, day: dt.date) -> bool:
-    folder = root / f"year={day:%Y}" / f"month={day:%m}" / f"day={day:%d}"
+    folder = _partition(root, day)
     return folder.is_dir() and any(p.is_file() for p in folder.iterdir())
+
+
+def _duckdb():
+    """The duckdb module, imported on first use: it comes with the `run` extra (the laptop's
+    engine), which the production image does not install."""
+    try:
+        import duckdb
+    except ImportError as missing:
+        raise ImproperlyConfigured(
+            "USAGE_ENGINE=duckdb needs the duckdb package, from the `run` extra: make install "
+            "(or pip install --require-hashes -r requirements/run.txt); production uses athena."
+        ) from missing
+    return duckdb
 
 
 class DuckDBEngine:
@@ -74,7 +98,7 @@ class DuckDBEngine:
         self.root = _events_root(events_dir)
 
     def daily_sql(self, day: dt.date) -> str:
-        return daily_usage_sql(source=_source(self.root), day=day)
+        return daily_usage_sql(source=_source(self.root, [day]), day=day)
 
     def daily_rows(self, day: dt.date) -> Iterator[tuple]:
         """Rows in RESULT_COLUMNS order; a day without files has no usage (not an error)."""
@@ -82,17 +106,17 @@ class DuckDBEngine:
 
     def user_daily_rows(self, day: dt.date) -> Iterator[tuple]:
         """Rows in USER_RESULT_COLUMNS order (per end user, application and model)."""
-        yield from self._rows(day, user_daily_sql(source=_source(self.root), day=day))
+        yield from self._rows(day, user_daily_sql(source=_source(self.root, [day]), day=day))
 
     def token_last_used_rows(self, day: dt.date) -> Iterator[tuple]:
         """(token_id, latest "timestamp" string) for each token used on the day."""
-        yield from self._rows(day, token_last_used_sql(source=_source(self.root), day=day))
+        sql = token_last_used_sql(source=_source(self.root, [day]), day=day)
+        yield from self._rows(day, sql)
 
     def _rows(self, day: dt.date, sql: str) -> Iterator[tuple]:
         if not _partition_has_files(self.root, day):
             return
-        import duckdb
-
+        duckdb = _duckdb()
         with duckdb.connect() as con:
             cursor = con.execute(sql)
             while batch := cursor.fetchmany(10_000):
@@ -102,8 +126,7 @@ class DuckDBEngine:
         days = {now.date(), (now - dt.timedelta(hours=1)).date()}
         if not any(_partition_has_files(self.root, d) for d in days):
             return []
-        import duckdb
-
-        sql = hourly_tokens_sql(source=_source(self.root), now=now, minimum=minimum)
+        duckdb = _duckdb()
+        sql = hourly_tokens_sql(source=_source(self.root, sorted(days)), now=now, minimum=minimum)
         with duckdb.connect() as con:
             return con.execute(sql).fetchall()

@@ -43,9 +43,31 @@ class Command(BaseCommand):
             customer_user.full_name = customer_user.full_name or "Demo Customer"
             customer_user.save()
             self._limits_and_tokens(customers)
+        if not options["no_usage"]:
+            self._usage(customers)
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {len(customers)} customers, 2 demo logins.")
         )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-usage",
+            action="store_true",
+            help="Skip the demo usage (60 days of calls, invoices and alerts).",
+        )
+
+    def _usage(self, customers):
+        from portal.demo_usage import DEMO_DAYS, demo_usage_prepare
+
+        report = demo_usage_prepare(customers=customers)
+        if report.days_written or report.days_imported or report.invoices_issued:
+            self.stdout.write(
+                f"Demo usage: {report.events_written:,} calls over {report.days_written} days "
+                f"written, {report.days_imported} days imported, {report.invoices_issued} "
+                f"invoices issued ({report.invoices_paid} paid), {report.alerts} alerts."
+            )
+        else:
+            self.stdout.write(f"Demo usage: the last {DEMO_DAYS} days are already there.")
 
     def _limits_and_tokens(self, customers):
         """Limits and a first token for each demo customer, through the customers services (so
