@@ -14,12 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so code changes don't reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir -p portal customers billing usage proxy \
-    && pip install --upgrade pip \
-    && pip install . \
-    && pip uninstall -y bedrock-usage-portal
+# Dependencies first, so code changes don't reinstall them: the production lock only (exact
+# versions, every file checked against its hash; no moto, DuckDB or test tools: they are the
+# `run` and `dev` extras). The code runs from /app and is not installed as a package.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN pip install --require-hashes --no-deps -r requirements/runtime.txt \
+    && pip check
 
 COPY . .
 

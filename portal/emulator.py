@@ -74,9 +74,21 @@ def _idempotent_transactions(handler_class) -> None:
     handler_class.transact_write_items = transact_write_items
 
 
+def _require_moto() -> None:
+    """moto comes with the `run` extra, which the production image does not install."""
+    try:
+        import moto  # noqa: F401
+    except ImportError as missing:
+        raise ImportError(
+            "The embedded AWS emulator needs moto, from the `run` extra: make install "
+            "(or pip install --require-hashes -r requirements/run.txt)."
+        ) from missing
+
+
 def make_dynamodb_atomic() -> None:
     """Serialise moto's DynamoDB requests in this process, and apply a transaction sent again
     with the same ClientRequestToken once, as DynamoDB does. Idempotent."""
+    _require_moto()
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.responses import DynamoHandler
 
@@ -99,6 +111,7 @@ def make_dynamodb_atomic() -> None:
 def start(port: int):
     """moto's ThreadedMotoServer on 127.0.0.1:`port` (0: any free port), started, with atomic
     DynamoDB. `server.stop()` stops it."""
+    _require_moto()
     from moto.server import ThreadedMotoServer
 
     make_dynamodb_atomic()

@@ -166,6 +166,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format on every page ("25 Nov 2026", "25 Nov 2026 14:05 UTC"): portal/formats/en.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
@@ -177,11 +179,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# plotly.min.js (charts) is vendored as portal/static/vendor/plotly/ (docs/dashboards.md).
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    # plotly.min.js from the installed `plotly` package (charts; see portal/staticfinders.py)
-    "portal.staticfinders.PlotlyFinder",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -303,6 +304,11 @@ USAGE_ALERT_CHECK_MINUTES = env.int("USAGE_ALERT_CHECK_MINUTES", default=5)
 # Default for the hourly rule (tokens per user, application and model in one hour); 0 = off.
 USAGE_HOURLY_TOKEN_THRESHOLD = env.int("USAGE_HOURLY_TOKEN_THRESHOLD", default=0)
 USAGE_WEBHOOK_TIMEOUT_SECONDS = env.int("USAGE_WEBHOOK_TIMEOUT_SECONDS", default=5)
+# Staff live figures (portal/live.py): never shown older than this; re-read by beat every
+# STAFF_LIVE_REFRESH_SECONDS while a staff page showed one in the last STAFF_LIVE_WATCH_SECONDS.
+STAFF_LIVE_MAX_AGE_SECONDS = env.int("STAFF_LIVE_MAX_AGE_SECONDS", default=10)
+STAFF_LIVE_REFRESH_SECONDS = env.int("STAFF_LIVE_REFRESH_SECONDS", default=5)
+STAFF_LIVE_WATCH_SECONDS = env.int("STAFF_LIVE_WATCH_SECONDS", default=300)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -371,6 +377,41 @@ BILLING_INVOICE_PREFIX = env("BILLING_INVOICE_PREFIX", default="INV")
 BILLING_DEFAULT_MARKUP_PERCENT = env("BILLING_DEFAULT_MARKUP_PERCENT", default="0")
 BILLING_LOW_BALANCE_THRESHOLD = env("BILLING_LOW_BALANCE_THRESHOLD", default="10.00")
 BILLING_SELLER_NAME = env("BILLING_SELLER_NAME", default="Bedrock Usage Portal")
+# The seller block of invoice PDFs: the address may span lines ("\n" in the variable).
+BILLING_SELLER_ADDRESS = env.str("BILLING_SELLER_ADDRESS", default="", multiline=True)
+BILLING_SELLER_TAX_ID = env("BILLING_SELLER_TAX_ID", default="")
+# An issued invoice is due this many days after its issue date (shown on the PDF and pages).
+try:
+    BILLING_PAYMENT_TERMS_DAYS = env.int("BILLING_PAYMENT_TERMS_DAYS", default=30)
+except ValueError:
+    BILLING_PAYMENT_TERMS_DAYS = -1
+if not 0 <= BILLING_PAYMENT_TERMS_DAYS <= 365:
+    raise ImproperlyConfigured("BILLING_PAYMENT_TERMS_DAYS must be a whole number from 0 to 365.")
+# The payment terms printed on invoices; empty: "Payment due within N days of the issue date."
+BILLING_PAYMENT_TERMS = env("BILLING_PAYMENT_TERMS", default="")
+
+# Stripe (docs/billing.md, "Getting paid with Stripe"): on when both keys are set; without them
+# invoices are marked paid by hand, there are no pay buttons and the webhook URL answers 404.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Optional: Checkout (a redirect) does not need it; kept for a future embedded form.
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
+# Another API address (e.g. stripe-mock on 127.0.0.1:12111); empty: Stripe's own.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# What a customer may buy as prepaid credit in one payment, in BILLING_CURRENCY.
+STRIPE_CREDIT_PURCHASE_MIN = env("STRIPE_CREDIT_PURCHASE_MIN", default="10.00")
+STRIPE_CREDIT_PURCHASE_MAX = env("STRIPE_CREDIT_PURCHASE_MAX", default="5000.00")
+if bool(STRIPE_SECRET_KEY) != bool(STRIPE_WEBHOOK_SECRET):
+    _missing = "STRIPE_WEBHOOK_SECRET" if STRIPE_SECRET_KEY else "STRIPE_SECRET_KEY"
+    raise ImproperlyConfigured(
+        f"Stripe needs both STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: set {_missing} too "
+        "(payments are only recorded from signed webhook events)."
+    )
+if STRIPE_SECRET_KEY:
+    # The pay buttons post to the portal, which redirects to Stripe Checkout.
+    CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", "form-action 'self' https://checkout.stripe.com"
+    )
 
 # Demo logins created by `manage.py seed_demo` (make run writes random ones to .env).
 DEMO_STAFF_PASSWORD = env("DEMO_STAFF_PASSWORD", default="")

@@ -19,10 +19,16 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError as missing:  # production installs no `run` extra
+    raise ImportError(
+        "The local proxy's HTTPS needs the cryptography package, from the `run` extra: "
+        "make install (or pip install --require-hashes -r requirements/run.txt)."
+    ) from missing
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"

@@ -1,29 +1,31 @@
-"""plotly.min.js comes from the installed `plotly` package through staticfiles, nothing else."""
+"""plotly.min.js is vendored into the portal's static files, with its licence, nothing else."""
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.staticfiles import finders
 
-from portal.staticfinders import PLOTLY_STATIC_PATH, PlotlyFinder
+PLOTLY_STATIC_PATH = "vendor/plotly/plotly.min.js"
+VENDORED = Path(__file__).resolve().parents[2] / "portal" / "static" / "vendor" / "plotly"
 
 
-def test_the_bundle_is_found_and_is_plotly():
-    path = finders.find(PLOTLY_STATIC_PATH)
-    assert path and path.endswith("plotly/package_data/plotly.min.js")
-    with open(path, encoding="utf-8") as bundle:
-        assert "plotly.js" in bundle.read(2000)
+def test_the_vendored_bundle_is_the_one_served_and_keeps_its_notice():
+    assert finders.find(PLOTLY_STATIC_PATH, find_all=True) == [str(VENDORED / "plotly.min.js")]
+    with open(VENDORED / "plotly.min.js", encoding="utf-8") as bundle:
+        header = bundle.read(300)
+    assert header.startswith("/**\n* plotly.js v"), header
+    assert "Licensed under the MIT license" in header
+    assert "Permission is hereby granted" in (VENDORED / "LICENSE.txt").read_text()
 
 
-def test_only_that_file_is_exposed():
-    finder = PlotlyFinder()
-    assert [name for name, _ in finder.list([])] == ["plotly.min.js"]
-    assert finder.find("vendor/plotly/widgetbundle.js") is None
-    assert finder.find("vendor/plotly/../plotly/__init__.py") is None
-    assert finder.check() == []
+def test_no_python_package_is_needed_for_it():
+    """The bundle used to come from the `plotly` package through a custom finder."""
+    assert not any("plotly" in finder.lower() for finder in settings.STATICFILES_FINDERS)
 
 
 def test_no_page_loads_anything_from_another_host():
     """No CDN at run time: no template's script, style sheet or image comes from another host."""
     import re
-    from pathlib import Path
 
     remote = re.compile(r"""(src|href)\s*=\s*["'](https?:)?//""", re.IGNORECASE)
     templates = Path(__file__).resolve().parents[2] / "templates"
