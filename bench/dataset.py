@@ -239,7 +239,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
         _columns(
             "id name contact_email status created_at updated_at allowed_models billing_address "
             "billing_name default_model_params extra_contact_emails ip_allowlist notes tax_id "
-            "sync_version daily_request_limit monthly_token_quota rpm_limit"
+            "sync_version daily_request_limit monthly_token_quota rpm_limit prepaid"
         ),
         (
             (
@@ -261,6 +261,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
                 None if n % 3 else 50_000,
                 None if n % 2 else 500_000_000,
                 None,
+                False,
             )
             for n in range(customers)
         ),

@@ -7,6 +7,8 @@ from .models import (
     Invoice,
     InvoiceLine,
     ModelPrice,
+    Payment,
+    PaymentEvent,
     PricingPlan,
 )
 
@@ -73,3 +75,30 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by the payment services and Stripe's webhook (billing/payments.py)."""
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(_ReadOnlyAdmin):
+    list_display = ["created_at", "customer", "purpose", "amount", "status", "settlement"]
+    list_filter = ["purpose", "status", "settlement", "dispute_status"]
+    search_fields = ["checkout_session_id", "payment_intent_id", "charge_id"]
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(_ReadOnlyAdmin):
+    list_display = ["received_at", "event_id", "type", "outcome", "deferred"]
+    list_filter = ["type", "deferred"]
+    search_fields = ["event_id", "deferred_key"]

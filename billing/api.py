@@ -23,6 +23,7 @@ from portal.api.base import (
 from portal.api.idempotency import IdempotentCreateMixin, run_idempotently
 
 from . import selectors, services
+from .credit_sync import credit_live
 from .documents import invoice_pdf_bytes
 from .models import Invoice, ModelPrice, PricingPlan
 from .serializers import (
@@ -106,9 +107,14 @@ class CreditViewSet(IdempotentCreateMixin, SharedViewSet):
     @extend_schema(responses=CreditsSerializer)
     def list(self, request, customer_pk=None):
         customer = self._customer()
+        live = credit_live(customer)
         body = {
             "customer": customer.pk,
-            "balance": selectors.credit_balance(customer.pk),
+            "balance": selectors.credit_balance(customer.pk) if live is None else live.wallet,
+            "prepaid": live is not None,
+            "available_now": live.available if live else None,
+            "usage_not_invoiced": live.not_invoiced if live else None,
+            "live": bool(live and live.is_live),
             "grants": customer.credit_grants.all(),
         }
         return Response(CreditsSerializer(body).data)
@@ -161,7 +167,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedVie
         scope = customer_scope(self.request)
         if scope is None:
             return selectors.invoice_list_for_staff()
-        return selectors.invoices_for_customer(Customer(pk=scope))
+        return selectors.invoices_for_customer(Customer(pk=scope)).prefetch_related("payments")
 
     def get_serializer_class(self):
         return InvoiceSerializer if self.action == "list" else InvoiceDetailSerializer
@@ -179,7 +185,11 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedVie
     @extend_schema(request=None, responses=InvoiceDetailSerializer)
     @action(detail=True, methods=["post"], url_path="mark-paid")
     def mark_paid(self, request, pk=None):
-        return self._detail(services.invoice_mark_paid(invoice=self.get_object()))
+        """issued -> paid by hand (a payment received outside Stripe); audited."""
+        invoice = services.invoice_mark_paid(
+            invoice=self.get_object(), by=request.user, source="api"
+        )
+        return self._detail(invoice)
 
     @extend_schema(request=LineAddSerializer, responses={201: InvoiceDetailSerializer})
     @action(detail=True, methods=["post"])

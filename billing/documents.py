@@ -1,4 +1,5 @@
-"""Invoice documents: PDF (fpdf2, pure Python) and CSV.
+"""Invoice documents: PDF (fpdf2, pure Python) and CSV, and what both the PDF and the invoice
+pages say about payment: the seller, the due date, the payment terms and the payment link.
 
 fpdf2 rather than WeasyPrint: WeasyPrint needs the system Pango/HarfBuzz libraries, which a
 bare machine lacks, and `make test` must work there. fpdf2's core fonts are Latin-1, so text is
@@ -7,8 +8,11 @@ transliterated to it (names in other scripts show with '?'), a trade-off noted i
 
 import csv
 import io
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta
 
 from django.conf import settings
+from django.urls import reverse
 from fpdf import FPDF
 
 from portal.text import printable
@@ -71,6 +75,76 @@ def invoice_csv_text(invoice: Invoice) -> str:
     return out.getvalue()
 
 
+# --- Seller, due date, terms and payment link ----------------------------------------------
+
+
+def seller_lines() -> list[str]:
+    """The seller block: name, each line of the address, tax id (settings BILLING_SELLER_*)."""
+    address = str(settings.BILLING_SELLER_ADDRESS or "").replace("\r\n", "\n")
+    lines = [str(settings.BILLING_SELLER_NAME)]
+    lines += [line.strip() for line in address.split("\n") if line.strip()]
+    if settings.BILLING_SELLER_TAX_ID:
+        lines.append(f"Tax id: {settings.BILLING_SELLER_TAX_ID}")
+    return [printable(line) for line in lines]
+
+
+def payment_terms_text() -> str:
+    days = settings.BILLING_PAYMENT_TERMS_DAYS
+    return printable(
+        str(settings.BILLING_PAYMENT_TERMS or "").strip()
+        or f"Payment due within {days} day{'s' if days != 1 else ''} of the issue date."
+    )
+
+
+def invoice_due_on(invoice: Invoice) -> date | None:
+    """The issue date (UTC) plus the payment terms the invoice was issued with, for an issued
+    or paid invoice with something to pay. A draft has no issue date, a credit note and a void
+    invoice owe nothing. The terms are stored at issue (Invoice.payment_terms_days), so a later
+    change of BILLING_PAYMENT_TERMS_DAYS does not move the due date of invoices already issued;
+    invoices issued before the terms were stored use the setting."""
+    if invoice.kind != Invoice.Kind.INVOICE or invoice.issued_at is None:
+        return None
+    if invoice.status not in (Invoice.Status.ISSUED, Invoice.Status.PAID) or invoice.total <= 0:
+        return None
+    issued_on = invoice.issued_at.astimezone(UTC).date()
+    days = invoice.payment_terms_days
+    if days is None:
+        days = settings.BILLING_PAYMENT_TERMS_DAYS
+    return issued_on + timedelta(days=days)
+
+
+def invoice_payment_link(invoice: Invoice) -> str | None:
+    """Where the customer pays this invoice online, or None: while card payments are set up
+    (billing.payments, Stripe) and the invoice can be paid, the invoice's page on the portal,
+    whose Pay button opens Stripe Checkout. (A Checkout page itself expires within a day; a
+    PDF is kept for years.)"""
+    try:
+        from . import payments
+    except ImportError:  # card payments not part of this portal
+        return None
+    payable = getattr(payments, "invoice_payable", None)
+    if payable is None or invoice.kind != Invoice.Kind.INVOICE or not payable(invoice):
+        return None
+    path = reverse("customer:invoice_detail", args=[invoice.pk])
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}{path}"
+
+
+@dataclass(frozen=True)
+class PaymentDetails:
+    due_on: date | None
+    terms: str
+    link: str | None
+
+
+def invoice_payment_details(invoice: Invoice) -> PaymentDetails | None:
+    """Due date, terms and link of an invoice that has something to pay (None otherwise)."""
+    due_on = invoice_due_on(invoice)
+    if due_on is None:
+        return None
+    link = invoice_payment_link(invoice) if invoice.status == Invoice.Status.ISSUED else None
+    return PaymentDetails(due_on=due_on, terms=payment_terms_text(), link=link)
+
+
 def invoice_pdf_bytes(invoice: Invoice) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_title(_latin1(f"Invoice {invoice.number or 'draft'}"))
@@ -85,17 +159,24 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
     if invoice.status == Invoice.Status.VOID:
         title += " - VOID"
     pdf.cell(0, 10, _latin1(title), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
     customer = invoice.customer
+    payment = invoice_payment_details(invoice)
+    seller = seller_lines()
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(0, 6, _latin1(seller[0]), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    for text in seller[1:]:
+        pdf.cell(0, 5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
     bill_to = getattr(customer, "billing_name", "") or customer.name
     header = [
-        f"From: {settings.BILLING_SELLER_NAME}",
-        f"To: {bill_to} <{customer.contact_email}>",
+        f"Bill to: {bill_to} <{customer.contact_email}>",
         *[f"    {line}" for line in (getattr(customer, "billing_address", "") or "").splitlines()],
         *([f"Tax id: {customer.tax_id}"] if getattr(customer, "tax_id", "") else []),
         f"Period: {invoice.period_start:%Y-%m-%d} to {invoice.period_end:%Y-%m-%d}",
         f"Plan: {invoice.plan_name}",
         f"Issued: {invoice.issued_at:%Y-%m-%d}" if invoice.issued_at else "Not issued",
+        *([f"Due: {payment.due_on:%Y-%m-%d}"] if payment else []),
         f"Status: {invoice.get_status_display()}",
         *(
             [f"Credits invoice {invoice.credited_invoice.number}; added to your prepaid credit"]
@@ -138,4 +219,19 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
         pdf.cell(
             widths[2], 6, f"{value:,} {invoice.currency}", align="R", new_x="LMARGIN", new_y="NEXT"
         )
+    if payment:
+        _payment_block(pdf, payment)
     return bytes(pdf.output())
+
+
+def _payment_block(pdf: FPDF, payment: PaymentDetails) -> None:
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "", 10)
+    pdf.multi_cell(0, 5, _latin1(f"Payment terms: {payment.terms}"), new_x="LMARGIN", new_y="NEXT")
+    if payment.link:
+        pdf.multi_cell(0, 5, "Pay online:", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 200)
+        pdf.multi_cell(
+            0, 5, _latin1(payment.link), link=payment.link, new_x="LMARGIN", new_y="NEXT"
+        )
+        pdf.set_text_color(0, 0, 0)

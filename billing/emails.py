@@ -1,5 +1,7 @@
 """Billing emails: a subject / text / html template trio each, in templates/email/billing/."""
 
+from decimal import ROUND_FLOOR, Decimal
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -35,14 +37,31 @@ def invoice_issued_email_send(*, invoice_id) -> None:
     message.send()
 
 
-def low_balance_email_send(*, customer_id) -> None:
+def low_balance_email_send(*, customer_id, available: str = "") -> None:
+    """`available` (a prepaid customer's credit available now, as the reconciler read it) is
+    shown instead of the wallet balance, rounded down to the cent."""
     customer = Customer.objects.get(pk=customer_id)
     from .wallet import billing_profile_get
 
+    balance = credit_balance(customer.pk)
+    if available:
+        balance = Decimal(available).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
     context = {
         "customer": customer,
-        "balance": credit_balance(customer.pk),
+        "balance": balance,
+        "available_now": bool(available),
         "threshold": billing_profile_get(customer_id=customer.pk).low_balance_threshold,
         "currency": settings.BILLING_CURRENCY,
     }
     _message("low_balance", context, recipients(customer)).send()
+
+
+def payment_link_email_send(*, payment_id) -> None:
+    """Staff's payment link: the invoice's Checkout address, while the session is open."""
+    from .models import Payment
+
+    payment = Payment.objects.select_related("invoice__customer").get(pk=payment_id)
+    if payment.invoice is None or payment.status != Payment.Status.OPEN:
+        return  # paid or closed in the meantime
+    context = {"invoice": payment.invoice, "payment": payment}
+    _message("payment_link", context, recipients(payment.invoice.customer)).send()

@@ -1,11 +1,10 @@
 from datetime import date
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django import forms
 
 from .models import BillingProfile, CreditGrant, PricingPlan
-from .pricing import plan_problems
+from .plan_form import PricingPlanForm  # noqa: F401 (the admin and the staff page)
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
 
@@ -72,46 +71,3 @@ class InvoiceRunForm(forms.Form):
             return date(year, month, 1)
         except ValueError as exc:
             raise forms.ValidationError("Enter a month as YYYY-MM.") from exc
-
-
-class PricingPlanForm(forms.ModelForm):
-    """Plan terms; only the fields of the chosen kind matter (docs/billing.md, "Plans")."""
-
-    class Meta:
-        model = PricingPlan
-        fields = [
-            "name",
-            "code",
-            "kind",
-            "metric",
-            "markup_percent",
-            "per_request_price",
-            "tier_mode",
-            "tiers",
-            "monthly_fee",
-            "included_units",
-            "overage_unit_price",
-            "package_size",
-            "package_price",
-            "minimum_commitment",
-            "is_active",
-            "description",
-        ]
-        help_texts = {
-            "tiers": 'JSON, e.g. [{"up_to": 5, "unit_price": "7"}, {"up_to": 10, "unit_price":'
-            ' "6.5"}, {"unit_price": "6"}]; the last tier has no up_to.',
-            "metric": "What tiered, subscription and package plans count.",
-        }
-
-    def clean(self):
-        """The plan rule (pricing.plan_problems), the one PricingPlan.save() enforces: no NaN,
-        Infinity or negative price, fee or minimum, whole and increasing tier bounds (5.7 is
-        refused, not cut to 5), finite non-negative tier prices. A field that already failed
-        its own validation is not reported twice."""
-        data = super().clean()
-        terms = {f.name: getattr(self.instance, f.name) for f in PricingPlan._meta.fields}
-        terms.update({name: data.get(name) for name in self.fields})
-        for name, message in plan_problems(SimpleNamespace(**terms)).items():
-            if name not in self.errors:
-                self.add_error(name if name in self.fields else None, message)
-        return data

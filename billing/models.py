@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from portal.models import BackgroundRun
@@ -82,6 +82,31 @@ def _price_deleted(sender, instance, **kwargs):
     from .price_sync import outbox_enqueue_price
 
     outbox_enqueue_price(model_id=instance.model_id)
+
+
+@receiver(pre_save, sender="customers.Customer")
+def _prepaid_before(sender, instance, raw=False, update_fields=None, **kwargs):
+    """Note whether a customer being made prepaid was prepaid already (the switch is what
+    asks for a push; billing listens, the customers app does not know about it)."""
+    instance._prepaid_was = None
+    if raw or not getattr(instance, "prepaid", False) or instance._state.adding:
+        return
+    if update_fields is not None and "prepaid" not in update_fields:
+        return
+    stored = type(instance)._base_manager.filter(pk=instance.pk).values_list("prepaid", flat=True)
+    instance._prepaid_was = stored.first()
+
+
+@receiver(post_save, sender="customers.Customer")
+def _prepaid_switched_on(sender, instance, created, raw=False, **kwargs):
+    """A customer switched to prepaid: its credit reaches the proxy on commit (until then the
+    proxy finds no credit and refuses, rather than admit calls nobody counts)."""
+    if raw or not getattr(instance, "prepaid", False):
+        return
+    if created or getattr(instance, "_prepaid_was", None) is False:
+        from .credit_sync import credit_push_on_commit
+
+        credit_push_on_commit(customer_id=instance.pk)
 
 
 class PricingPlan(models.Model):
@@ -175,9 +200,44 @@ class BillingProfile(models.Model):
     low_balance_threshold = models.DecimalField(**MONEY, default=Decimal("10.00"))
     suspend_at_zero = models.BooleanField(default=False)
     low_balance_notified = models.BooleanField(default=False)
+    # The version of the last prepaid-credit figure sent to the proxy (billing/credit_sync.py):
+    # bumped under this row's lock by every push, so the proxy keeps only the newest figure.
+    credit_version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self):
         return f"Billing profile of {self.customer_id}"
+
+
+class CreditPeriodSpend(models.Model):
+    """What a prepaid customer's calls cost at the proxy in one month (the CREDIT item's
+    `used#YYYY-MM`, integer micro-units), read once, when that month's first invoice was
+    issued. From then on the invoice pays for that spend out of the wallet, so the credit
+    granted to the proxy adds it back (billing/credit_sync.py). Kept when the invoice is voided:
+    the month was invoiced, the void gives the wallet back."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="credit_period_spends"
+    )
+    period_start = models.DateField(help_text="The first day of the month.")
+    used_micros = models.BigIntegerField()
+    invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer", "period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"], name="credit_period_spend_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(used_micros__gte=0), name="credit_period_spend_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.period_start:%Y-%m}: {self.used_micros} micro-units"
 
 
 class CreditGrant(models.Model):
@@ -253,6 +313,9 @@ class Invoice(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     issued_at = models.DateTimeField(null=True, blank=True)
+    # The payment terms in force when it was issued (BILLING_PAYMENT_TERMS_DAYS then): the due
+    # date is issue date + these days, and a later change of the setting does not move it.
+    payment_terms_days = models.PositiveSmallIntegerField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
@@ -333,6 +396,14 @@ class Invoice(models.Model):
         if illegal:
             fields = ", ".join(sorted(illegal))
             raise InvoiceImmutable(f"Invoice {label} is {stored_status}; cannot change {fields}.")
+
+    @property
+    def payment_state(self):
+        """How it was paid (Stripe, by hand, nothing due), refunds, disputes:
+        billing/payment_state.py. Reads `payments` (prefetch them for a list)."""
+        from .payment_state import invoice_payment_state
+
+        return invoice_payment_state(self)
 
 
 class InvoiceLine(models.Model):
@@ -453,3 +524,7 @@ class PriceBookVersion(models.Model):
 
     def __str__(self):
         return f"price book version {self.version}"
+
+
+# Stripe payments live in their own module; imported here so they belong to this app.
+from .payment_models import OPEN_DISPUTE_STATUSES, Payment, PaymentEvent  # noqa: E402, F401

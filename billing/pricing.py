@@ -207,6 +207,20 @@ def plan_problems_text(problems: dict[str, str]) -> str:
     return "; ".join(f"{name}: {message}" for name, message in problems.items())
 
 
+# The terms each plan kind uses (rating.rate_usage reads no other): the plan form shows and
+# takes only these, besides the ones every plan has (name, code, minimum commitment, ...).
+PLAN_KIND_FIELDS = {
+    "per_token": ("markup_percent",),
+    "per_request": ("per_request_price",),
+    "tiered": ("metric", "tier_mode", "tiers"),
+    "subscription": ("metric", "monthly_fee", "included_units", "overage_unit_price"),
+    "package": ("metric", "package_size", "package_price"),
+}
+PLAN_KIND_FIELD_NAMES = tuple(
+    dict.fromkeys(n for names in PLAN_KIND_FIELDS.values() for n in names)
+)
+
+
 @dataclass(frozen=True)
 class TierCharge:
     tier_index: int

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from usage.models import UsageDaily
 
-from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice
+from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice, Payment
 from .pricing import (
     CENT,
     INFERENCE_PROFILE_PREFIXES,
@@ -202,6 +202,18 @@ def credit_ledger(customer_id) -> list[dict]:
                     "remaining": None,
                 }
             )
+    taken_back = Payment.objects.filter(customer_id=customer_id, credit_taken_back__gt=0)
+    for p in taken_back:  # a card purchase refunded (or its dispute lost): billing/payments.py
+        entries.append(
+            {
+                "when": p.refunded_at or p.dispute_updated_at or p.updated_at,
+                "kind": "Taken back (card refund)",
+                "amount": -p.credit_taken_back,
+                "detail": f"refund of {p.refunded_amount} {p.currency}",
+                "expires_on": None,
+                "remaining": None,
+            }
+        )
     return sorted(entries, key=lambda e: e["when"], reverse=True)
 
 
@@ -232,7 +244,7 @@ def customers_for_billing(*, query: str = ""):
 
 
 def invoice_list_for_staff(*, status: str = ""):
-    qs = Invoice.objects.select_related("customer")
+    qs = Invoice.objects.select_related("customer").prefetch_related("payments")
     if status in Invoice.Status.values:
         qs = qs.filter(status=status)
     return qs.order_by("-period_start", "customer__name")
@@ -388,7 +400,9 @@ def usage_cost_by_tag(*, start: date, end: date, by: str, customer_ids=None) -> 
             cache_write_tokens=Sum("cache_write_tokens"),
         )
     )
-    totals: dict = defaultdict(lambda: {"cost": Decimal(0), "tokens": 0, "requests": 0})
+    totals: dict = defaultdict(
+        lambda: {"cost": Decimal(0), "tokens": 0, "requests": 0, "unpriced_tokens": 0}
+    )
     unpriced_tokens = 0
     for r in grouped.iterator(chunk_size=5000):
         usage = TokenUsage(
@@ -404,6 +418,7 @@ def usage_cost_by_tag(*, start: date, end: date, by: str, customer_ids=None) -> 
         price = prices.get((price_model_id(r["model_id"]), r["price_from"]))
         if price is None:
             unpriced_tokens += usage.total_tokens
+            entry["unpriced_tokens"] += usage.total_tokens
             continue
         entry["cost"] += token_cost(usage, price)
     rows = [
@@ -412,6 +427,7 @@ def usage_cost_by_tag(*, start: date, end: date, by: str, customer_ids=None) -> 
             "cost": round_money(v["cost"]),
             "tokens": v["tokens"],
             "requests": v["requests"],
+            "unpriced_tokens": v["unpriced_tokens"],
         }
         for key, v in totals.items()
     ]
@@ -421,4 +437,18 @@ def usage_cost_by_tag(*, start: date, end: date, by: str, customer_ids=None) -> 
         "total": sum((row["cost"] for row in rows), Decimal(0)),
         "unpriced_tokens": unpriced_tokens,
         "currency": settings.BILLING_CURRENCY,
+    }
+
+
+def usage_cost_for_customer(*, customer_id, start: date, end: date, by: str) -> dict:
+    """What one customer's usage of [start, end] costs at list price per value of `by` (model,
+    application, cost center, environment), for the usage pages (usage/costing.py): each
+    day's usage at the price in force that day, before the plan's markup or discounts, prepaid
+    credit and tax. Each value's cost is rounded once, to the cent; the total is their sum."""
+    result = usage_cost_by_tag(start=start, end=end, by=by, customer_ids=[customer_id])
+    return {
+        "rows": {row["key"]: row for row in result["rows"]},
+        "total": result["total"],
+        "currency": result["currency"],
+        "unpriced_tokens": result["unpriced_tokens"],
     }

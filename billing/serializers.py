@@ -94,6 +94,27 @@ class CreditsSerializer(serializers.Serializer):
     balance = serializers.DecimalField(
         max_digits=14, decimal_places=2, help_text="Usable prepaid credit today."
     )
+    prepaid = serializers.BooleanField(
+        help_text="Calls are refused when the credit available now reaches zero."
+    )
+    available_now = serializers.DecimalField(
+        max_digits=40,
+        decimal_places=6,
+        allow_null=True,
+        help_text="Prepaid customers: the credit the proxy admits calls against now (balance "
+        "less usage not yet invoiced), to the micro-unit. Null when the customer is not prepaid "
+        "or the live figure could not be read (`live` false).",
+    )
+    usage_not_invoiced = serializers.DecimalField(
+        max_digits=40,
+        decimal_places=6,
+        allow_null=True,
+        help_text="Prepaid customers: what calls cost at list price since the last invoiced "
+        "month, as the proxy counts it. Null like `available_now`.",
+    )
+    live = serializers.BooleanField(
+        help_text="Whether `available_now` was read from the proxy's figure just now."
+    )
     grants = CreditGrantSerializer(many=True)
 
 
@@ -138,10 +159,44 @@ INVOICE_FIELDS = [
 ]
 
 
+class PaymentStateSerializer(serializers.Serializer):
+    """How an invoice was paid (billing/payments.py, docs/billing.md "Getting paid with
+    Stripe"). Read-only."""
+
+    paid_via = serializers.ChoiceField(
+        choices=["stripe", "manual", "nothing_due"],
+        allow_null=True,
+        help_text="stripe: a card payment through Stripe Checkout; manual: marked paid by staff; "
+        "nothing_due: settled when issued (total 0.00); null: not paid.",
+    )
+    amount_paid = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        allow_null=True,
+        help_text="Received through Stripe and applied to this invoice.",
+    )
+    stripe_paid_at = serializers.DateTimeField(allow_null=True)
+    refunded_amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="Refunded through Stripe, in total."
+    )
+    refund_state = serializers.ChoiceField(choices=["none", "partial", "full"])
+    dispute_status = serializers.CharField(
+        allow_null=True,
+        help_text="Stripe's status of the latest dispute (needs_response, under_review, won, "
+        "lost, ...); null: none.",
+    )
+    needs_attention = serializers.BooleanField(
+        help_text="A payment staff must look at: received but not applied (the invoice was "
+        "already paid or void, or the amount differed), or a dispute still open."
+    )
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
+    payment = PaymentStateSerializer(source="payment_state", read_only=True)
+
     class Meta:
         model = Invoice
-        fields = INVOICE_FIELDS
+        fields = [*INVOICE_FIELDS, "payment"]
         read_only_fields = fields
 
 
@@ -149,7 +204,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     lines = InvoiceLineSerializer(many=True, read_only=True)
 
     class Meta(InvoiceSerializer.Meta):
-        fields = [*INVOICE_FIELDS, "lines"]
+        fields = [*INVOICE_FIELDS, "payment", "lines"]
         read_only_fields = fields
 
 

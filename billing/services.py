@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 
-from . import price_sync
+from .credit_sync import credit_push, credit_push_on_commit, period_spend_record  # noqa: F401
 from .invoice_run import (
     InvoiceRunBusy,
     InvoiceRunRefused,
@@ -32,15 +32,17 @@ from .models import (
     InvoiceCounter,
     InvoiceImmutable,
     InvoiceLine,
-    ModelPrice,
     PricingPlan,
+)
+from .price_book import (
+    model_price_add,
+    model_price_build,
+    model_price_schedule,
 )
 from .pricing import (
     PricingError,
-    plan_number,
     plan_problems,
     plan_problems_text,
-    price_model_id,
     round_money,
     share,
     tax_amount,
@@ -51,6 +53,7 @@ from .selectors import price_book, terms_for, usage_rows
 from .wallet import (  # noqa: F401 (re-export)
     billing_profile_get,
     credit_grant,
+    credit_grant_create,
     credits_consume,
     credits_restore,
     credits_return,
@@ -218,10 +221,14 @@ def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
     invoice = _locked_draft(invoice.pk)
     subtotal = invoice.lines.aggregate(s=Sum("amount"))["s"] or Decimal("0.00")
     credits = credits_consume(invoice=invoice, amount_due=max(Decimal(0), subtotal), on_day=today)
+    # A prepaid customer's month leaves the proxy's count as the wallet pays for it: its spend
+    # there is recorded now and added to the credit granted (billing/credit_sync.py).
+    period_spend_record(invoice=invoice)
     invoice_recalculate(invoice=invoice, credits_applied=credits)
     invoice.number = _next_number()
     invoice.status = Invoice.Status.ISSUED
     invoice.issued_at = timezone.now()
+    invoice.payment_terms_days = settings.BILLING_PAYMENT_TERMS_DAYS
     invoice.currency = invoice.currency or settings.BILLING_CURRENCY
     invoice.save()
     if invoice.total == 0:
@@ -232,20 +239,52 @@ def invoice_issue(*, invoice: Invoice, today: date | None = None) -> Invoice:
         invoice.save(update_fields=["status", "paid_at"])
     if credits:
         wallet_after_change(customer=invoice.customer, on_day=today)
+    credit_push_on_commit(customer_id=invoice.customer_id)
     invoice_id = str(invoice.pk)
     transaction.on_commit(lambda: invoice_email_send.delay(invoice_id))
     return invoice
 
 
 @transaction.atomic
-def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
+def invoice_mark_paid(
+    *, invoice: Invoice, by=None, source: str = "", via: str = "manual"
+) -> Invoice:
+    """issued -> paid, audited. `via`: "manual" (staff, the API) or "stripe" (a Checkout
+    payment, billing/stripe_events.py); open Checkout Sessions of the invoice are closed."""
+    from customers.audit import audit_record
+
+    from .payments import checkout_sessions_expire_on_commit
+
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status != Invoice.Status.ISSUED or invoice.kind != Invoice.Kind.INVOICE:
         raise InvoiceStateError("Only an issued invoice can be marked paid.")
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
+    audit_record(
+        customer=invoice.customer,
+        actor=by,
+        action="invoice.paid",
+        object_type="invoice",
+        object_id=str(invoice.pk),
+        before={"status": Invoice.Status.ISSUED},
+        after={"status": invoice.status, "number": invoice.number, "paid_via": via},
+        source=source,
+    )
+    checkout_sessions_expire_on_commit(invoice_id=invoice.pk)
     return invoice
+
+
+def _after_credit_returned(invoice: Invoice, *, settled: bool = False) -> None:
+    """Credit back in a grant whose card purchase was refunded is taken back again
+    (billing/stripe_refunds.py); a settled (voided) invoice's open Checkout Sessions are
+    closed (billing/payments.py)."""
+    from .payments import checkout_sessions_expire_on_commit
+    from .stripe_refunds import refund_shortfalls_settle
+
+    refund_shortfalls_settle(customer_id=invoice.customer_id)
+    if settled:
+        checkout_sessions_expire_on_commit(invoice_id=invoice.pk)
 
 
 @transaction.atomic
@@ -268,6 +307,8 @@ def invoice_void(*, invoice: Invoice, reason: str, reissue: bool = False) -> Inv
         # Money was received; an invoice settled at issue (nothing due) gives back only credits.
         raise InvoiceStateError("A paid invoice is voided only to reissue it.")
     credits_restore(invoice=invoice)
+    credit_push_on_commit(customer_id=invoice.customer_id)  # the month stays recorded
+    _after_credit_returned(invoice, settled=True)
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
     invoice.void_reason = reason[:300]
@@ -379,8 +420,10 @@ def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str) -> Invo
     note.save()
     returned = credits_return(invoice=invoice, note=note, amount=credit_part)
     rest = amount + tax - returned
+    credit_push_on_commit(customer_id=invoice.customer_id)
+    _after_credit_returned(invoice)
     if rest > 0:
-        credit_grant(
+        credit_grant_create(
             customer=invoice.customer,
             amount=rest,
             kind="credit_note",
@@ -417,66 +460,7 @@ __all__ = [
     "invoice_run_request",
     "invoice_void",
     "model_price_add",
+    "model_price_build",
+    "model_price_schedule",
     "plan_assign",
 ]
-
-
-# --- Price book ---------------------------------------------------------------------------
-
-
-@transaction.atomic
-def model_price_add(
-    *,
-    model_id: str,
-    effective_from: date,
-    input_per_1k,
-    output_per_1k,
-    cache_read_per_1k=None,
-    cache_write_per_1k=None,
-    per_request=Decimal(0),
-    display_name: str = "",
-    source_url: str = "",
-    source_seen_on: date | None = None,
-    note: str = "",
-) -> ModelPrice:
-    """A model's price from a day on. A price change is a new row (rows are not edited): the
-    row in force on a day prices that day's usage. The proxy's price item of the model is
-    recorded with it, in this transaction (ModelPrice.save, billing/price_sync.py), so a change
-    dated in the future reaches the proxy now and takes effect there at 00:00 UTC that day."""
-    model_id = (model_id or "").strip()
-    if not model_id or len(model_id) > 200 or any(c.isspace() for c in model_id):
-        raise PricingError("A model id is 1 to 200 characters without spaces.")
-    if price_model_id(model_id) != model_id:
-        raise PricingError(
-            f"{model_id} is an inference profile: price the model it routes to,"
-            f" {price_model_id(model_id)}."
-        )
-    row = ModelPrice(
-        model_id=model_id,
-        effective_from=effective_from,
-        input_per_1k=_unit_price(input_per_1k, "Input price"),
-        output_per_1k=_unit_price(output_per_1k, "Output price"),
-        cache_read_per_1k=None
-        if cache_read_per_1k is None
-        else _unit_price(cache_read_per_1k, "Cache read price"),
-        cache_write_per_1k=None
-        if cache_write_per_1k is None
-        else _unit_price(cache_write_per_1k, "Cache write price"),
-        per_request=_unit_price(per_request, "Per-request price"),
-        display_name=(display_name or "").strip()[:200],
-        source_url=(source_url or "").strip()[:500],
-        source_seen_on=source_seen_on,
-        note=note or "",
-    )
-    if ModelPrice.objects.filter(model_id=model_id, effective_from=effective_from).exists():
-        raise PricingError(f"{model_id} already has a price from {effective_from}.")
-    row.save()
-    return row
-
-
-def _unit_price(value, what: str) -> Decimal:
-    """A price of the book: the plan rule's (finite, not negative, at most 9 decimal places,
-    below 10^9), and one the proxy can be given (price_sync.to_micros)."""
-    number = plan_number(value, what)
-    price_sync.to_micros(number)
-    return number

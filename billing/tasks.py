@@ -58,7 +58,35 @@ def invoice_email_send(invoice_id: str) -> None:
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=6)
-def low_balance_email_send(customer_id: str) -> None:
+def low_balance_email_send(customer_id: str, available: str = "") -> None:
+    """`available`: a prepaid customer's credit available now, when that is what ran low."""
     from .emails import low_balance_email_send as send
 
-    send(customer_id=customer_id)
+    send(customer_id=customer_id, available=available)
+
+
+@shared_task
+def credit_reconcile() -> dict:
+    """Beat, every minute: prepaid customers' credit at the proxy checked and repaired. Not
+    delivered again when its worker dies: the next run, a minute later, does the same."""
+    from .credit_reconcile import credit_reconcile as reconcile
+    from .credit_reconcile import credit_reconcile_summary
+
+    return credit_reconcile_summary(reconcile())
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=6)
+def payment_link_email_send(payment_id: str) -> None:
+    """The Checkout address of an invoice, mailed to the customer (staff's payment link)."""
+    from .emails import payment_link_email_send as send
+
+    send(payment_id=payment_id)
+
+
+@shared_task
+def checkout_sessions_expire(invoice_id: str) -> int:
+    """Close at Stripe the open Checkout Sessions of an invoice paid by hand or voided. Not
+    delivered again when its worker dies: such a session ends by itself within a day."""
+    from .payments import checkout_sessions_expire as expire
+
+    return expire(invoice_id=invoice_id)

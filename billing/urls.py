@@ -4,6 +4,8 @@
 from django.urls import path
 
 from . import views_customer as customer
+from . import views_payments as payments
+from . import views_prices as prices
 from . import views_staff as staff
 
 staff_urlpatterns: list = [
@@ -12,6 +14,8 @@ staff_urlpatterns: list = [
     path("billing/runs/", staff.billing_runs, name="billing_runs"),
     path("billing/invoices/issue/", staff.billing_invoices_issue, name="billing_invoices_issue"),
     path("billing/catalog/", staff.billing_catalog, name="billing_catalog"),
+    path("billing/prices/", prices.billing_prices, name="billing_prices"),
+    path("billing/prices/new/", prices.billing_price_new, name="billing_price_new"),
     path("billing/plans/new/", staff.billing_plan_edit, name="billing_plan_new"),
     path("billing/plans/<int:plan_id>/", staff.billing_plan_edit, name="billing_plan_edit"),
     path(
@@ -64,6 +68,11 @@ staff_urlpatterns: list = [
         staff.billing_invoice_csv,
         name="billing_invoice_csv",
     ),
+    path(
+        "billing/invoices/<uuid:invoice_id>/payment-link/",
+        payments.invoice_payment_link,
+        name="billing_invoice_payment_link",
+    ),
     path("billing/customers/", staff.billing_customers, name="billing_customers"),
     path("billing/customers/<uuid:customer_id>/", staff.billing_customer, name="billing_customer"),
     path(
@@ -89,4 +98,11 @@ customer_urlpatterns: list = [
     path("billing/invoices/<uuid:invoice_id>/", customer.invoice_detail, name="invoice_detail"),
     path("billing/invoices/<uuid:invoice_id>/pdf/", customer.invoice_pdf, name="invoice_pdf"),
     path("billing/invoices/<uuid:invoice_id>/csv/", customer.invoice_csv, name="invoice_csv"),
+    path("billing/invoices/<uuid:invoice_id>/pay/", payments.invoice_pay, name="invoice_pay"),
+    path("billing/credit/buy/", payments.credit_buy, name="credit_buy"),
+]
+
+# Outside /staff/ and /app/: called by Stripe, with no login (the signature is the check).
+public_urlpatterns: list = [
+    path("stripe/webhook/", payments.stripe_webhook, name="stripe_webhook"),
 ]

@@ -7,6 +7,7 @@ from portal.access import customer_required
 from portal.web import paginate
 
 from . import selectors
+from .credit_sync import credit_live
 from .documents import invoice_csv_text, invoice_pdf_bytes
 
 
@@ -19,6 +20,7 @@ def billing_overview(request):
         {
             "cost": selectors.cost_so_far(customer.pk),
             "balance": selectors.credit_balance(customer.pk),
+            "live": credit_live(customer),
             "ledger": paginate(
                 request, selectors.credit_ledger(customer.pk), per_page=50, param="ledger_page"
             ),

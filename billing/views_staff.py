@@ -11,6 +11,7 @@ from portal.access import staff_required
 from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors, services
+from .credit_sync import credit_live
 from .documents import invoice_csv_text, invoice_pdf_bytes
 from .forms import (
     BillingProfileForm,
@@ -276,7 +277,10 @@ def billing_invoice_refresh(request, invoice_id):
 @require_POST
 def billing_invoice_mark_paid(request, invoice_id):
     return _invoice_action(
-        request, invoice_id, lambda inv: services.invoice_mark_paid(invoice=inv), "Marked paid."
+        request,
+        invoice_id,
+        lambda inv: services.invoice_mark_paid(invoice=inv, by=request.user),
+        "Marked paid.",
     )
 
 
@@ -365,6 +369,7 @@ def billing_customer(request, customer_id):
             "customer": customer,
             "cost": selectors.cost_so_far(customer.pk),
             "balance": selectors.credit_balance(customer.pk),
+            "live": credit_live(customer),
             "ledger": paginate(
                 request, selectors.credit_ledger(customer.pk), per_page=50, param="ledger_page"
             ),

@@ -14,9 +14,13 @@ from django.utils import timezone
 
 from customers.models import Customer
 
-from .models import BillingProfile, CreditApplication, CreditGrant, Invoice
+from .credit_sync import credit_push_on_commit
+from .models import MONEY, BillingProfile, CreditApplication, CreditGrant, Invoice
 from .pricing import PricingError, to_decimal
 from .selectors import credit_balance, usable_grants
+
+# The largest grant an amount column holds (MONEY: 12 digits before the point).
+GRANT_MAX = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - Decimal("0.01")
 
 
 def billing_profile_get(*, customer_id) -> BillingProfile:
@@ -37,9 +41,32 @@ def credit_grant(
     note: str = "",
     by=None,
 ) -> CreditGrant:
+    """Add prepaid credit. A prepaid customer's proxy figure follows on commit, so a top-up
+    reopens access on the next request."""
+    grant = credit_grant_create(
+        customer=customer, amount=amount, kind=kind, expires_on=expires_on, note=note, by=by
+    )
+    credit_push_on_commit(customer_id=customer.pk)
+    return grant
+
+
+def credit_grant_create(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    kind: str = CreditGrant.Kind.PURCHASE,
+    expires_on: date | None = None,
+    note: str = "",
+    by=None,
+) -> CreditGrant:
+    """The grant itself, inside the caller's transaction; the caller pushes the credit."""
     amount = to_decimal(amount)
+    if not amount.is_finite():
+        raise PricingError("A credit grant must be a finite amount.")
     if amount <= 0:
         raise PricingError("A credit grant must be a positive amount.")
+    if amount > GRANT_MAX:
+        raise PricingError(f"A credit grant is at most {GRANT_MAX:,}.")
     if amount != amount.quantize(Decimal("0.01")):
         raise PricingError("A credit grant is in whole cents.")
     if kind not in CreditGrant.Kind.values:
@@ -159,9 +186,35 @@ def wallet_after_change(*, customer: Customer, on_day: date) -> None:
     if not has_wallet:
         return
     balance = credit_balance(customer.pk, on_day)
-    if balance < profile.low_balance_threshold and not profile.low_balance_notified:
+    # A prepaid customer's alert is on the credit available now (the proxy's figure, lower
+    # than the wallet by the usage not yet invoiced): the credit reconciler reads it every
+    # minute anyway and alerts then (low_balance_alert_live).
+    live_alert = getattr(customer, "prepaid", False)
+    if (
+        not live_alert
+        and balance < profile.low_balance_threshold
+        and not profile.low_balance_notified
+    ):
         profile.low_balance_notified = True
         profile.save(update_fields=["low_balance_notified"])
         transaction.on_commit(lambda: low_balance_email_send.delay(str(customer.pk)))
     if balance <= 0 and profile.suspend_at_zero and customer.status == Customer.Status.ACTIVE:
         customer_suspend_for_zero_balance(customer=customer)
+
+
+def low_balance_alert_live(*, customer_id, available: Decimal) -> bool:
+    """A prepaid customer's credit available now (read from the proxy by the reconciler) is
+    below the threshold: alert once, claimed with a conditional update (two reconcilers never
+    both mail), re-armed by a top-up as for every wallet (wallet_rearm)."""
+    from .tasks import low_balance_email_send
+
+    profile = billing_profile_get(customer_id=customer_id)
+    if available >= profile.low_balance_threshold:
+        return False
+    claimed = BillingProfile.objects.filter(pk=profile.pk, low_balance_notified=False).update(
+        low_balance_notified=True
+    )
+    if claimed:
+        figure = str(available)
+        transaction.on_commit(lambda: low_balance_email_send.delay(str(customer_id), figure))
+    return bool(claimed)

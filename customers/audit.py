@@ -4,6 +4,8 @@ Snapshots are built by the functions below from an allow-list of fields, so a to
 plaintext token) can never reach the log by accident.
 """
 
+from decimal import Decimal
+
 from django.utils import timezone
 
 from .models import AuditEvent, Customer, Token
@@ -24,12 +26,16 @@ CUSTOMER_AUDIT_FIELDS = [
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
+    "monthly_budget",
+    "prepaid",
 ]
 
 
 def _json(value):
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, Decimal):  # money: its exact text ("50.00"), never a float
+        return str(value)
     return value
 
 
@@ -43,6 +49,7 @@ TOKEN_LIMIT_AUDIT_FIELDS = [
     "monthly_token_quota",
     "tpm_limit",
     "allowed_models",
+    "monthly_budget",
 ]
 
 
@@ -57,7 +64,7 @@ def token_snapshot(token: Token, fields=None) -> dict:
         "status": token.status,
         "expires_at": _json(token.expires_at),
         "grace_until": _json(token.grace_until),
-        **{name: getattr(token, name) for name in TOKEN_LIMIT_AUDIT_FIELDS},
+        **{name: _json(getattr(token, name)) for name in TOKEN_LIMIT_AUDIT_FIELDS},
     }
 
 

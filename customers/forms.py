@@ -12,13 +12,61 @@ from .models import Customer
 _TEXTAREA = {"rows": 3}
 
 
+# A whole number as people type it: plain digits, or groups of three digits separated by
+# commas or by spaces (a space, a no-break space or a narrow no-break space), one kind at once.
+_PLAIN_RE = re.compile(r"-?[0-9]+")
+_GROUPED_RE = re.compile(r"[0-9]{1,3}(?:(?P<sep>[, \u00a0\u202f])[0-9]{3})(?:(?P=sep)[0-9]{3})*")
+
+
+class WholeNumberField(forms.CharField):
+    """A whole-number limit typed as "2000000", "2,000,000" or "2 000 000": the group separators
+    are taken out before the limit's own validator (customers.validators) reads it. Anything
+    else that is not plain digits, "none" or empty (decimal points, other separators, letters,
+    other scripts' digits) is refused with a message saying how to type it."""
+
+    def to_python(self, value):
+        text = super().to_python(value)  # stripped text; NUL refused by CharField
+        if text == "" or text.lower() == "none" or _PLAIN_RE.fullmatch(text):
+            return text
+        if _GROUPED_RE.fullmatch(text):
+            return re.sub(r"[^0-9]", "", text)
+        raise ValidationError(
+            f"{self.label} must be a whole number, such as 2000000 or 2,000,000 (commas or "
+            "spaces between groups of three digits), or empty for no limit."
+        )
+
+
 def _limit_field(label, help_text):
-    return forms.CharField(
+    return WholeNumberField(
         label=label,
         required=False,
         help_text=help_text,
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
+
+
+class BudgetField(forms.CharField):
+    """A monthly budget typed as text ("1500.00"), validated by validators.monthly_budget; its
+    label and help name the portal's currency."""
+
+    def __init__(self, *, label, help_text, **kwargs):
+        super().__init__(
+            required=False,
+            max_length=60,
+            widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+            **kwargs,
+        )
+        self.label_text, self.help = label, help_text
+
+    def currency_labels(self) -> None:
+        from .money import currency
+
+        self.label = f"{self.label_text} ({currency()})"
+        self.help_text = self.help
+
+
+def _budget_initial(value) -> str:
+    return "" if value is None else str(value)
 
 
 class ModelsSelect(forms.SelectMultiple):
@@ -96,11 +144,22 @@ class LimitsForm(forms.Form):
         widget=forms.Textarea(attrs=_TEXTAREA),
         help_text='A JSON object applied when a request omits them, e.g. {"max_tokens": 512}.',
     )
+    monthly_budget = BudgetField(
+        label="Monthly budget",
+        help_text="The most a calendar month's calls may cost at list price (UTC month, calls "
+        "in flight count their most); then calls are refused until the 1st. Empty: no budget.",
+    )
+    prepaid = forms.BooleanField(
+        label="Prepaid",
+        required=False,
+        help_text=Customer._meta.get_field("prepaid").help_text,
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         from billing.catalog import catalog
 
+        self.fields["monthly_budget"].currency_labels()
         field = self.fields["allowed_models"]
         keep = list(self.initial.get("allowed_models") or [])
         if self.is_bound:
@@ -136,6 +195,9 @@ class LimitsForm(forms.Form):
     def clean_default_model_params(self):
         return validators.default_model_params(self.cleaned_data["default_model_params"])
 
+    def clean_monthly_budget(self):
+        return validators.monthly_budget(self.cleaned_data["monthly_budget"])
+
     @classmethod
     def initial_for(cls, customer: Customer) -> dict:
         import json
@@ -150,6 +212,8 @@ class LimitsForm(forms.Form):
             "default_model_params": json.dumps(customer.default_model_params)
             if customer.default_model_params
             else "",
+            "monthly_budget": _budget_initial(customer.monthly_budget),
+            "prepaid": customer.prepaid,
         }
 
 
@@ -240,10 +304,16 @@ class TokenLimitsForm(forms.Form):
         help_text="Only these of the account's models; none selected: all of the account's. "
         "Ctrl or ⌘ + click picks several.",
     )
+    monthly_budget = BudgetField(
+        label="Token's monthly budget",
+        help_text="The most this token's calls may cost in a calendar month (UTC), inside the "
+        "account's budget; empty: only the account's.",
+    )
 
     def __init__(self, *args, customer=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.customer = customer
+        self.fields["monthly_budget"].currency_labels()
         field = self.fields["allowed_models"]
         keep = list(self.initial.get("allowed_models") or [])
         if self.is_bound:
@@ -288,14 +358,21 @@ class TokenLimitsForm(forms.Form):
             models = validators.models_within(models, list(self.customer.allowed_models or []))
         return models
 
+    def clean_monthly_budget(self):
+        return validators.monthly_budget(
+            self.cleaned_data["monthly_budget"], label="Token's monthly budget"
+        )
+
     def limits(self) -> dict:
         """The cleaned limits, for services.token_create / token_update_limits."""
-        return {name: self.cleaned_data.get(name) for name in [*self.LIMITS, "allowed_models"]}
+        names = [*self.LIMITS, "allowed_models", "monthly_budget"]
+        return {name: self.cleaned_data.get(name) for name in names}
 
     @classmethod
     def initial_for(cls, token) -> dict:
         initial = {name: getattr(token, name) or "" for name in cls.LIMITS}
         initial["allowed_models"] = list(token.allowed_models or [])
+        initial["monthly_budget"] = _budget_initial(token.monthly_budget)
         return initial
 
 
@@ -309,6 +386,7 @@ class TokenCreateForm(TokenExpiryMixin, TokenLimitsForm):
         "rpm_limit",
         "monthly_token_quota",
         "tpm_limit",
+        "monthly_budget",
         "allowed_models",
     ]
 
@@ -333,6 +411,8 @@ class OnboardForm(TokenExpiryMixin, LimitsForm):
         "monthly_token_quota",
         "rpm_limit",
         "tpm_limit",
+        "monthly_budget",
+        "prepaid",
         "allowed_models",
     ]
 

@@ -41,6 +41,20 @@ class Customer(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     ip_allowlist = models.JSONField(default=list, blank=True)
     default_model_params = models.JSONField(default=dict, blank=True)
+    # Money, in the portal's currency (BILLING_CURRENCY): the most this month's calls may cost
+    # at list price (None: no cap); the proxy counts it in micro-units (customers/money.py).
+    monthly_budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="The most a calendar month's calls may cost (UTC); empty: no budget.",
+    )
+    prepaid = models.BooleanField(
+        default=False,
+        help_text="Calls are refused when the customer's prepaid credit runs out; the billing "
+        "app computes the credit.",
+    )
 
     sync_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -98,6 +112,14 @@ class Token(models.Model):
     monthly_token_quota = models.PositiveBigIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveBigIntegerField("tokens per minute", null=True, blank=True)
     allowed_models = models.JSONField(default=list, blank=True)
+    monthly_budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="The most this token's calls may cost in a calendar month (UTC), inside the "
+        "customer's budget; empty: only the customer's.",
+    )
     sync_version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
@@ -126,6 +148,10 @@ class Token(models.Model):
         ):
             if value is not None:
                 parts.append(f"{value:,} {unit}")
+        if self.monthly_budget is not None:
+            from .money import money_text
+
+            parts.append(f"{money_text(self.monthly_budget)}/month")
         if self.allowed_models:
             parts.append("models: " + ", ".join(self.allowed_models))
         return parts

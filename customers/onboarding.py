@@ -181,11 +181,13 @@ def customer_create_with_token(
     actor=None,
     ip: str | None = None,
     source: str = "",
+    **limits,
 ) -> tuple[Customer, IssuedToken]:
-    """The seed's `create`: a customer and its first token, all or nothing."""
+    """The seed's `create`: a customer (with `limits`, see customer_create) and its first
+    token, all or nothing."""
     with transaction.atomic():
         customer = customer_create(
-            name=name, contact_email=contact_email, actor=actor, ip=ip, source=source
+            name=name, contact_email=contact_email, actor=actor, ip=ip, source=source, **limits
         )
         issued = token_create(
             customer=customer,

@@ -38,6 +38,8 @@ CUSTOMER_COMPARED = [
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
+    "monthly_budget_micros",
+    "prepaid",
 ]
 TOKEN_COMPARED = [
     "token_id",
@@ -50,6 +52,7 @@ TOKEN_COMPARED = [
     "monthly_token_quota",
     "tpm_limit",
     "allowed_models",
+    "monthly_budget_micros",
 ]
 
 

@@ -1,11 +1,15 @@
 """Reads: the queries behind the staff pages and the commands."""
 
+import contextlib
+import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import audit_display
 from .models import AuditEvent, Customer, SyncOutbox, Token
 
 SORTS = {
@@ -42,7 +46,10 @@ def customer_list(
     customers = Customer.objects.all()
     search = (search or "").strip()
     if search:
-        customers = customers.filter(Q(name__icontains=search) | Q(contact_email__icontains=search))
+        match = Q(name__icontains=search) | Q(contact_email__icontains=search)
+        with contextlib.suppress(ValueError):  # an exact customer id finds that customer too
+            match |= Q(pk=uuid.UUID(search))
+        customers = customers.filter(match)
     if status in Customer.Status.values:
         customers = customers.filter(status=status)
     active_tokens = (
@@ -94,16 +101,44 @@ def audit_list(*, customer: Customer) -> QuerySet:
 
 
 def audit_with_changes(events) -> list[AuditEvent]:
-    """The events, each with `changes`: [(field, before, after)] for display."""
+    """The events, each with what the pages show (customers/audit_display.py):
+    `readable_changes` ([Change]: label, before, after), `action_label` and `subject`."""
     events = list(events)
     for event in events:
-        before, after = event.before or {}, event.after or {}
-        keys = [k for k in after if before.get(k) != after.get(k)]
-        if not before:  # a creation: its empty fields say nothing
-            keys = [k for k in keys if after[k] not in ("", [], {}, None)]
-        keys += [k for k in before if k not in after]
-        event.changes = [(k, before.get(k), after.get(k)) for k in keys]
+        event.readable_changes = audit_display.readable_changes(event)
+        event.action_label = audit_display.action_label(event.action)
+        event.subject = audit_display.event_subject(event)
     return events
+
+
+def audit_log_list(
+    *,
+    actor: str = "",
+    customer: str = "",
+    action: str = "",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> QuerySet:
+    """Every audited change, newest first (the staff audit log). `actor` and `customer` are
+    parts of the actor's label (an email, "reconciliation") and of the customer's name (or its
+    exact id); `start` and `end` are UTC days, both included. Paginate, then
+    `audit_with_changes` a page."""
+    events = AuditEvent.objects.select_related("customer")
+    if actor:
+        events = events.filter(actor_label__icontains=actor)
+    if customer:
+        match = Q(customer__name__icontains=customer)
+        with contextlib.suppress(ValueError):  # not an id: the name alone
+            match |= Q(customer_id=uuid.UUID(customer))
+        events = events.filter(match)
+    if action:
+        events = events.filter(action=action)
+    if start is not None:
+        events = events.filter(created_at__gte=dt.datetime.combine(start, dt.time(), dt.UTC))
+    if end is not None and end < dt.date.max:  # the last day has no next day: no upper bound
+        next_day = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+        events = events.filter(created_at__lt=next_day)
+    return events.order_by("-created_at", "-id")
 
 
 def customers_by_ids(*, ids) -> list[Customer]:

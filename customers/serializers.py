@@ -4,6 +4,8 @@ Validation of limits calls the services' own `clean_limits`, so the API accepts 
 the staff pages accept; a token's hash is never a field of anything here.
 """
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -12,7 +14,9 @@ from rest_framework import serializers
 from portal.api.base import storable_json
 from portal.models import User
 
+from . import validators
 from .models import AuditEvent, Customer, Token
+from .money import BUDGET_MAX
 from .services import DETAIL_FIELDS, LIMIT_FIELDS, clean_limits
 
 MAX_INT = 2**31 - 1  # the columns of the per-day and per-minute limits
@@ -25,6 +29,34 @@ def _service_rule(field: str, value):
         return clean_limits(**{field: value})[field]
     except DjangoValidationError as exc:
         raise serializers.ValidationError(exc.messages) from None
+
+
+class BudgetField(serializers.DecimalField):
+    """A monthly budget: a decimal string of the portal's currency in whole cents ("1500.00"),
+    as the API writes all money; null: no budget. A JSON integer is read exactly too; a JSON
+    fraction is refused (a float is not money), as are NaN, Infinity, exponents, signs and
+    anything but a string, an integer or null."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "An amount of the portal's currency; null: no budget.")
+        super().__init__(
+            max_digits=12,
+            decimal_places=2,
+            min_value=Decimal("0.01"),
+            max_value=BUDGET_MAX,
+            allow_null=True,
+            required=False,
+            **kwargs,
+        )
+
+    def to_internal_value(self, data):
+        try:
+            value = validators.monthly_budget(data, label=self.label or "Monthly budget")
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        if value is None:  # "" or "none" as text
+            raise serializers.ValidationError("Send null for no budget, or an amount.")
+        return value
 
 
 class LimitsSerializer(serializers.ModelSerializer):
@@ -58,6 +90,14 @@ class LimitsSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=64), required=False, max_length=1000
     )
     default_model_params = serializers.DictField(required=False)
+    monthly_budget = BudgetField(
+        label="Monthly budget",
+        help_text="The most a calendar month's calls may cost at list price (UTC), a decimal "
+        'string of the portal\'s currency ("1500.00"); null: no budget.',
+    )
+    prepaid = serializers.BooleanField(
+        required=False, help_text=Customer._meta.get_field("prepaid").help_text
+    )
 
     class Meta:
         model = Customer
@@ -140,6 +180,7 @@ TOKEN_LIMIT_FIELDS = [
     "monthly_token_quota",
     "tpm_limit",
     "allowed_models",
+    "monthly_budget",
 ]
 
 
@@ -166,6 +207,11 @@ class TokenLimitsSerializer(serializers.Serializer):
         help_text="Some of the customer's allowed models (any catalog model when the customer "
         "allows all); empty: the customer's models. A model outside them is refused.",
     )
+    monthly_budget = BudgetField(
+        label="Token's monthly budget",
+        help_text="The most this token's calls may cost in a calendar month (UTC), a decimal "
+        "string of the portal's currency; null: only the customer's budget applies.",
+    )
 
     def validate_allowed_models(self, value):
         return _service_rule("allowed_models", value)
@@ -181,6 +227,13 @@ class TokenSerializer(serializers.ModelSerializer):
         child=serializers.CharField(),
         read_only=True,
         help_text="The token's own models (some of the customer's); empty: the customer's.",
+    )
+    monthly_budget = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="The token's own monthly budget (a decimal string); null: the customer's.",
     )
 
     class Meta:

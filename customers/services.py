@@ -20,6 +20,7 @@ from proxy import contract
 from . import validators
 from .audit import audit_record, changed_only, customer_snapshot, token_snapshot
 from .models import Customer, Token
+from .money import money_text
 from .sync import outbox_enqueue_customer, outbox_enqueue_token
 
 DEFAULT = object()  # "use the configured default" for token expiry
@@ -42,6 +43,8 @@ LIMIT_FIELDS = [
     "allowed_models",
     "ip_allowlist",
     "default_model_params",
+    "monthly_budget",
+    "prepaid",
 ]
 SYNCED_DETAIL_FIELDS = {"name"}
 # A token's own limits, inside its customer's (the proxy enforces both).
@@ -51,12 +54,14 @@ TOKEN_LIMIT_FIELDS = [
     "monthly_token_quota",
     "tpm_limit",
     "allowed_models",
+    "monthly_budget",
 ]
 LIMIT_LABELS = {
     "daily_request_limit": "Daily request limit",
     "monthly_token_quota": "Monthly token quota",
     "rpm_limit": "Requests per minute",
     "tpm_limit": "Tokens per minute",
+    "monthly_budget": "Monthly budget",
 }
 
 
@@ -91,6 +96,8 @@ def clean_limits(**raw) -> dict:
         "allowed_models": validators.allowed_models,
         "ip_allowlist": validators.ip_allowlist,
         "default_model_params": validators.default_model_params,
+        "monthly_budget": validators.monthly_budget,
+        "prepaid": lambda v: validators.flag(v, label="Prepaid"),
     }
     unknown = set(raw) - set(parsers)
     if unknown:
@@ -117,9 +124,8 @@ def clean_token_limits(*, customer: Customer, within_customer: bool = False, **r
         for name, label in LIMIT_LABELS.items():
             value, ceiling = values.get(name), getattr(customer, name)
             if value is not None and ceiling is not None and value > ceiling:
-                raise ValidationError(
-                    f"{label} of a token can be at most the account's: {ceiling:,}."
-                )
+                shown = money_text(ceiling) if name == "monthly_budget" else f"{ceiling:,}"
+                raise ValidationError(f"{label} of a token can be at most the account's: {shown}.")
     return values
 
 

@@ -28,6 +28,7 @@ from portal.aws import aws_client
 from proxy import contract
 
 from .models import Customer, SyncOutbox, Token
+from .money import budget_micros
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def customer_payload(customer: Customer) -> dict:
         "ip_allowlist": list(customer.ip_allowlist or []),
         "default_model_params": dict(customer.default_model_params or {}),
         "updated_at": (customer.updated_at or timezone.now()).isoformat(),
+        "monthly_budget_micros": budget_micros(customer.monthly_budget),
+        "prepaid": bool(customer.prepaid),
     }
 
 
@@ -90,6 +93,7 @@ def token_payload(token: Token) -> dict:
         "monthly_token_quota": token.monthly_token_quota,
         "tpm_limit": token.tpm_limit,
         "allowed_models": list(token.allowed_models or []),
+        "monthly_budget_micros": budget_micros(token.monthly_budget),
     }
 
 

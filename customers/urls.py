@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views, views_customer, views_tokens
+from . import views, views_audit, views_customer, views_tokens
 
 staff_urlpatterns: list = [
     path("customers/", views.customer_list, name="customer_list"),
@@ -37,6 +37,7 @@ staff_urlpatterns: list = [
         name="token_limits",
     ),
     path("tokens/issued/", views_tokens.token_issued, name="token_issued"),
+    path("audit/", views_audit.audit_log, name="audit_log"),
 ]
 customer_urlpatterns: list = [
     path("tokens/", views_customer.customer_tokens, name="customer_tokens"),

@@ -7,6 +7,7 @@ normalised value or raises ValidationError with a message fit to show.
 import ipaddress
 import json
 import re
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
@@ -42,6 +43,56 @@ def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int 
     if number > maximum:
         raise ValidationError(f"{label} is too large: at most {maximum:,}.")
     return number
+
+
+# An amount as typed: ASCII digits, at most one decimal point; no sign, exponent, separator,
+# space or other digit (Decimal() itself would take "1e999", "NaN", "1_000" and "١٢").
+AMOUNT_RE = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?")
+
+
+def monthly_budget(value, *, label: str = "Monthly budget") -> Decimal | None:
+    """A monthly budget in the portal's currency: whole cents, more than 0, at most
+    money.BUDGET_MAX; None, "" or "none" for no budget. Text, an int or a Decimal; never a
+    float (an inexact number is not money), a bool, a list or an object."""
+    from .money import BUDGET_MAX, CENT, currency
+
+    unit = currency()
+    how = (
+        f"{label} must be an amount of {unit} with at most 2 decimals, such as 1500.00, "
+        "or empty for no budget."
+    )
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        if isinstance(value, float):
+            how += ' Send it as text ("1500.00"), not as a floating-point number.'
+        raise ValidationError(how)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none"):
+            return None
+        if text.startswith("-") and AMOUNT_RE.fullmatch(text[1:]):
+            raise ValidationError(f"{label} must be more than 0 {unit}, or empty for no budget.")
+        if not AMOUNT_RE.fullmatch(text):
+            raise ValidationError(how)
+        value = Decimal(text)
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValidationError(how)
+    if number <= 0:
+        raise ValidationError(f"{label} must be more than 0 {unit}, or empty for no budget.")
+    if number > BUDGET_MAX:
+        raise ValidationError(f"{label} is too large: at most {BUDGET_MAX:,} {unit}.")
+    if number != number.quantize(CENT):
+        raise ValidationError(f"{label} must be a whole number of cents (at most 2 decimals).")
+    return number.quantize(CENT)
+
+
+def flag(value, *, label: str) -> bool:
+    """A yes/no setting: True or False only (forms and the API parse their own input)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{label} must be true or false.")
+    return value
 
 
 def allowed_models(value) -> list[str]:

@@ -11,6 +11,8 @@ from django.views.decorators.http import require_POST
 from portal.access import staff_required
 from portal.once import ALREADY_SENT, form_key_issue, form_key_spent, form_key_use
 from portal.web import confirm_first, paginate, posted_data
+from usage.selectors import month_usage_many, with_last_use
+from usage.services import utc_today
 
 from . import selectors, services
 from .forms import (
@@ -57,6 +59,10 @@ def customer_list(request):
         sync=values.get("sync", ""),
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    month = month_usage_many(customers=page.object_list, today=utc_today())
+    for customer in page.object_list:
+        customer.month = month["rows"].get(customer.pk)
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
@@ -71,6 +77,7 @@ def customer_list(request):
             "sort_query": sort_query.urlencode(),
             "sort": values.get("sort") or "name",
             "bulk_actions": BulkForm.ACTIONS,
+            "month": month,
         },
     )
 
@@ -96,10 +103,7 @@ def customer_onboard_view(request):
                 user_full_name=data["user_full_name"],
                 token_label=data["token_label"],
                 token_expires_at=form.expires_at(),
-                daily_request_limit=data["daily_request_limit"],
-                monthly_token_quota=data["monthly_token_quota"],
-                rpm_limit=data["rpm_limit"],
-                allowed_models=data["allowed_models"],
+                **{name: data[name] for name in services.LIMIT_FIELDS if name in data},
                 **audit_context(request),
             )
         except ValidationError as error:
@@ -118,6 +122,7 @@ def customer_detail(request, pk):
     tokens = paginate(
         request, selectors.token_list(customer=customer), per_page=PAGE_SIZE, param="tokens_page"
     )
+    tokens.object_list = with_last_use(tokens.object_list)
     users = paginate(
         request, customer.users.order_by("email", "pk"), per_page=PAGE_SIZE, param="users_page"
     )

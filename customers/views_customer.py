@@ -46,10 +46,12 @@ def _own_token(request, token_id):
 
 
 def _tokens_page(request, *, form=None, issued=None, status=200):
+    from usage.selectors import with_last_use
+
+    tokens = paginate(request, selectors.token_list(customer=request.customer), per_page=PAGE_SIZE)
+    tokens.object_list = with_last_use(tokens.object_list)
     context = {
-        "tokens": paginate(
-            request, selectors.token_list(customer=request.customer), per_page=PAGE_SIZE
-        ),
+        "tokens": tokens,
         "form": form or TokenCreateForm(customer=request.customer),
         "rotate_form": RotateForm(),
         "issued": issued,
@@ -171,13 +173,19 @@ class AlertSettingsForm(UsageSettingsForm):
     """What a customer may set: its alert thresholds and summary emails (staff set the rest)."""
 
     class Meta(UsageSettingsForm.Meta):
-        fields = ["monthly_token_percents", "daily_request_percents", "summary_frequency"]
+        fields = [
+            "monthly_token_percents",
+            "daily_request_percents",
+            "monthly_budget_percents",
+            "summary_frequency",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.fields["regenerate_secret"]
         self.fields["monthly_token_percents"].label = "Alert at % of the monthly token quota"
         self.fields["daily_request_percents"].label = "Alert at % of the daily request limit"
+        self.fields["monthly_budget_percents"].label = "Alert at % of the monthly budget"
         self.fields["summary_frequency"].label = "Usage summary email"
 
 

@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -33,6 +34,14 @@ app.conf.beat_schedule = {
         "task": "customers.tasks.send_token_expiry_warnings",
         "schedule": crontab(minute=0, hour=8),
     },
+    # Billing: every prepaid customer's credit at the proxy checked and repaired (a push that
+    # did not land, a grant that expired). A run that waited a minute is dropped: the next
+    # one does the same.
+    "billing-credit-reconcile": {
+        "task": "billing.tasks.credit_reconcile",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     # Draft invoices for the previous calendar month, after the night's usage pull.
     "billing-monthly-invoice-run": {
         "task": "billing.tasks.invoice_run_monthly",
@@ -55,6 +64,30 @@ def _heartbeat_schedule(sender, **kwargs):
         name="portal-heartbeat",
         expires=interval,
     )
+
+
+@app.on_after_configure.connect
+def _live_schedule(sender, **kwargs):
+    """Staff live figures re-read while staff look at them (portal/live.py); a run that waited
+    longer than its interval is dropped: the next one does the same."""
+    from django.conf import settings
+
+    interval = float(settings.STAFF_LIVE_REFRESH_SECONDS)
+    sender.add_periodic_task(
+        interval,
+        sender.signature("portal.tasks.refresh_live_figures"),
+        name="portal-refresh-live-figures",
+        expires=interval,
+    )
+
+
+@worker_ready.connect
+def _warm_after_deploy(sender, **kwargs):
+    """A worker that starts (a deploy, a restart) fills the staff caches once."""
+    from django.conf import settings
+
+    if settings.WARM_CACHES_ON_WORKER_START:
+        sender.app.send_task("portal.tasks.warm_after_deploy")
 
 
 @app.on_after_configure.connect

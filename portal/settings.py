@@ -309,6 +309,8 @@ USAGE_WEBHOOK_TIMEOUT_SECONDS = env.int("USAGE_WEBHOOK_TIMEOUT_SECONDS", default
 STAFF_LIVE_MAX_AGE_SECONDS = env.int("STAFF_LIVE_MAX_AGE_SECONDS", default=10)
 STAFF_LIVE_REFRESH_SECONDS = env.int("STAFF_LIVE_REFRESH_SECONDS", default=5)
 STAFF_LIVE_WATCH_SECONDS = env.int("STAFF_LIVE_WATCH_SECONDS", default=300)
+# A starting Celery worker queues portal.tasks.warm_after_deploy (the staff caches, filled once).
+WARM_CACHES_ON_WORKER_START = env.bool("WARM_CACHES_ON_WORKER_START", default=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -33,3 +33,5 @@ AWS_ENDPOINT_URL = None
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Static files come from the app finders in tests; no collected STATIC_ROOT to serve.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+# Test workers (celery_worker_on_broker) start and stop often: no cache warming at their start.
+WARM_CACHES_ON_WORKER_START = False

@@ -36,3 +36,41 @@ def warm_month_cost() -> str:
     from billing.selectors import staff_cost_so_far
 
     return str(staff_cost_so_far(refresh=True)["so_far"])
+
+
+@shared_task
+def refresh_live_figures() -> list[str]:
+    """Re-read the staff live figures while staff look at them (beat, every
+    STAFF_LIVE_REFRESH_SECONDS; portal/live.py)."""
+    from .live import refresh
+
+    return refresh()
+
+
+@shared_task
+def warm_after_deploy() -> list[str]:
+    """Fill every staff cache a cold page would compute: this month's cost, the billed
+    dashboards' default views, the live figures and the model names. Queued when a worker
+    starts (portal/celery.py), so the first staff request after a deploy reads the cache."""
+    import time
+
+    from billing.selectors import staff_cost_so_far
+    from portal.dashboard.selectors import warm_billed_views
+
+    from . import live, model_names
+
+    started = time.perf_counter()
+    done = []
+    for name, step in (
+        ("month cost", lambda: staff_cost_so_far(refresh=True)),
+        ("billed views", warm_billed_views),
+        ("live figures", lambda: live.refresh(force=True)),
+        ("model names", model_names.refresh),
+    ):
+        try:
+            step()
+            done.append(name)
+        except Exception:  # warming is best effort: the page computes what is missing
+            logger.warning("warming %s failed", name, exc_info=True)
+    logger.info("staff caches warmed in %.1f s: %s", time.perf_counter() - started, done)
+    return done

@@ -82,5 +82,6 @@ urlpatterns = [
     path("staff/", include(staff_patterns)),
     path("app/", include(customer_patterns)),
     path("api/", include("portal.api.urls")),
+    *billing_urls.public_urlpatterns,
     path("django-admin/", admin.site.urls),
 ]

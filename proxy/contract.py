@@ -361,6 +361,20 @@ MINUTE_TOKENS = "tokens"
 # the most the call can cost, settled to its exact cost). Free models cost 0.
 SPEND_MICROS = "spend_micros"
 
+# One small item per token, pk TOKEN#<token_id>, sk LAST: `last_used`, the epoch seconds of the
+# admission of the token's latest call, SET by the usage transaction the call already makes
+# (proxy/usage.py; no extra DynamoDB call), with a TTL. One item per token, not an attribute
+# per token on a customer item, so no item grows with the number of a customer's tokens
+# (DynamoDB items hold at most 400 KB). The portal reads it for its token pages.
+LAST_USED_SK = "LAST"
+LAST_USED = "last_used"
+
+
+def last_used_key(token_id: str) -> tuple[str, str]:
+    """(pk, sk) of a token's last-use item."""
+    return token_counter_pk(token_id), LAST_USED_SK
+
+
 # Prepaid credit: one item per prepaid customer, pk CUST#<customer_id>, sk CREDIT.
 #   granted_micros, credit_version: SET by the portal only (billing/credit_sync.py), at a
 #     monotonic version: the wallet's balance plus the credit-item spend of every period

@@ -233,13 +233,18 @@ class ProxyApp:
         except ProxyError:
             state["status"] = "upstream_error"
             self._safely(
-                usage.refund_request, self.dynamodb, self.settings.tables, customer_id, admission
+                usage.refund_request,
+                self.dynamodb,
+                self.settings.tables,
+                customer_id,
+                admission,
+                state["principal"].token.token_id,
             )
             raise
         if call.stream:
             return self._stream(call, events, request, now, state, admission)
         state["result"], state["status"] = result, "success"
-        self._record(customer_id, admission, call, result.usage)
+        self._record(customer_id, admission, call, result.usage, principal.token.token_id)
         return self._render(call, result, request, admission.headers, int(now.timestamp()))
 
     def _price(self, principal: auth.Principal, call, now: datetime) -> prices.Price | None:
@@ -314,12 +319,17 @@ class ProxyApp:
         if state.get("error") and not meter.is_exact and not produced["output_tokens"]:
             state["status"] = "upstream_error"  # nothing came out: not billed, like a failure
             self._safely(
-                usage.refund_request, self.dynamodb, self.settings.tables, customer_id, admission
+                usage.refund_request,
+                self.dynamodb,
+                self.settings.tables,
+                customer_id,
+                admission,
+                state["principal"].token.token_id,
             )
         else:
             state["status"] = "success"
             state["result"] = upstream.Result({}, produced)
-            self._record(customer_id, admission, call, produced)
+            self._record(customer_id, admission, call, produced, state["principal"].token.token_id)
         self._emit(request, now, state, 200, state["started"])
 
     def _parse(self, name, body, headers, defaults) -> formats.ModelCall:
@@ -374,7 +384,7 @@ class ProxyApp:
         body = openai_format.render(call, result.response, usage_out, request.request_id, created)
         return self._response(200, body, headers, request)
 
-    def _record(self, customer_id, admission, call, counts: dict) -> None:
+    def _record(self, customer_id, admission, call, counts: dict, token_id: str = "") -> None:
         """The exact counts into the counters; the quota hold replaced by them."""
         self._safely(
             usage.record_success,
@@ -384,6 +394,7 @@ class ProxyApp:
             admission,
             call.model_id,
             counts,
+            token_id,
         )
 
     @staticmethod

@@ -252,19 +252,21 @@ def money(micros: int, currency: str = "") -> str:
 
 def _credit_update(table, pk, month, hold) -> dict:
     """The prepaid customer's CREDIT item: hold `hold` micro-units of credit, if some is left
-    (used below granted, before this update; no granted amount yet: nothing is left)."""
+    (used below granted, before this update; nothing granted yet, or 0: nothing is left)."""
     return {
         "Update": {
             "TableName": table,
             "Key": {contract.COUNTER_PK: {"S": pk}, contract.COUNTER_SK: {"S": contract.CREDIT_SK}},
             "UpdateExpression": "ADD #u :h, #um :h",
-            "ConditionExpression": "attribute_exists(#g) AND (attribute_not_exists(#u) OR #u < #g)",
+            "ConditionExpression": (
+                "attribute_exists(#g) AND ((attribute_not_exists(#u) AND #g > :zero) OR #u < #g)"
+            ),
             "ExpressionAttributeNames": {
                 "#u": contract.CREDIT_USED,
                 "#um": contract.credit_used_in(month),
                 "#g": contract.CREDIT_GRANTED,
             },
-            "ExpressionAttributeValues": {":h": {"N": str(hold)}},
+            "ExpressionAttributeValues": {":h": {"N": str(hold)}, ":zero": {"N": "0"}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }

@@ -8,7 +8,9 @@ The holds (limits.py: the monthly quota's on MONTH#, tokens per minute on the MI
 admission's minute, the token's own on its TOKEN# items, and the money holds: the month's
 `spend_micros`, a prepaid customer's CREDIT item) are replaced by the exact count or cost
 (prices.cost_micros at the price the call was admitted at) on the same items, or taken back on
-failure; still one TransactWriteItems, each item named once.
+failure; still one TransactWriteItems, each item named once. The same transaction SETs the
+token's `last_used` on its own LAST item (the call's admission time, epoch seconds), so the
+portal shows a token's last use live without an extra DynamoDB call.
 
 Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
 ones; the usage SQL counts every stored event as a request) also go to S3 under
@@ -61,16 +63,22 @@ EVENT_FIELDS = (
 _file_lock = threading.Lock()
 
 
-def _update(table, pk, sk, adds: dict, ttl: int | None = None) -> dict:
+def _update(table, pk, sk, adds: dict, ttl: int | None = None, sets: dict | None = None) -> dict:
     names, values, parts = {}, {}, []
     for i, (name, amount) in enumerate(adds.items()):
         amount = max(-MAX_COUNTER_ADD, min(int(amount), MAX_COUNTER_ADD))  # far below 38 digits
         names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(amount)}
         parts.append(f"#a{i} :a{i}")
-    expression = "ADD " + ", ".join(parts)
+    expression = "ADD " + ", ".join(parts) if parts else ""
+    assignments = dict(sets or {})
     if ttl is not None:
-        names["#ttl"], values[":ttl"] = contract.TTL_ATTRIBUTE, {"N": str(ttl)}
-        expression += " SET #ttl = :ttl"
+        assignments[contract.TTL_ATTRIBUTE] = ttl
+    if assignments:
+        set_parts = []
+        for i, (name, value) in enumerate(assignments.items()):
+            names[f"#s{i}"], values[f":s{i}"] = name, {"N": str(int(value))}
+            set_parts.append(f"#s{i} = :s{i}")
+        expression = (expression + " SET " + ", ".join(set_parts)).strip()
     return {
         "Update": {
             "TableName": table,
@@ -89,11 +97,28 @@ def _exact(attribute: str, tokens: int, cost: int) -> int:
     return cost  # SPEND_MICROS and the CREDIT item's used_micros / used#YYYY-MM
 
 
-def _merged(table, adds_by_item: dict, ttls: dict) -> list[dict]:
+def _merged(table, adds_by_item: dict, ttls: dict, sets: dict | None = None) -> list[dict]:
     """One update per item (a transaction may name an item once), in the order first seen."""
+    sets = sets or {}
     return [
-        _update(table, pk, sk, adds, ttls.get((pk, sk))) for (pk, sk), adds in adds_by_item.items()
+        _update(table, pk, sk, adds, ttls.get((pk, sk)), sets.get((pk, sk)))
+        for (pk, sk), adds in adds_by_item.items()
     ]
+
+
+def _last_used(adds_by_item: dict, admission, token_id: str) -> dict:
+    """The token's last use, SET on its own LAST item (contract.last_used_key) in the same
+    transaction; returns the SETs by item for _merged."""
+    if not token_id:
+        return {}
+    key = contract.last_used_key(token_id)
+    adds_by_item.setdefault(key, {})
+    ttl = _epoch(admission) + DAY_TTL
+    return {key: {contract.LAST_USED: _epoch(admission), contract.TTL_ATTRIBUTE: ttl}}
+
+
+def _epoch(admission) -> int:
+    return int(admission.now.timestamp()) if admission.now else int(time.time())
 
 
 def _add(adds_by_item: dict, pk: str, sk: str, adds: dict) -> None:
@@ -109,7 +134,9 @@ def call_cost(admission, usage: dict) -> int:
     return min(prices.cost_micros(admission.price, usage), MAX_COUNTER_ADD)
 
 
-def record_success(dynamodb, tables, customer_id, admission, model_id, usage: dict) -> None:
+def record_success(
+    dynamodb, tables, customer_id, admission, model_id, usage: dict, token_id: str = ""
+) -> None:
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     tokens = {name: usage[name] for name in TOKEN_FIELDS}
     month_adds = dict(tokens)
@@ -129,7 +156,8 @@ def record_success(dynamodb, tables, customer_id, admission, model_id, usage: di
     cost = call_cost(admission, usage)
     for hold_pk, sk, name, held in admission.holds:
         _add(adds_by_item, hold_pk, sk, {name: _exact(name, exact, cost) - held})
-    items = _merged(table, adds_by_item, {(pk, f"{admission.day_sk}#MODEL#{model_id}"): ttl})
+    ttls = {(pk, f"{admission.day_sk}#MODEL#{model_id}"): ttl}
+    items = _merged(table, adds_by_item, ttls, _last_used(adds_by_item, admission, token_id))
     transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "usage"))
 
 
@@ -149,7 +177,7 @@ def transact_with_retry(
             time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))  # noqa: S311
 
 
-def refund_request(dynamodb, tables, customer_id, admission) -> None:
+def refund_request(dynamodb, tables, customer_id, admission, token_id: str = "") -> None:
     """A failed call: its request taken back from DAY# and MONTH# (the customer's, and the
     token's DAY# when it has a daily limit), every hold given back; MIN# keeps the request."""
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
@@ -163,7 +191,7 @@ def refund_request(dynamodb, tables, customer_id, admission) -> None:
         _add(adds_by_item, token_pk, sk, {"requests": -1})
     for hold_pk, sk, name, held in admission.holds:
         _add(adds_by_item, hold_pk, sk, {name: -held})
-    items = _merged(table, adds_by_item, {})
+    items = _merged(table, adds_by_item, {}, _last_used(adds_by_item, admission, token_id))
     transact_with_retry(dynamodb, items, token=idempotency_token(admission.request_id, "refund"))
 
 

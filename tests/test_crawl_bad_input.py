@@ -104,6 +104,7 @@ FORM_VIEWS = {
     "staff:usage_ingest",
     "staff:billing_run",
     "staff:billing_plan_new",
+    "staff:billing_price_new",
     "staff:billing_invoice_add_line",
     "staff:billing_invoice_void",
     "staff:billing_invoice_credit_note",

@@ -145,6 +145,7 @@ STAFF_LISTS = [
     ("staff:customer_detail", "pk", "tokens", 50, lambda c, s, n: _tokens(c, n)),
     ("staff:customer_detail", "pk", "users", 50, lambda c, s, n: _users(c, n)),
     ("staff:customer_detail", "pk", "audit_page", 50, lambda c, s, n: _audit(c, n)),
+    ("staff:audit_log", None, "page", 50, lambda c, s, n: _audit(c, n)),
     ("staff:usage_alerts", None, "page", 50, lambda c, s, n: _alerts(c, n)),
     ("staff:billing_invoices", None, "page", 50, lambda c, s, n: _invoices(c, n)),
     ("staff:billing_customer", "customer_id", "invoices", 24, lambda c, s, n: _invoices(c, n)),

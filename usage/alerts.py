@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.money import budget_micros
 from portal.text import printable
 
 from . import counters
@@ -55,14 +56,20 @@ def alert_record(
 
 
 def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> list[Alert]:
+    """The quota, daily limit and budget rules of one customer. The budget rule compares
+    integers: the MONTH item's spend_micros (holds of calls in flight included) with the budget
+    in micro-units, so 80 % of 50.00 is crossed at exactly 40.00, never by a float's rounding."""
     created = []
     month_percents = _percents(options.monthly_token_percents if options else [50, 80, 100])
     day_percents = _percents(options.daily_request_percents if options else [50, 80, 100])
+    budget_percents = _percents(options.monthly_budget_percents if options else [50, 80, 100])
     checks = [
         (Alert.Rule.MONTHLY_TOKENS, customer.monthly_token_quota, month_totals.quota_used,
          month_percents, f"{now:%Y-%m}"),
         (Alert.Rule.DAILY_REQUESTS, customer.daily_request_limit, today_totals.requests,
          day_percents, f"{now:%Y-%m-%d}"),
+        (Alert.Rule.MONTHLY_BUDGET, budget_micros(customer.monthly_budget),
+         month_totals.spend_micros, budget_percents, f"{now:%Y-%m}"),
     ]  # fmt: skip
     for rule, limit, value, percents, period in checks:
         if not limit:
@@ -131,7 +138,11 @@ def alerts_check(*, now: dt.datetime | None = None, client=None, engine=None) ->
     now = (now or timezone.now()).astimezone(dt.UTC)
     customers = list(Customer.objects.filter(status=Customer.Status.ACTIVE))
     options_by_customer = _settings_by_customer(customers)
-    limited = [c for c in customers if c.monthly_token_quota or c.daily_request_limit]
+    limited = [
+        c
+        for c in customers
+        if c.monthly_token_quota or c.daily_request_limit or c.monthly_budget is not None
+    ]
     created: list[Alert] = []
     if limited:
         keys = []

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, renderers, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -15,6 +15,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers import money
 from customers.models import Customer
 from portal.api.base import (
     CustomerFilterSet,
@@ -29,7 +30,7 @@ from portal.api.parsers import DepthLimitedJSONParser
 
 from . import selectors
 from .export import usage_csv_response
-from .forms import MAX_VIEW_DAYS, UsageSettingsForm
+from .forms import MAX_VIEW_DAYS, PERCENT_FIELDS, UsageSettingsForm
 from .models import Alert, CustomerUsageSettings, IngestRun, UsageDaily
 from .services import ingest_range_request, utc_today
 
@@ -184,6 +185,25 @@ class UsageViewSet(mixins.ListModelMixin, SharedViewSet):
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    value = serializers.IntegerField(
+        read_only=True,
+        help_text="Tokens or requests; for monthly_budget, micro-units of `currency` "
+        "(1,000,000 per unit).",
+    )
+    limit = serializers.IntegerField(read_only=True, help_text="In the unit of `value`.")
+    currency = serializers.SerializerMethodField()
+    value_amount = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=6,
+        read_only=True,
+        allow_null=True,
+        help_text="monthly_budget: `value` as an amount of `currency` (a decimal string); "
+        "null for the other rules.",
+    )
+    limit_amount = serializers.DecimalField(
+        max_digits=24, decimal_places=6, read_only=True, allow_null=True
+    )
+
     class Meta:
         model = Alert
         fields = [
@@ -195,11 +215,19 @@ class AlertSerializer(serializers.ModelSerializer):
             "subject",
             "value",
             "limit",
+            "currency",
+            "value_amount",
+            "limit_amount",
             "created_at",
             "emailed_at",
             "webhook_status",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_currency(self, alert) -> str | None:
+        """The currency of a money rule's amounts (monthly_budget); null for the others."""
+        return money.currency() if alert.is_money else None
 
 
 class AlertFilter(CustomerFilterSet):
@@ -229,6 +257,12 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
     daily_request_percents = serializers.ListField(
         child=serializers.IntegerField(), required=False, max_length=50
     )
+    monthly_budget_percents = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        max_length=50,
+        help_text="Percents of the customer's monthly budget; empty: no budget alerts.",
+    )
     webhook_url = serializers.CharField(
         max_length=200, required=False, allow_blank=True, help_text="An https URL, or empty."
     )
@@ -245,6 +279,7 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
         fields = [
             "monthly_token_percents",
             "daily_request_percents",
+            "monthly_budget_percents",
             "hourly_token_threshold",
             "notify_staff",
             "webhook_url",
@@ -255,7 +290,7 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
 
 
 class AlertSettingsView(APIView):
-    """A customer's alert thresholds (percents of quota and daily limit, the hourly rule),
+    """A customer's alert thresholds (percents of quota, daily limit and budget, the hourly rule),
     staff copy, webhook and summary emails. PATCH changes only the fields sent."""
 
     schema = PortalAutoSchema()
@@ -292,7 +327,7 @@ class AlertSettingsView(APIView):
         }
         merged.update(serializer.validated_data)
         form_data = {k: v for k, v in merged.items() if v is not None and v is not False}
-        for name in ("monthly_token_percents", "daily_request_percents"):
+        for name in PERCENT_FIELDS:
             form_data[name] = ", ".join(str(v) for v in merged.get(name) or [])
         old_secret = current.webhook_secret
         form = UsageSettingsForm(form_data, instance=current)

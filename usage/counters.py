@@ -17,6 +17,8 @@ from proxy import contract
 
 # The proxy's name for the MONTH item's quota counter (proxy/limits.py); read, never written.
 QUOTA_ATTRIBUTE = contract.QUOTA_TOKENS
+# The MONTH item's money counter: what the month's calls cost, in micro-units (holds included).
+SPEND_ATTRIBUTE = contract.SPEND_MICROS
 
 COUNTER_FIELDS = contract.COUNTER_FIELDS
 
@@ -32,6 +34,9 @@ class CounterTotals:
     # the monthly quota (free models excluded). None when the item has no such attribute:
     # the proxy writes it with the month's first priced call, so none were made yet.
     quota_tokens: int | None = None
+    # On MONTH items: what the month's calls cost at list price, in micro-units of the portal's
+    # currency, holds of calls in flight included (settled to the exact cost when they end).
+    spend_micros: int = 0
 
     @property
     def tokens(self) -> int:
@@ -68,6 +73,8 @@ def _totals(item: dict | None) -> CounterTotals:
     values = {f: int(item[f]["N"]) if f in item else 0 for f in COUNTER_FIELDS}
     if QUOTA_ATTRIBUTE in item:
         values["quota_tokens"] = int(item[QUOTA_ATTRIBUTE]["N"])
+    if SPEND_ATTRIBUTE in item:
+        values["spend_micros"] = int(item[SPEND_ATTRIBUTE]["N"])
     return CounterTotals(**values)
 
 
@@ -133,3 +140,37 @@ def day_totals(customer_ids, *, day: dt.date, client=None) -> dict[str, CounterT
     keys = [(customer_pk(c), day_sk(day)) for c in customer_ids]
     result = read_counters(keys, client=client)
     return {pk.removeprefix("CUST#"): totals for (pk, _), totals in result.items()}
+
+
+def tokens_last_used(token_ids, *, client=None) -> dict[str, dt.datetime]:
+    """Each token's last call as the proxy recorded it (its LAST item, contract.last_used_key):
+    {token id string: aware datetime}, for the tokens that have one. Strongly consistent batch
+    reads of 100 keys."""
+    client = client or aws_client("dynamodb")
+    table = counters_table_name()
+    ids = list(dict.fromkeys(str(t) for t in token_ids))
+    found: dict[str, dt.datetime] = {}
+    for i in range(0, len(ids), BATCH_KEYS):
+        request = {
+            table: {
+                "Keys": [
+                    {"pk": {"S": pk}, "sk": {"S": sk}}
+                    for pk, sk in (contract.last_used_key(t) for t in ids[i : i + BATCH_KEYS])
+                ],
+                "ConsistentRead": True,
+                "ProjectionExpression": "pk, #u",
+                "ExpressionAttributeNames": {"#u": contract.LAST_USED},
+            }
+        }
+        for attempt in range(10):
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                value = item.get(contract.LAST_USED, {}).get("N")
+                if value is not None and value.isdigit():
+                    token_id = item["pk"]["S"].removeprefix("TOKEN#")
+                    found[token_id] = dt.datetime.fromtimestamp(int(value), dt.UTC)
+            request = response.get("UnprocessedKeys") or None
+            if not request:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 (jitter)
+    return found

@@ -5,9 +5,12 @@ locally); re-ingesting a day replaces its rows exactly, thanks to the unique key
 Missing tags are stored as "" so the unique key also covers untagged usage.
 """
 
+from decimal import Decimal
+
 from django.db import models
 from django.utils import timezone
 
+from customers.money import amount_from_micros
 from portal.models import BackgroundRun
 
 
@@ -195,6 +198,8 @@ class CustomerUsageSettings(models.Model):
     )
     monthly_token_percents = models.JSONField(default=default_percents, blank=True)
     daily_request_percents = models.JSONField(default=default_percents, blank=True)
+    # Percents of the customer's monthly budget (money spent this month at list price).
+    monthly_budget_percents = models.JSONField(default=default_percents, blank=True)
     # The hourly rule: tokens of one user, application and model within one hour.
     hourly_token_threshold = models.PositiveBigIntegerField(null=True, blank=True)
     notify_staff = models.BooleanField(default=True)
@@ -217,16 +222,21 @@ class Alert(models.Model):
         MONTHLY_TOKENS = "monthly_tokens", "Monthly token quota"
         DAILY_REQUESTS = "daily_requests", "Daily request limit"
         HOURLY_TOKENS = "hourly_tokens", "Tokens per user, application and model in an hour"
+        MONTHLY_BUDGET = "monthly_budget", "Monthly budget"
+
+    # Rules whose value and limit are money: micro-units of the portal's currency.
+    MONEY_RULES = frozenset({Rule.MONTHLY_BUDGET})
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, related_name="usage_alerts"
     )
     rule = models.CharField(max_length=32, choices=Rule.choices)
-    # A percent of the limit for the quota rules, a token count for the hourly rule.
+    # A percent of the limit for the quota and budget rules, a token count for the hourly rule.
     threshold = models.PositiveBigIntegerField()
     period = models.CharField(max_length=16, help_text="YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH")
     # Which user/application/model crossed the hourly rule; "" for the quota rules.
     subject = models.CharField(max_length=600, blank=True, default="")
+    # Tokens or requests; for the budget rule, micro-units of the currency (see `is_money`).
     value = models.BigIntegerField()
     limit = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -246,6 +256,24 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.rule} {self.threshold} {self.period}"
+
+    @property
+    def is_money(self) -> bool:
+        return self.rule in self.MONEY_RULES
+
+    @property
+    def value_amount(self) -> Decimal | None:
+        """The value as an exact amount of the currency (money rules only)."""
+        return amount_from_micros(self.value) if self.is_money else None
+
+    @property
+    def limit_amount(self) -> Decimal | None:
+        return amount_from_micros(self.limit) if self.is_money else None
+
+    @property
+    def percent_used(self) -> int | None:
+        """Whole percent of the limit reached (rounded down; integer arithmetic)."""
+        return 100 * self.value // self.limit if self.limit else None
 
 
 class SummaryDelivery(models.Model):

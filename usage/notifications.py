@@ -19,6 +19,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from customers import money
+
 from .models import Alert, CustomerUsageSettings
 
 logger = logging.getLogger(__name__)
@@ -72,7 +74,10 @@ def webhook_origin(url: str) -> str:
 
 
 def alert_payload(alert: Alert) -> dict:
-    return {
+    """The webhook body. For a money rule (monthly_budget) `value` and `limit` are integer
+    micro-units of `currency`, and `value_amount` / `limit_amount` the same as exact decimal
+    strings ("40.000000"): never a float."""
+    payload = {
         "type": "usage.threshold_crossed",
         "alert_id": alert.pk,
         "customer_id": str(alert.customer_id),
@@ -84,6 +89,13 @@ def alert_payload(alert: Alert) -> dict:
         "limit": alert.limit,
         "created_at": alert.created_at.isoformat(),
     }
+    if alert.is_money:
+        payload.update(
+            currency=money.currency(),
+            value_amount=str(alert.value_amount),
+            limit_amount=str(alert.limit_amount),
+        )
+    return payload
 
 
 def alert_deliver(*, alert_id: int, opener=urllib.request.urlopen) -> bool:
@@ -100,9 +112,12 @@ def alert_deliver(*, alert_id: int, opener=urllib.request.urlopen) -> bool:
     context = {
         "alert": alert,
         "customer": customer,
-        "percent_used": (100 * alert.value // alert.limit) if alert.limit else None,
+        "percent_used": alert.percent_used,
         "usage_url": settings.PORTAL_BASE_URL.rstrip("/") + reverse("customer:usage_overview"),
     }
+    if alert.is_money:  # "40.00 USD of the 50.00 USD monthly budget"
+        context["value_money"] = money.micros_text(alert.value)
+        context["limit_money"] = money.micros_text(alert.limit)
     try:
         send_templated(
             name="usage_alert",

@@ -5,6 +5,8 @@ import logging
 
 from django.db.models import Q, Sum
 
+from customers import money
+
 from . import counters
 from .models import (
     Alert,
@@ -126,6 +128,8 @@ def realtime_usage(*, customer, today: dt.date, client=None) -> dict:
         "month_days_ingested": len(ingested),
         "daily_request_limit": customer.daily_request_limit,
         "monthly_token_quota": customer.monthly_token_quota,
+        "monthly_budget": customer.monthly_budget,
+        "currency": money.currency(),
     }
     try:
         snapshot = counters.customer_snapshot(customer.pk, today=today, client=client)
@@ -136,7 +140,93 @@ def realtime_usage(*, customer, today: dt.date, client=None) -> dict:
     result.update(snapshot)
     result["today_percent"] = _percent(snapshot["today"].requests, customer.daily_request_limit)
     result["month_percent"] = _percent(snapshot["month"].quota_used, customer.monthly_token_quota)
+    result.update(month_spend(customer=customer, month_totals=snapshot["month"]))
     return result
+
+
+def month_spend(*, customer, month_totals) -> dict:
+    """This month's spend (from the MONTH item's spend_micros, holds of calls in flight
+    included) as an exact Decimal of the currency, and the share of the customer's budget."""
+    spent = month_totals.spend_micros
+    percent = money.percent_used(spent, money.budget_micros(customer.monthly_budget))
+    return {
+        "month_spend": money.amount_from_micros(spent),
+        "budget_percent": None if percent is None else min(percent, 999),
+    }
+
+
+def budget_usage(*, customer, today: dt.date, client=None) -> dict:
+    """The customer's monthly budget and this month's spend, from one read of the MONTH item
+    (the staff customer page)."""
+    result = {"monthly_budget": customer.monthly_budget, "error": "", "month_spend": None}
+    try:
+        key = (counters.customer_pk(customer.pk), counters.month_sk(today))
+        totals = counters.read_counters([key], client=client)[key]
+    except Exception:
+        logger.warning("usage counters unavailable", exc_info=True)
+        result["error"] = "Real-time counters are unavailable right now."
+        return result
+    return {**result, **month_spend(customer=customer, month_totals=totals)}
+
+
+def month_usage_many(*, customers, today: dt.date, client=None) -> dict:
+    """This month's tokens and spend of a page of customers, with the shares of their monthly
+    token quota and budget, from one batched read of their MONTH items (the staff customer
+    list): {"error", "currency", "rows": {customer id: {...}}}."""
+    customers = list(customers)
+    result = {"error": "", "currency": money.currency(), "rows": {}}
+    if not customers:
+        return result
+    keys = {c.pk: (counters.customer_pk(c.pk), counters.month_sk(today)) for c in customers}
+    try:
+        totals = counters.read_counters(list(keys.values()), client=client)
+    except Exception:  # the list still shows the customers without the live figures
+        logger.warning("usage counters unavailable", exc_info=True)
+        result["error"] = "Real-time counters are unavailable right now."
+        return result
+    for c in customers:
+        month = totals[keys[c.pk]]
+        quota_percent = _percent(month.quota_used, c.monthly_token_quota)
+        result["rows"][c.pk] = {
+            "tokens": month.tokens,
+            "quota_used": month.quota_used,
+            "quota_percent": None if quota_percent is None else min(quota_percent, 999),
+            **month_spend(customer=c, month_totals=month),
+        }
+    return result
+
+
+def tokens_last_used(*, tokens, client=None) -> dict:
+    """Each token's last call as the proxy recorded it (one small item per token, set in the
+    transaction that counts the call): {token id string: aware datetime}. Empty when the
+    counters cannot be read; the pages then show the nightly import's value."""
+    try:
+        return counters.tokens_last_used([t.pk for t in tokens], client=client)
+    except Exception:
+        logger.warning("usage counters unavailable", exc_info=True)
+        return {}
+
+
+def with_last_use(tokens, *, client=None) -> list:
+    """The tokens, each with `last_use`: the later of the proxy's live record and the nightly
+    import's `last_used_at`."""
+    tokens = list(tokens)
+    live = tokens_last_used(tokens=tokens, client=client) if tokens else {}
+    for token in tokens:
+        seen = [t for t in (token.last_used_at, live.get(str(token.pk))) if t is not None]
+        token.last_use = max(seen) if seen else None
+    return tokens
+
+
+def staff_live_today() -> dict:
+    """Today's live totals of the active customers (staff home, overview, usage dashboard);
+    pages read it through portal.live.figure, which bounds its age."""
+    from customers.models import Customer
+
+    from .services import utc_today
+
+    active = Customer.objects.filter(status=Customer.Status.ACTIVE)
+    return realtime_usage_all(customers=list(active), today=utc_today())
 
 
 def realtime_usage_all(*, customers, today: dt.date, client=None) -> dict:

@@ -7,6 +7,7 @@ from portal.access import customer_required
 from portal.web import paginate
 
 from . import selectors
+from .costing import usage_costs
 from .export import usage_csv_response
 from .forms import DateRangeForm, SummaryForm
 from .services import usage_settings_update, utc_today
@@ -20,8 +21,17 @@ GROUPS = (
 
 
 def usage_breakdown(*, customer_id, start, end, by: str) -> dict:
+    """Tokens per model, application, cost center or environment, each with its cost at list
+    price when billing prices usage (usage/costing.py)."""
     rows = selectors.usage_grouped(customer_id=customer_id, start=start, end=end, by=by)
-    return {"by": by, "label": dict(GROUPS)[by], "rows": [{**r, "key": r[by]} for r in rows]}
+    costs = usage_costs(customer_id=customer_id, start=start, end=end, by=by)
+    priced = costs["rows"] if costs else {}
+    return {
+        "by": by,
+        "label": dict(GROUPS)[by],
+        "rows": [{**r, "key": r[by], "cost": priced.get(r[by])} for r in rows],
+        "costs": costs,
+    }
 
 
 @customer_required

@@ -3,7 +3,6 @@
 import datetime as dt
 
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,6 +10,8 @@ from django.utils.cache import add_never_cache_headers
 
 from customers.models import Customer
 from portal.access import staff_required
+from portal.live import STAFF_TODAY
+from portal.live import figure as live_figure
 from portal.once import ALREADY_SENT, form_key_issue, form_key_use
 from portal.web import confirm_first, paginate, posted_data
 
@@ -24,12 +25,7 @@ from .views_customer import GROUPS, usage_breakdown
 
 @staff_required
 def usage_dashboard(request):
-    today = utc_today()
-    live = cache.get("usage:staff-live")
-    if live is None:
-        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
-        live = selectors.realtime_usage_all(customers=list(active), today=today)
-        cache.set("usage:staff-live", live, 60)
+    live = live_figure(STAFF_TODAY)
     context = {
         "live": live,
         "top": live["rows"][:20],

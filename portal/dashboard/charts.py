@@ -15,10 +15,22 @@ from decimal import Decimal
 
 OTHER = "Other"
 NONE_LABEL = "(none)"
+# plotly's toolbar (zoom, download...) takes the top ~25 px of a chart, right-aligned; on a phone
+# it spans most of the width.
+TOOLBAR_PX = 32
 BASE_LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 60},
-    # Above the plot: below it, a long legend would cover the x axis title.
-    "legend": {"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
+    # Above the plot: below it, a long legend would cover the x axis title. Its top is placed
+    # just under the toolbar, counted from the chart's top (`yref: container`, y set by
+    # `_chart` from the height), and plotly moves the plot down below it, however many lines
+    # it wraps to.
+    "legend": {
+        "orientation": "h",
+        "x": 0,
+        "xanchor": "left",
+        "yref": "container",
+        "yanchor": "top",
+    },
     "font": {"family": "system-ui, sans-serif", "size": 12},
     "paper_bgcolor": "rgba(0,0,0,0)",
     "plot_bgcolor": "rgba(0,0,0,0)",
@@ -84,6 +96,14 @@ def _as_plain_text(value):
     return value
 
 
+def _with_legend_below_toolbar(layout: dict) -> dict:
+    legend = layout.get("legend")
+    if legend and legend.get("yref") == "container" and "y" not in legend:
+        top = 1 - TOOLBAR_PX / layout["height"]
+        layout["legend"] = {**legend, "y": round(top, 4)}
+    return layout
+
+
 def _chart(chart_id, title, data, layout, columns, rows, *, empty: bool) -> dict:
     data = [
         {key: _as_plain_text(v) if key in PLOTLY_TEXT_KEYS else v for key, v in trace.items()}
@@ -93,7 +113,7 @@ def _chart(chart_id, title, data, layout, columns, rows, *, empty: bool) -> dict
         "id": chart_id,
         "data_id": f"{chart_id}-data",
         "title": title,
-        "figure": {"data": data, "layout": {**BASE_LAYOUT, **layout}},
+        "figure": {"data": data, "layout": _with_legend_below_toolbar({**BASE_LAYOUT, **layout})},
         "columns": columns,
         "rows": rows,
         "empty": empty,
@@ -172,6 +192,48 @@ def lines(chart_id, title, *, x_labels, series: dict, x_title="", y_title="", se
     names = list(series)
     rows = [[x, *(series[n][i] for n in names)] for i, x in enumerate(x_labels)]
     return _chart(chart_id, title, data, layout, [x_title, *names], rows, empty=not x_labels)
+
+
+PARTIAL_SUFFIX = " (today so far)"
+
+
+def with_partial_point(chart: dict, *, x_label: str, values: dict) -> dict:
+    """A line chart (from `lines`) with one more point per series for a day not over yet:
+    drawn apart (open, lighter marker, dashed from the last full day), hover "today so far",
+    and its table row marked the same, so a partial day never reads as a drop. `values` is
+    {series name: value so far}; a series without one is left as it is."""
+    data = [dict(trace) for trace in chart["figure"]["data"]]
+    extra = []
+    for trace in data:
+        name = trace.get("name")
+        if name not in values:
+            continue
+        xs, ys = trace.get("x") or [], trace.get("y") or []
+        point = {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": f"{name}{PARTIAL_SUFFIX}",
+            "x": [*xs[-1:], x_label],
+            "y": [*ys[-1:], _plot_value(values[name])],
+            "line": {"dash": "dot"},
+            "marker": {"symbol": "circle-open", "size": 9},
+            "opacity": 0.55,
+            "showlegend": False,
+            "hovertemplate": f"%{{x}}: %{{y}} {name.lower()}, today so far<extra></extra>",
+            "meta": {"partial": True},
+        }
+        if "yaxis" in trace:
+            point["yaxis"] = trace["yaxis"]
+        extra.append(point)
+    names = chart["columns"][1:]
+    row = [f"{x_label}{PARTIAL_SUFFIX}", *(values.get(n, "") for n in names)]
+    return {
+        **chart,
+        "figure": {**chart["figure"], "data": data + extra},
+        "rows": [*chart["rows"], row],
+        "partial_label": x_label,
+        "empty": chart["empty"] and not extra,
+    }
 
 
 def heatmap(chart_id, title, *, x_labels, y_labels, matrix, x_title="", y_title="") -> dict:

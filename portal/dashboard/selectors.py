@@ -38,13 +38,11 @@ def _customer_names(ids) -> dict:
 
 
 def live_today() -> dict:
-    """Today's live totals of the active customers (the usage app's cached figure)."""
-    live = cache.get("usage:staff-live")
-    if live is None:
-        active = Customer.objects.filter(status=Customer.Status.ACTIVE)
-        live = usage_selectors.realtime_usage_all(customers=list(active), today=utc_today())
-        cache.set("usage:staff-live", live, 60)
-    return live
+    """Today's live totals of the active customers, at most STAFF_LIVE_MAX_AGE_SECONDS old
+    (portal/live.py)."""
+    from portal.live import STAFF_TODAY, figure
+
+    return figure(STAFF_TODAY)
 
 
 def month_cost() -> dict:
@@ -119,20 +117,38 @@ def _overview(*, today: dt.date) -> dict:
     }
 
 
-def quota_watch(*, today: dt.date) -> dict:
-    """Customers at or over NEAR_QUOTA_PERCENT of a limit (live counters, cached a minute)."""
-    found = cache.get("dashboard:quota-watch")
-    if found is None:
-        customers = Customer.objects.filter(status=Customer.Status.ACTIVE).filter(
-            Q(monthly_token_quota__isnull=False) | Q(daily_request_limit__isnull=False)
-        )
-        result = usage_selectors.quota_usage_all(customers=list(customers), today=today)
-        found = {
-            "error": result["error"],
-            "rows": [r for r in result["rows"] if r["worst_percent"] >= NEAR_QUOTA_PERCENT],
-        }
-        cache.set("dashboard:quota-watch", found, 60)
-    return found
+def trend_with_today(trend: dict, *, live: dict, today: dt.date) -> dict:
+    """The billed trend (days up to yesterday) with today's point from the live counters,
+    marked as today so far; unchanged when the counters could not be read."""
+    if live.get("error"):
+        return trend
+    return charts.with_partial_point(
+        trend,
+        x_label=today.isoformat(),
+        values={
+            "Tokens (input + output)": live.get("tokens", 0),
+            "Requests": live.get("requests", 0),
+        },
+    )
+
+
+def quota_watch(*, today: dt.date | None = None) -> dict:
+    """Customers at or over NEAR_QUOTA_PERCENT of a limit (live counters, at most
+    STAFF_LIVE_MAX_AGE_SECONDS old: portal/live.py)."""
+    from portal.live import QUOTA_WATCH, figure
+
+    return figure(QUOTA_WATCH)
+
+
+def compute_quota_watch() -> dict:
+    customers = Customer.objects.filter(status=Customer.Status.ACTIVE).filter(
+        Q(monthly_token_quota__isnull=False) | Q(daily_request_limit__isnull=False)
+    )
+    result = usage_selectors.quota_usage_all(customers=list(customers), today=utc_today())
+    return {
+        "error": result["error"],
+        "rows": [r for r in result["rows"] if r["worst_percent"] >= NEAR_QUOTA_PERCENT],
+    }
 
 
 def failing_syncs(limit: int = 20) -> dict:
@@ -142,6 +158,18 @@ def failing_syncs(limit: int = 20) -> dict:
 
 def recent_alerts(limit: int = 10) -> list:
     return list(usage_selectors.alert_list()[:limit])
+
+
+def model_labels(model_ids) -> dict:
+    """{model id: the catalog's display name} for chart legends and tables; a name two ids
+    share, and the "Other" and "(none)" labels, keep the id."""
+    from portal.model_names import display_name
+
+    names = {m: display_name(m) for m in model_ids if m not in (charts.OTHER, charts.NONE_LABEL)}
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {
+        m: (f"{names[m]} ({m})" if names.get(m) in shared else names.get(m, m)) for m in model_ids
+    }
 
 
 def models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) -> dict:
@@ -160,11 +188,12 @@ def _models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) 
     apps, models, matrix = charts.pivot(
         rows, row_key="application_id", col_key="model_id", value=tokens
     )
+    names = model_labels(models)
     stacked = charts.stacked_bars(
         "tokens-by-app-model",
         "Tokens by application and model",
         x_labels=apps,
-        series={m: [matrix[i][j] for i in range(len(apps))] for j, m in enumerate(models)},
+        series={names[m]: [matrix[i][j] for i in range(len(apps))] for j, m in enumerate(models)},
         x_title="Application",
         y_title="Tokens",
     )
@@ -172,7 +201,8 @@ def _models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) 
     for r in rows:
         model_totals[r["model_id"]] += tokens(r)
     keep = charts.top_keys(model_totals, 10)
-    labels = [charts.label(k) for k in keep]
+    names = model_labels([charts.label(k) for k in keep])
+    labels = [names[charts.label(k)] for k in keep]
     values = [model_totals[k] for k in keep]
     if len(model_totals) > len(keep):
         labels.append(charts.OTHER)

@@ -35,14 +35,16 @@ def _render(request, template, context, status=200):
 @staff_required
 def dashboard_overview(request):
     today = utc_today()
+    live = selectors.live_today()
     context = {
-        "live": selectors.live_today(),
+        "live": live,
         "cost": selectors.month_cost(),
         "quota": selectors.quota_watch(today=today),
         "syncs": selectors.failing_syncs(),
         "alerts": selectors.recent_alerts(),
         **selectors.overview(today=today),
     }
+    context["trend"] = selectors.trend_with_today(context["trend"], live=live, today=today)
     return _render(request, "dashboard/overview.html", context)
 
 

@@ -45,7 +45,15 @@ def test_plans_and_assign(rw, ro, plan, customer):
 
 def test_credits_balance_and_grant_idempotent(rw, customer):
     url = f"/api/v1/customers/{customer.pk}/credits/"
-    assert rw.get(url).json() == {"customer": str(customer.pk), "balance": "0.00", "grants": []}
+    assert rw.get(url).json() == {
+        "customer": str(customer.pk),
+        "balance": "0.00",
+        "prepaid": False,
+        "available_now": None,
+        "usage_not_invoiced": None,
+        "live": False,
+        "grants": [],
+    }
     body = {"amount": "25.50", "note": "top-up"}
     first = rw.post(url, body, HTTP_IDEMPOTENCY_KEY="grant-1")
     again = rw.post(url, body, HTTP_IDEMPOTENCY_KEY="grant-1")

@@ -27,7 +27,9 @@ FORM = {
     "markup_percent": "0",
     "per_request_price": "0",
     "tier_mode": "graduated",
-    "tiers": '[{"up_to": 5, "unit_price": "7"}, {"unit_price": "6"}]',
+    "tier_1_up_to": "5",
+    "tier_1_unit_price": "7",
+    "tier_2_unit_price": "6",
     "monthly_fee": "0",
     "included_units": "0",
     "overage_unit_price": "0",
@@ -47,19 +49,17 @@ def test_the_form_takes_a_sound_plan():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("tiers", '[{"up_to": 5, "unit_price": "NaN"}, {"unit_price": "6"}]', "finite"),
-        ("tiers", '[{"up_to": 5, "unit_price": "7"}, {"unit_price": "Infinity"}]', "finite"),
-        ("tiers", '[{"up_to": NaN, "unit_price": "7"}, {"unit_price": "6"}]', "whole number"),
-        ("tiers", '[{"up_to": Infinity, "unit_price": "7"}, {"unit_price": "6"}]', "whole"),
-        ("tiers", '[{"up_to": 5.7, "unit_price": "7"}, {"unit_price": "6"}]', "whole number"),
-        ("tiers", '[{"up_to": "5.7", "unit_price": "7"}, {"unit_price": "6"}]', "whole number"),
-        ("tiers", '[{"up_to": 0, "unit_price": "7"}, {"unit_price": "6"}]', "from 1"),
-        ("tiers", '[{"up_to": true, "unit_price": "7"}, {"unit_price": "6"}]', "whole number"),
-        ("tiers", '[{"up_to": 5, "unit_price": "-1"}, {"unit_price": "6"}]', "negative"),
-        ("tiers", '[{"up_to": 5, "unit_price": 6.5}, {"unit_price": "6"}]', '"6.5"'),
-        ("tiers", '[{"up_to": 5, "unit_price": "7", "flat_fee": "-2"}, {"unit_price": "6"}]', "ne"),
-        ("tiers", '[{"up_to": 5, "unit_price": "0.0000000001"}, {"unit_price": "6"}]', "places"),
-        ("tiers", '{"up_to": 5}', "list of objects"),
+        # Tiers are rows: each message names its row.
+        ("tier_1_unit_price", "NaN", "Row 1: “Price per unit”: enter a price"),
+        ("tier_2_unit_price", "Infinity", "Row 2: “Price per unit”: enter a price"),
+        ("tier_1_up_to", "NaN", "Row 1: “Up to” must be a whole number"),
+        ("tier_1_up_to", "Infinity", "Row 1: “Up to” must be a whole number"),
+        ("tier_1_up_to", "5.7", "Row 1: “Up to” must be a whole number"),
+        ("tier_1_up_to", "0", "Row 1: “Up to” must be a whole number from 1"),
+        ("tier_1_up_to", "true", "Row 1: “Up to” must be a whole number"),
+        ("tier_1_unit_price", "-1", "Row 1: “Price per unit” must not be negative"),
+        ("tier_1_flat_fee", "-2", "Row 1: “Flat fee” must not be negative"),
+        ("tier_1_unit_price", "0.0000000001", "Row 1: “Price per unit” has more than 9"),
         ("per_request_price", "-1", "negative"),
         ("markup_percent", "-5", "negative"),
         ("monthly_fee", "-49", "negative"),
@@ -70,7 +70,16 @@ def test_the_form_takes_a_sound_plan():
     ],
 )
 def test_the_form_refuses_what_the_rule_refuses(field, value, message):
-    form = PricingPlanForm({**FORM, field: value})
+    # Each term is checked on a plan of the kind that uses it (other kinds' are ignored).
+    kind = {
+        "per_request_price": "per_request",
+        "markup_percent": "per_token",
+        "monthly_fee": "subscription",
+        "overage_unit_price": "subscription",
+        "included_units": "subscription",
+        "package_price": "package",
+    }.get(field, "tiered")
+    form = PricingPlanForm({**FORM, "kind": kind, "package_size": "10", field: value})
     assert not form.is_valid()
     assert message in " ".join(form.errors[field]), form.errors
     assert not PricingPlan.objects.exists()
@@ -87,10 +96,10 @@ def test_a_whole_bound_written_5_0_is_5():
 def test_the_staff_page_shows_the_rule(staff_client):
     response = staff_client.post(
         reverse("staff:billing_plan_new"),
-        {**FORM, "tiers": '[{"up_to": 5.7, "unit_price": "7"}, {"unit_price": "6"}]'},
+        {**FORM, "tier_1_up_to": "5.7"},
     )
     assert response.status_code == 200
-    assert "Tier 1 up_to must be a whole number" in response.content.decode()
+    assert "Row 1: “Up to” must be a whole number" in response.content.decode()
     assert not PricingPlan.objects.exists()
 
 

@@ -262,23 +262,28 @@ def test_staff_create_and_validate_plans(staff_client):
         "package_price": "0",
         "is_active": "on",
     }
-    bad = staff_client.post(url, {**base, "tiers": '[{"up_to": 5, "unit_price": "7"}]'})
-    assert bad.status_code == 200 and "open-ended" in bad.content.decode()
-    garbage = staff_client.post(url, {**base, "tiers": "not json"})
+    bad = staff_client.post(url, {**base, "tier_1_up_to": "5", "tier_1_unit_price": "7"})
+    assert bad.status_code == 200 and "leave “Up to” empty on the last row" in bad.content.decode()
+    garbage = staff_client.post(url, {**base, "tier_1_up_to": "not a number"})
     assert garbage.status_code == 200 and not PricingPlan.objects.exists()
     good = staff_client.post(
         url,
         {
             **base,
-            "tiers": '[{"up_to": 5, "unit_price": "7"}, {"up_to": 10, "unit_price": "6.5"},'
-            ' {"unit_price": "6"}]',
+            **{"tier_1_up_to": "5", "tier_1_unit_price": "7"},
+            **{"tier_2_up_to": "10", "tier_2_unit_price": "6.5"},
+            **{"tier_3_unit_price": "6"},
         },
     )
     assert good.status_code == 302
     plan = PricingPlan.objects.get(code="stripe-fonts")
+    assert plan.tiers == [
+        {"up_to": 5, "unit_price": "7"},
+        {"up_to": 10, "unit_price": "6.5"},
+        {"unit_price": "6"},
+    ]
     edit = staff_client.post(
-        reverse("staff:billing_plan_edit", args=[plan.pk]),
-        {**base, "tiers": "[]", "kind": "package"},
+        reverse("staff:billing_plan_edit", args=[plan.pk]), {**base, "kind": "package"}
     )
     assert edit.status_code == 200 and "positive size" in edit.content.decode()
     assert "Stripe fonts" in staff_client.get(reverse("staff:billing_catalog")).content.decode()

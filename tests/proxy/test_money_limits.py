@@ -227,7 +227,10 @@ def test_prepaid_credit_refuses_when_used_up_and_a_top_up_reopens_on_the_next_re
     refused = app.handle(event(nova(), token=token))  # nothing granted yet
     assert refused["statusCode"] == 402
     assert body_of(refused)["error"]["code"] == "insufficient_credit"
-    contract.put_credit(priced, customer.customer_id, granted_micros=UNIT, version=1)
+    contract.put_credit(priced, customer.customer_id, granted_micros=0, version=1)
+    refused = app.handle(event(nova(), token=token))  # granted, but nothing: still refused
+    assert body_of(refused)["error"]["code"] == "insufficient_credit"
+    contract.put_credit(priced, customer.customer_id, granted_micros=UNIT, version=2)
     answer(bedrock.stubber, 9)
     # 0.98 used after seven calls: the 8th is admitted (1.12), the 9th refused
     assert [app.handle(event(nova(), token=token))["statusCode"] for _ in range(8)] == [200] * 8
@@ -240,10 +243,10 @@ def test_prepaid_credit_refuses_when_used_up_and_a_top_up_reopens_on_the_next_re
     assert credit.used_micros == 8 * COST and credit.used_by_month == {this_month(): 8 * COST}
     assert credit.available_micros == UNIT - 8 * COST
     # A top-up (the portal sets what is granted, at a newer version): the next request passes.
-    contract.put_credit(priced, customer.customer_id, granted_micros=2 * UNIT, version=2)
+    contract.put_credit(priced, customer.customer_id, granted_micros=2 * UNIT, version=3)
     assert app.handle(event(nova(), token=token))["statusCode"] == 200
     # A stale delivery of the old amount does not take the top-up back.
-    assert not contract.put_credit(priced, customer.customer_id, granted_micros=UNIT, version=1)
+    assert not contract.put_credit(priced, customer.customer_id, granted_micros=UNIT, version=2)
     assert contract.get_credit(priced, customer.customer_id).granted_micros == 2 * UNIT
 
 

@@ -299,7 +299,7 @@ def test_the_run_page_lists_quarantined_rows_escaped(
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\\u0000" in html
     assert "application_id contains a control character (U+0000)" in html
-    assert f'<td>{DAY:%b. %-d, %Y}</td><td class="num">2</td><td class="num">2</td>' in html
+    assert f'<td>{DAY:%-d %b %Y}</td><td class="num">2</td><td class="num">2</td>' in html
 
 
 def test_csv_export_never_writes_control_characters(staff_client, customer):

@@ -150,13 +150,13 @@ def test_token_lists_show_last_used_after_ingest(
     staff.force_login(staff_user)
     staff_page = staff.get(f"/staff/customers/{customer.pk}/")
     assert staff_page.status_code == 200
-    assert "2026-11-20 14:07" in staff_page.content.decode()
+    assert "20 Nov 2026 14:07 UTC" in staff_page.content.decode()
 
     mine = Client()
     mine.force_login(customer_user)
     customer_page = mine.get("/app/tokens/")
     assert customer_page.status_code == 200
-    assert "2026-11-20 14:07" in customer_page.content.decode()
+    assert "20 Nov 2026 14:07 UTC" in customer_page.content.decode()
 
     api = APIClient()
     api.force_login(staff_user)

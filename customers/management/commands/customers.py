@@ -1,6 +1,7 @@
 """The seed's customer-management.py workflow, on the portal's services.
 
     manage.py customers create --name N --email E [--token T] [--label L] [--expires YYYY-MM-DD]
+        [--monthly-budget AMOUNT] [--prepaid]
     manage.py customers list [--status S] [--search Q]
     manage.py customers create-token --customer-id ID [--label L] [--token T]
         [--expires YYYY-MM-DD | --no-expiry] [token limits]
@@ -8,12 +9,14 @@
         [--token-prefix P | --token-id ID] [token limits]
     manage.py customers rotate-token --customer-id ID [--grace-hours H] [--token-prefix P]
     manage.py customers revoke-token --customer-id ID [--token-prefix P]
-    manage.py customers update-limits --customer-id ID --daily-limit N
+    manage.py customers update-limits --customer-id ID [--daily-limit N]
         [--monthly-tokens N] [--rpm N] [--tpm N] [--allowed-models A,B] [--ip-allowlist ...]
+        [--monthly-budget AMOUNT] [--prepaid | --no-prepaid]
 
 Token limits (the token's own, inside the customer's; "none" clears one, '' for the models
 gives the token the customer's): --daily-request-limit N, --rpm-limit N,
---monthly-token-quota N, --tpm-limit N, --allowed-models A,B.
+--monthly-token-quota N, --tpm-limit N, --allowed-models A,B, --monthly-budget AMOUNT.
+Budgets are amounts of the portal's currency (BILLING_CURRENCY) in whole cents, e.g. 250.00.
     manage.py customers suspend|reactivate --customer-id ID
     manage.py customers reconcile [--dry-run]
     manage.py customers usage --customer-id ID --start-date YYYY-MM-DD --end-date YYYY-MM-DD
@@ -21,6 +24,7 @@ gives the token the customer's): --daily-request-limit N, --rpm-limit N,
 Every change is audited as made by this command (and the OS user who ran it).
 """
 
+import argparse
 import getpass
 import uuid
 from datetime import UTC, datetime, time
@@ -30,6 +34,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from customers import selectors, services
 from customers.models import Customer, Token
+from customers.money import money_text
 
 
 def _source() -> str:
@@ -49,6 +54,10 @@ TOKEN_LIMIT_OPTIONS = {
         "--allowed-models",
         "Comma-separated: some of the customer's models ('' for the customer's).",
     ),
+    "monthly_budget": (
+        "--monthly-budget",
+        "The token's monthly budget, an amount of the portal's currency such as 250.00.",
+    ),
 }
 
 
@@ -61,6 +70,26 @@ def _add_token_limits(parser) -> None:
 def _token_limits(options) -> dict:
     """The token limit options given (None: not given)."""
     values = {name: options.get(f"token_{name}") for name in TOKEN_LIMIT_OPTIONS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _add_customer_money(parser, *, clear: bool) -> None:
+    parser.add_argument(
+        "--monthly-budget",
+        help="The most a calendar month's calls may cost, an amount of the portal's currency "
+        "such as 1500.00" + (" ('none' clears it)." if clear else "."),
+    )
+    parser.add_argument(
+        "--prepaid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Calls need prepaid credit (refused when it runs out); --no-prepaid: they do not.",
+    )
+
+
+def _customer_money(options) -> dict:
+    """The customer money options given (None: not given)."""
+    values = {"monthly_budget": options.get("monthly_budget"), "prepaid": options.get("prepaid")}
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -85,6 +114,7 @@ class Command(BaseCommand):
         create.add_argument("--label", default="default", help="The token's label.")
         create.add_argument("--expires", help="Token expiry date, YYYY-MM-DD (UTC).")
         create.add_argument("--no-expiry", action="store_true", help="The token never expires.")
+        _add_customer_money(create, clear=False)
 
         listing = sub.add_parser("list", help="List customers.")
         listing.add_argument("--status", choices=Customer.Status.values)
@@ -122,7 +152,7 @@ class Command(BaseCommand):
 
         limits = sub.add_parser("update-limits", help="Set the customer's limits.")
         limits.add_argument("--customer-id", required=True)
-        limits.add_argument("--daily-limit", required=True, help="Requests per day, or 'none'.")
+        limits.add_argument("--daily-limit", help="Requests per day, or 'none'.")
         limits.add_argument("--monthly-tokens", help="Tokens per month, or 'none'.")
         limits.add_argument("--rpm", help="Requests per minute, or 'none'.")
         limits.add_argument("--tpm", help="Tokens per minute, or 'none'.")
@@ -132,6 +162,7 @@ class Command(BaseCommand):
             "or inference profile ids of them ('' for all).",
         )
         limits.add_argument("--ip-allowlist", help="Comma-separated CIDRs ('' for any).")
+        _add_customer_money(limits, clear=True)
 
         for name in ("suspend", "reactivate"):
             status = sub.add_parser(name, help=f"{name.capitalize()} a customer.")
@@ -196,7 +227,7 @@ class Command(BaseCommand):
 
     # -- subcommands
 
-    def do_create(self, *, name, email, token, label, expires, no_expiry, **_):
+    def do_create(self, *, name, email, token, label, expires, no_expiry, **options):
         expires_at = None if no_expiry else (_date(expires) if expires else services.DEFAULT)
         from customers.onboarding import customer_create_with_token
 
@@ -207,6 +238,7 @@ class Command(BaseCommand):
             label=label,
             expires_at=expires_at,
             source=_source(),
+            **_customer_money(options),
         )
         self.stdout.write(f"Customer ID: {customer.pk}")
         self.stdout.write(f"Bearer token: {issued.plaintext}")
@@ -261,7 +293,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "Give --token to replace the token, and/or token limits to change "
                 "(--daily-request-limit, --rpm-limit, --monthly-token-quota, --tpm-limit, "
-                "--allowed-models)."
+                "--allowed-models, --monthly-budget)."
             )
         if options.get("token_id"):
             target = self._token_by_id(customer, options["token_id"])
@@ -293,21 +325,30 @@ class Command(BaseCommand):
             self.stdout.write(f"Revoked {token.masked} ({token.label}).")
 
     def do_update_limits(self, *, customer_id, daily_limit, monthly_tokens, rpm, **options):
-        customer = self._customer(customer_id)
-        limits = {"daily_request_limit": daily_limit}
         optional = {
+            "daily_request_limit": daily_limit,
             "monthly_token_quota": monthly_tokens,
             "rpm_limit": rpm,
             "tpm_limit": options.get("tpm"),
             "allowed_models": options.get("allowed_models"),
             "ip_allowlist": options.get("ip_allowlist"),
         }
-        limits.update({k: v for k, v in optional.items() if v is not None})
+        limits = {k: v for k, v in optional.items() if v is not None}
+        limits.update(_customer_money(options))
+        if not limits:  # a usage error, as argparse reports one (exit code 2)
+            raise CommandError(
+                "Give at least one limit to set: --daily-limit, --monthly-tokens, --rpm, --tpm, "
+                "--allowed-models, --ip-allowlist, --monthly-budget, --prepaid/--no-prepaid.",
+                returncode=2,
+            )
+        customer = self._customer(customer_id)
         customer = services.customer_update_limits(customer=customer, source=_source(), **limits)
+        budget = money_text(customer.monthly_budget) if customer.monthly_budget else "none"
         self.stdout.write(
             f"Limits of {customer.name}: daily {customer.daily_request_limit or 'none'}, "
             f"monthly tokens {customer.monthly_token_quota or 'none'}, "
-            f"rpm {customer.rpm_limit or 'none'}, tpm {customer.tpm_limit or 'none'}."
+            f"rpm {customer.rpm_limit or 'none'}, tpm {customer.tpm_limit or 'none'}, "
+            f"monthly budget {budget}, prepaid {'yes' if customer.prepaid else 'no'}."
         )
 
     def do_suspend(self, *, customer_id, **_):

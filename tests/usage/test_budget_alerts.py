@@ -1,0 +1,251 @@
+"""This month's spend (the MONTH item's spend_micros) on the pages, and the monthly budget
+alerts: once per threshold and month, money amounts in the email, webhook and API."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from proxy import contract
+from usage import counters
+from usage.alerts import alerts_check
+from usage.duckdb_engine import DuckDBEngine
+from usage.models import Alert, CustomerUsageSettings
+from usage.notifications import alert_deliver, alert_payload
+from usage.selectors import realtime_usage
+from usage.services import utc_today
+
+from .conftest import put_counter
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def budgeted(customer):
+    customer.monthly_budget = Decimal("50.00")
+    customer.save()
+    return customer
+
+
+def _spend(client, customer, micros, month="2026-11"):
+    """The customer's MONTH item as the proxy writes it: requests and the money held."""
+    customer_id = getattr(customer, "pk", customer)
+    put_counter(client, customer_id, f"MONTH#{month}", requests=7, spend_micros=micros)
+
+
+def _check(client, now=NOW):
+    return alerts_check(now=now, client=client, engine=DuckDBEngine())
+
+
+# --- reading the spend ------------------------------------------------------------------------
+
+
+def test_counters_read_spend_micros(dynamodb):
+    _spend(dynamodb, "c1", 12_340_000)
+    put_counter(dynamodb, "c2", "MONTH#2026-11", requests=1)  # no money held yet
+    keys = [("CUST#c1", "MONTH#2026-11"), ("CUST#c2", "MONTH#2026-11")]
+    totals = counters.read_counters(keys, client=dynamodb)
+    assert totals[keys[0]].spend_micros == 12_340_000 and totals[keys[0]].requests == 7
+    assert totals[keys[1]].spend_micros == 0
+
+
+def test_usage_snapshot_carries_the_months_spend(dynamodb):
+    _spend(dynamodb, "c1", 987_654_321)
+    put_counter(dynamodb, "c1", "DAY#2026-11-23", requests=2)
+    snapshot = contract.get_usage_snapshot(dynamodb, "c1", dt.date(2026, 11, 23))
+    assert snapshot["month"][contract.SPEND_MICROS] == 987_654_321
+    assert contract.SPEND_MICROS not in snapshot["day"]
+    live = counters.customer_snapshot("c1", today=dt.date(2026, 11, 23), client=dynamodb)
+    assert live["month"].spend_micros == 987_654_321
+
+
+def test_realtime_usage_gives_spend_as_decimal_and_percent(dynamodb, budgeted):
+    _spend(dynamodb, budgeted, 39_999_999)
+    live = realtime_usage(customer=budgeted, today=dt.date(2026, 11, 23), client=dynamodb)
+    assert live["month_spend"] == Decimal("39.999999")
+    assert isinstance(live["month_spend"], Decimal)
+    assert live["budget_percent"] == 79  # rounded down: 80 % is not reached yet
+    assert live["monthly_budget"] == Decimal("50.00")
+
+
+def test_the_customers_usage_page_shows_spend_and_budget(customer_client, dynamodb, budgeted):
+    _spend(dynamodb, budgeted, 40_000_000, month=f"{utc_today():%Y-%m}")
+    body = customer_client.get(reverse("customer:usage_overview")).content.decode()
+    assert "Spend this month" in body
+    assert "40.00 USD" in body and "80% of the 50.00 USD monthly budget" in body
+
+
+def test_the_staff_usage_page_shows_spend_without_a_budget(staff_client, dynamodb, customer):
+    _spend(dynamodb, customer, 1_234_565_000, month=f"{utc_today():%Y-%m}")
+    body = staff_client.get(reverse("staff:usage_customer", args=[customer.pk])).content.decode()
+    assert "1,234.57 USD" in body and "no monthly budget" in body
+    assert "Monthly budget: none" in body
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def test_budget_crossings_alert_once_each_with_money_in_the_email(
+    dynamodb, budgeted, settings, django_capture_on_commit_callbacks
+):
+    settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
+    _spend(dynamodb, budgeted, 24_999_999)  # just below 50 %
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb) == 0
+
+    _spend(dynamodb, budgeted, 40_000_000)  # exactly 80 %: 50 and 80 cross together
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb) == 2
+        assert _check(dynamodb, NOW + dt.timedelta(minutes=5)) == 0  # nothing twice
+    assert sorted(Alert.objects.values_list("threshold", flat=True)) == [50, 80]
+    alert = Alert.objects.get(threshold=80)
+    assert (alert.rule, alert.period, alert.value, alert.limit) == (
+        "monthly_budget",
+        "2026-11",
+        40_000_000,
+        50_000_000,
+    )
+    message = next(m for m in mail.outbox if "(80%)" in m.subject)
+    assert message.subject == (
+        "[Usage alert] Acme Analytics spent 40.00 USD of its 50.00 USD monthly budget (80%)"
+    )
+    assert "spent 40.00 USD of the 50.00 USD monthly budget for 2026-11 (80 %)" in message.body
+    assert "refused" not in message.body
+    assert message.bcc == ["ops@example.com"]
+    html = message.alternatives[0][0]
+    assert "<strong>40.00 USD</strong> of the 50.00 USD monthly budget" in html
+
+    _spend(dynamodb, budgeted, 50_000_001)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb) == 1
+    full = next(m for m in mail.outbox if "(100%)" in m.subject)
+    assert "spent 50.00 USD of the 50.00 USD monthly budget for 2026-11 (100 %)" in full.body
+    assert "Further calls are refused until the budget resets on the 1st" in full.body
+    assert len(mail.outbox) == 3
+
+    # a new month: the same thresholds again, once
+    put_counter(dynamodb, budgeted.pk, "MONTH#2026-12", requests=1, spend_micros=30_000_000)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb, dt.datetime(2026, 12, 1, 0, 5, tzinfo=dt.UTC)) == 1
+    assert Alert.objects.filter(period="2026-12").get().threshold == 50
+
+
+def test_budget_thresholds_are_configurable(dynamodb, budgeted):
+    CustomerUsageSettings.objects.create(customer=budgeted, monthly_budget_percents=[90])
+    _spend(dynamodb, budgeted, 44_000_000)  # 88 %
+    assert _check(dynamodb) == 0
+    _spend(dynamodb, budgeted, 45_000_000)  # 90 %
+    assert _check(dynamodb) == 1
+    CustomerUsageSettings.objects.filter(customer=budgeted).update(monthly_budget_percents=[])
+    _spend(dynamodb, budgeted, 60_000_000)
+    assert _check(dynamodb) == 0  # an empty list turns the rule off
+
+
+def test_customers_without_a_budget_get_no_budget_alerts(dynamodb, customer):
+    _spend(dynamodb, customer, 10**15)
+    assert _check(dynamodb) == 0
+
+
+def test_a_budget_alone_is_enough_to_read_the_counters(dynamodb, budgeted):
+    # no quota, no daily limit: the customer's MONTH item is still read in the batch
+    assert budgeted.monthly_token_quota is None and budgeted.daily_request_limit is None
+    calls = []
+    dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.BatchGetItem", lambda **kw: calls.append(kw)
+    )
+    _spend(dynamodb, budgeted, 25_000_000)
+    assert _check(dynamodb) == 1 and len(calls) == 1
+
+
+def test_webhook_and_api_carry_the_amounts(dynamodb, budgeted, rw_api):
+    CustomerUsageSettings.objects.create(
+        customer=budgeted, webhook_url="https://127.0.0.1:9/u", webhook_secret="s"
+    )
+    _spend(dynamodb, budgeted, 40_123_456)
+    _check(dynamodb)
+    alert = Alert.objects.get(threshold=80)
+    payload = alert_payload(alert)
+    assert payload["rule"] == "monthly_budget" and payload["currency"] == "USD"
+    assert (payload["value"], payload["limit"]) == (40_123_456, 50_000_000)
+    assert (payload["value_amount"], payload["limit_amount"]) == ("40.123456", "50.000000")
+    sent = []
+
+    class Response:
+        status = 204
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def opener(request, timeout):
+        sent.append(json.loads(request.data))
+        return Response()
+
+    assert alert_deliver(alert_id=alert.pk, opener=opener)
+    assert sent[0]["value_amount"] == "40.123456"
+    rows = rw_api.get("/api/v1/alerts/", {"rule": "monthly_budget"}).json()["results"]
+    row = next(r for r in rows if r["threshold"] == 80)
+    assert row["currency"] == "USD" and row["value_amount"] == "40.123456"
+    assert row["limit_amount"] == "50.000000"
+
+
+def test_alert_pages_show_money(staff_client, budgeted):
+    Alert.objects.create(
+        customer=budgeted,
+        rule="monthly_budget",
+        threshold=80,
+        period="2026-11",
+        value=40_000_000,
+        limit=50_000_000,
+    )
+    body = staff_client.get(reverse("staff:usage_alerts")).content.decode()
+    assert "Monthly budget" in body and "40.00 USD" in body and "50.00 USD" in body
+    assert "40,000,000" not in body
+
+
+def test_staff_and_customers_edit_budget_thresholds(staff_client, customer, customer_user):
+    url = reverse("staff:usage_customer_settings", args=[customer.pk])
+    bad = staff_client.post(url, {"monthly_budget_percents": "50, lots"})
+    assert "whole percents" in bad.content.decode()
+    staff_client.post(url, {"monthly_budget_percents": "95, 75", "monthly_token_percents": "50"})
+    saved = CustomerUsageSettings.objects.get(customer=customer)
+    assert saved.monthly_budget_percents == [75, 95]
+    staff_client.force_login(customer_user)
+    response = staff_client.post(
+        reverse("customer:customer_account"),
+        {"action": "alerts", "monthly_budget_percents": "60", "monthly_token_percents": "80"},
+    )
+    assert response.status_code == 302
+    saved.refresh_from_db()
+    assert saved.monthly_budget_percents == [60]
+
+
+@pytest.fixture
+def rw_api(staff_user):
+    from rest_framework.test import APIClient
+
+    from portal.api.keys import api_key_create
+    from portal.models import ApiKey
+
+    issued = api_key_create(name="t", scope=ApiKey.Scope.READ_WRITE, created_by=staff_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    return client
+
+
+def test_alert_settings_api_reads_and_writes_budget_percents(rw_api, customer):
+    url = f"/api/v1/customers/{customer.pk}/alert-settings/"
+    assert rw_api.get(url).json()["monthly_budget_percents"] == [50, 80, 100]
+    response = rw_api.patch(url, {"monthly_budget_percents": [90, 70]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["monthly_budget_percents"] == [70, 90]
+    assert response.json()["monthly_token_percents"] == [50, 80, 100]  # not sent: kept
+    refused = rw_api.patch(url, {"monthly_budget_percents": [0]}, format="json")
+    assert refused.status_code == 400
