@@ -179,11 +179,11 @@ def test_the_invoice_pages_show_the_due_date_and_terms(
     invoice = _invoice(customer)
     page = customer_client.get(reverse("customer:invoice_detail", args=[invoice.pk]))
     body = page.content.decode()
-    assert "Due 2026-11-17" in body
+    assert "Due 17 Nov 2026" in body
     assert "Payment due within 14 days of the issue date." in body
     client.force_login(staff_user)
     staff = client.get(reverse("staff:billing_invoice_detail", args=[invoice.pk])).content.decode()
-    assert "Due 2026-11-17" in staff
+    assert "Due 17 Nov 2026" in staff
 
 
 def test_the_settings_read_a_multi_line_address_and_refuse_bad_terms():

@@ -193,7 +193,7 @@ def test_wallet_and_plan_forms(staff_client, customer, make_plan):
 def test_staff_home_and_catalog(staff_client, price_book):
     assert "Cost so far" in staff_client.get(reverse("staff:home")).content.decode()
     catalog = staff_client.get(reverse("staff:billing_catalog")).content.decode()
-    assert "Claude 3 Haiku" in catalog and "2026-11-23" in catalog
+    assert "Claude 3 Haiku" in catalog and "23 Nov 2026" in catalog
 
 
 def test_bulk_issue_selected_drafts(staff_client, customer, other_customer):
