@@ -75,7 +75,8 @@ def _page(client, by):
 
 
 def _row(body: str, key: str) -> str:
-    start = body.index(f'<span class="mono">{key}</span>')
+    mono, model = f'<span class="mono">{key}</span>', f'title="{key}"'
+    start = body.index(mono) if mono in body else body.index(model)
     return body[start : body.index("</tr>", start)]
 
 

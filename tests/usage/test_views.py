@@ -299,3 +299,23 @@ def test_run_page_polls_only_while_the_run_is_unfinished(staff_client):
     assert 'hx-trigger="every 3s"' in body and "While the run" not in body
     IngestRun.objects.filter(pk=run.pk).update(status="succeeded", days_done=1)
     assert "hx-trigger" not in staff_client.get(url).content.decode()
+
+
+def test_the_breakdown_by_model_shows_catalog_names_with_the_id_on_hover(
+    customer_client, dynamodb, customer
+):
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    usage_day_replace(
+        day=DAY,
+        engine="duckdb",
+        rows=[(str(customer.pk), haiku, "app", "", "", 3, 300, 30, 0, 0)],
+    )
+    body = customer_client.get(
+        reverse("customer:usage_overview"), {"start": "2026-11-01", "end": "2026-11-30"}
+    ).content.decode()
+    assert f'<span class="model" title="{haiku}">Claude 3 Haiku</span>' in body
+    by_app = customer_client.get(
+        reverse("customer:usage_overview"),
+        {"start": "2026-11-01", "end": "2026-11-30", "by": "application_id"},
+    ).content.decode()
+    assert '<span class="mono">app</span>' in by_app
