@@ -9,8 +9,9 @@ admission's minute, the token's own on its TOKEN# items, and the money holds: th
 `spend_micros`, a prepaid customer's CREDIT item) are replaced by the exact count or cost
 (prices.cost_micros at the price the call was admitted at) on the same items, or taken back on
 failure; still one TransactWriteItems, each item named once. The same transaction SETs the
-token's `last_used` on its own LAST item (the call's admission time, epoch seconds), so the
-portal shows a token's last use live without an extra DynamoDB call.
+token's `last_used` on its own LAST item (the call's admission time, epoch seconds), at most
+once a minute per token and container, so the portal shows a token's last use live (to the
+minute) without an extra DynamoDB call.
 
 Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
 ones; the usage SQL counts every stored event as a request) also go to S3 under
@@ -106,15 +107,27 @@ def _merged(table, adds_by_item: dict, ttls: dict, sets: dict | None = None) -> 
     ]
 
 
+# When this container last wrote each token's last use: it is written at most once a minute per
+# token and container, so a token's busy minutes cost one item write, not one per call.
+LAST_USED_EVERY_SECONDS = 60
+_last_written: dict[str, int] = {}
+
+
 def _last_used(adds_by_item: dict, admission, token_id: str) -> dict:
     """The token's last use, SET on its own LAST item (contract.last_used_key) in the same
-    transaction; returns the SETs by item for _merged."""
+    transaction, when this container has not written it in the last minute; returns the SETs
+    by item for _merged."""
     if not token_id:
         return {}
+    now = _epoch(admission)
+    if now - _last_written.get(token_id, -LAST_USED_EVERY_SECONDS) < LAST_USED_EVERY_SECONDS:
+        return {}
+    if len(_last_written) > 100_000:
+        _last_written.clear()
+    _last_written[token_id] = now
     key = contract.last_used_key(token_id)
     adds_by_item.setdefault(key, {})
-    ttl = _epoch(admission) + DAY_TTL
-    return {key: {contract.LAST_USED: _epoch(admission), contract.TTL_ATTRIBUTE: ttl}}
+    return {key: {contract.LAST_USED: now, contract.TTL_ATTRIBUTE: now + DAY_TTL}}
 
 
 def _epoch(admission) -> int:

@@ -53,7 +53,7 @@ def test_the_demo_customer_sees_usage_charts_invoices_and_alerts(
 
 def test_staff_see_the_demo_and_its_changes_in_the_audit_log(page, live_server, demo, screenshot):
     _log_in(page, live_server, "staff@example.com", STAFF_PASSWORD)
-    page.goto(f"{live_server.url}/staff/billing/invoices/?status=issued")
+    page.goto(f"{live_server.url}/staff/billing/invoices/?status=all")
     expect(page.get_by_role("link", name="Globex Research").first).to_be_visible()
     page.goto(f"{live_server.url}/staff/audit/")
     page.get_by_label("Customer").fill("globex")

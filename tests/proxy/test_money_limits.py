@@ -28,6 +28,7 @@ from .conftest import (
     put_customer,
     put_token,
 )
+from .test_concurrency import HeldBedrock
 from .test_limits import count_calls
 
 NOVA_MICRO = "amazon.nova-micro-v1:0"
@@ -251,21 +252,6 @@ def test_prepaid_credit_refuses_when_used_up_and_a_top_up_reopens_on_the_next_re
 
 
 # --- fifty calls in flight --------------------------------------------------------------------
-
-
-class HeldBedrock:
-    """Converse that holds every admitted call until the test releases them all, so money
-    is checked while none of the calls has reported its cost yet."""
-
-    def __init__(self, answer: dict):
-        self.answer, self.release = answer, threading.Event()
-        self.in_flight, self.lock = 0, threading.Lock()
-
-    def converse(self, **kwargs):
-        with self.lock:
-            self.in_flight += 1
-        assert self.release.wait(timeout=30)
-        return self.answer
 
 
 @pytest.mark.parametrize("limit", ["budget", "credit"])
