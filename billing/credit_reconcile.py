@@ -54,24 +54,6 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _int(raw: dict, name: str) -> int:
-    value = raw.get(name, {}).get("N")
-    return int(value) if value is not None else 0  # ValueError for 1.5: a hand edit
-
-
-def credit_state(raw: dict) -> contract.CreditState:
-    """A CREDIT item as contract.get_credit reads it (ValueError: a value is not whole)."""
-    prefix = contract.credit_used_in("")
-    return contract.CreditState(
-        granted_micros=_int(raw, contract.CREDIT_GRANTED),
-        used_micros=_int(raw, contract.CREDIT_USED),
-        used_by_month={
-            name.removeprefix(prefix): _int(raw, name) for name in raw if name.startswith(prefix)
-        },
-        version=_int(raw, contract.CREDIT_VERSION),
-    )
-
-
 def read_credit_items(client, customer_ids) -> tuple[dict, set]:
     """({customer_id: raw item}, ids not read): one strongly consistent BatchGetItem per 100
     customers; a customer without an item is absent from the first and the second."""
@@ -107,7 +89,7 @@ def read_credit_items(client, customer_ids) -> tuple[dict, set]:
 
 def _record_months(customer_id, months: list[date], raw: dict | None, report) -> None:
     try:
-        used_by_month = credit_state(raw).used_by_month if raw else {}
+        used_by_month = contract.read_credit(raw).used_by_month if raw else {}
     except ValueError:
         logger.warning("the CREDIT item of customer %s is not readable", customer_id)
         return
@@ -121,7 +103,7 @@ def _stored_version(raw: dict | None) -> int | None:
     if raw is None:
         return 0
     try:
-        return _int(raw, contract.CREDIT_VERSION)
+        return int(raw.get(contract.CREDIT_VERSION, {}).get("N") or 0)
     except ValueError:
         return None
 
@@ -134,7 +116,7 @@ def _why_push(raw, ours: int, expected: int) -> tuple[str, int]:
     if stored is None:
         return "CREDIT item unreadable", 0
     try:
-        state = credit_state(raw)
+        state = contract.read_credit(raw)
     except ValueError:
         return "CREDIT item unreadable", stored + 1
     if state.version > ours:
@@ -169,7 +151,7 @@ def _reconcile_one(client, customer_id, raw, expected, profile, has_wallet, on_d
     if not has_wallet or profile is None or profile["low_balance_notified"]:
         return
     try:
-        used = credit_state(raw).used_micros if raw else 0
+        used = contract.read_credit(raw).used_micros if raw else 0
     except ValueError:
         return
     available = from_micros(granted - used)

@@ -86,6 +86,15 @@ class Principal:
     read_at: float = 0.0
     fresh: bool = True
 
+    @property
+    def counts_money(self) -> bool:
+        """A budget (the customer's or the token's) or prepaid credit applies to its calls."""
+        return (
+            self.customer.prepaid
+            or self.customer.monthly_budget_micros is not None
+            or self.token.monthly_budget_micros is not None
+        )
+
 
 def bearer_token(headers: dict) -> str:
     value = headers.get("authorization", "")

@@ -479,13 +479,9 @@ def _attr_int(raw: dict, name: str) -> int:
     return int(value) if value is not None else 0
 
 
-def get_credit(client, customer_id: str, names: TableNames | None = None) -> CreditState:
-    """The CREDIT item, read strongly consistent; a missing item reads as all zeros."""
-    raw = client.get_item(
-        TableName=(names or table_names()).usage_counters,
-        Key={COUNTER_PK: {"S": counter_pk(customer_id)}, COUNTER_SK: {"S": CREDIT_SK}},
-        ConsistentRead=True,
-    ).get("Item", {})
+def read_credit(raw: dict) -> CreditState:
+    """A CREDIT item in DynamoDB's shape; missing attributes read as 0 (ValueError: a value is
+    not a whole number, a hand edit)."""
     by_month = {
         name.removeprefix("used#"): _attr_int(raw, name) for name in raw if name.startswith("used#")
     }
@@ -495,6 +491,16 @@ def get_credit(client, customer_id: str, names: TableNames | None = None) -> Cre
         used_by_month=by_month,
         version=_attr_int(raw, CREDIT_VERSION),
     )
+
+
+def get_credit(client, customer_id: str, names: TableNames | None = None) -> CreditState:
+    """The CREDIT item, read strongly consistent; a missing item reads as all zeros."""
+    raw = client.get_item(
+        TableName=(names or table_names()).usage_counters,
+        Key={COUNTER_PK: {"S": counter_pk(customer_id)}, COUNTER_SK: {"S": CREDIT_SK}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    return read_credit(raw)
 
 
 def put_credit(

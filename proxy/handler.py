@@ -255,12 +255,7 @@ class ProxyApp:
         try:
             return self.prices.price_at(call.model_id, now)
         except Exception:
-            customer, token = principal.customer, principal.token
-            if (
-                customer.prepaid
-                or customer.monthly_budget_micros is not None
-                or token.monthly_budget_micros is not None
-            ):
+            if principal.counts_money:
                 raise
             return None  # prices.PriceReader logged the failed read
 

@@ -501,12 +501,7 @@ class Limiter:
         """A call whose model has no price cannot be counted against money: refused when the
         customer or token has a budget or the customer is prepaid; otherwise admitted, its
         spend not counted."""
-        customer, token = principal.customer, principal.token
-        if (
-            customer.prepaid
-            or customer.monthly_budget_micros is not None
-            or token.monthly_budget_micros is not None
-        ):
+        if principal.counts_money:
             raise ProxyError(
                 "model_not_priced",
                 "This model has no price yet, so its calls cannot be counted against the "

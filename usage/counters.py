@@ -82,23 +82,32 @@ BATCH_KEYS = 100  # BatchGetItem's limit
 READ_THREADS = 8  # batches read at once (botocore clients are thread-safe)
 
 
-def _read_batch(client, table: str, keys: list[tuple[str, str]]) -> dict:
-    found: dict[tuple[str, str], CounterTotals] = {}
+def _batch_get(client, table: str, keys: list[tuple[str, str]], **options) -> list[dict]:
+    """The items of up to 100 (pk, sk) keys, strongly consistent; unprocessed keys are asked
+    again with jittered backoff."""
+    items: list[dict] = []
     request = {
         table: {
             "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys],
             "ConsistentRead": True,
+            **options,
         }
     }
     for attempt in range(10):
         response = client.batch_get_item(RequestItems=request)
-        for item in response.get("Responses", {}).get(table, []):
-            found[(item["pk"]["S"], item["sk"]["S"])] = _totals(item)
+        items += response.get("Responses", {}).get(table, [])
         request = response.get("UnprocessedKeys") or None
         if not request:
-            return found
+            return items
         time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 (jitter)
     raise RuntimeError(f"DynamoDB left {len(request[table]['Keys'])} counter keys unread")
+
+
+def _read_batch(client, table: str, keys: list[tuple[str, str]]) -> dict:
+    return {
+        (item["pk"]["S"], item["sk"]["S"]): _totals(item)
+        for item in _batch_get(client, table, keys)
+    }
 
 
 def read_counters(
@@ -151,26 +160,14 @@ def tokens_last_used(token_ids, *, client=None) -> dict[str, dt.datetime]:
     ids = list(dict.fromkeys(str(t) for t in token_ids))
     found: dict[str, dt.datetime] = {}
     for i in range(0, len(ids), BATCH_KEYS):
-        request = {
-            table: {
-                "Keys": [
-                    {"pk": {"S": pk}, "sk": {"S": sk}}
-                    for pk, sk in (contract.last_used_key(t) for t in ids[i : i + BATCH_KEYS])
-                ],
-                "ConsistentRead": True,
-                "ProjectionExpression": "pk, #u",
-                "ExpressionAttributeNames": {"#u": contract.LAST_USED},
-            }
+        keys = [contract.last_used_key(t) for t in ids[i : i + BATCH_KEYS]]
+        projection = {
+            "ProjectionExpression": "pk, #u",
+            "ExpressionAttributeNames": {"#u": contract.LAST_USED},
         }
-        for attempt in range(10):
-            response = client.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                value = item.get(contract.LAST_USED, {}).get("N")
-                if value is not None and value.isdigit():
-                    token_id = item["pk"]["S"].removeprefix("TOKEN#")
-                    found[token_id] = dt.datetime.fromtimestamp(int(value), dt.UTC)
-            request = response.get("UnprocessedKeys") or None
-            if not request:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 (jitter)
+        for item in _batch_get(client, table, keys, **projection):
+            value = item.get(contract.LAST_USED, {}).get("N")
+            if value is not None and value.isdigit():
+                token_id = item["pk"]["S"].removeprefix("TOKEN#")
+                found[token_id] = dt.datetime.fromtimestamp(int(value), dt.UTC)
     return found
