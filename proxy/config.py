@@ -53,6 +53,10 @@ class Settings:
     # Connect + read for one Bedrock call, kept under the Lambda's 29 s (API Gateway's limit) so
     # a slow model gets our 504 and its quota hold back instead of the function being killed.
     bedrock_timeout_seconds: int = 25
+    # Read timeout of one DynamoDB call (botocore retries it up to 3 attempts). DynamoDB answers
+    # in milliseconds; the local runner's emulator applies every call one at a time, so a burst
+    # of 200 calls queues there for seconds and the runner gives it 30 s (proxy/local.py).
+    dynamodb_timeout_seconds: int = 5
 
 
 def load() -> Settings:
@@ -71,4 +75,5 @@ def load() -> Settings:
         bedrock_enabled=os.environ.get("PROXY_BEDROCK", "on").lower() not in ("off", "0", "false"),
         bedrock_endpoint_url=os.environ.get("BEDROCK_ENDPOINT_URL") or None,
         bedrock_timeout_seconds=_int("PROXY_BEDROCK_TIMEOUT_SECONDS", 25),
+        dynamodb_timeout_seconds=max(1, _int("PROXY_DYNAMODB_TIMEOUT_SECONDS", 5)),
     )

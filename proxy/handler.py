@@ -443,7 +443,7 @@ def build_app(settings: config.Settings | None = None) -> ProxyApp:
         "dynamodb",
         config=Config(
             connect_timeout=2,
-            read_timeout=5,
+            read_timeout=settings.dynamodb_timeout_seconds,
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=50,
         ),

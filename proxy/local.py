@@ -244,6 +244,9 @@ def build_app() -> handler.ProxyApp:
     os.environ.setdefault("USAGE_EVENTS_DIR", str(Path.cwd() / "var" / "usage-events"))
     if os.environ.get("AWS_ENDPOINT_URL") and "PROXY_BEDROCK" not in os.environ:
         os.environ["PROXY_BEDROCK"] = "off"  # the emulator has no Bedrock: sandbox only
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        # The emulator applies one call at a time: a burst queues there for seconds.
+        os.environ.setdefault("PROXY_DYNAMODB_TIMEOUT_SECONDS", "30")
     settings = config.load()
     app = handler.build_app(settings)
     if os.environ.get("AWS_ENDPOINT_URL"):

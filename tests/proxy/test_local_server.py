@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from proxy import contract, local, local_tls, streaming
+from proxy import contract, handler, local, local_tls, streaming
 
 from .conftest import REGION, put_customer, put_token
 
@@ -237,6 +237,7 @@ def proxy(moto_server, monkeypatch, tmp_path, serve):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("USAGE_EVENTS_DIR", str(tmp_path / "events"))
     monkeypatch.delenv("PROXY_BEDROCK", raising=False)
+    monkeypatch.delenv("PROXY_DYNAMODB_TIMEOUT_SECONDS", raising=False)
     monkeypatch.delenv("USAGE_BUCKET", raising=False)
     app = local.build_app()
     tls = local.build_tls(0, app, tmp_path / "tls")
@@ -263,9 +264,10 @@ def test_two_hundred_concurrent_connections_without_a_reset(proxy):
     def one(_):
         barrier.wait(timeout=60)  # all connect at once: the listen backlog takes the burst
         try:
-            return post(proxy["http"], "/v1/chat/completions", CHAT, token)[0]
+            status, _, body = post(proxy["http"], "/v1/chat/completions", CHAT, token)
         except OSError as exc:  # ConnectionResetError, ...
             return type(exc).__name__
+        return status if status == 200 else f"{status} {body[:300].decode(errors='replace')}"
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -274,6 +276,21 @@ def test_two_hundred_concurrent_connections_without_a_reset(proxy):
     assert outcomes == {200: clients}
     assert elapsed < 90, f"{clients} connections took {elapsed:.1f} s"
     assert requests_today(proxy["dynamodb"], customer) == clients
+
+
+def test_the_runner_waits_longer_for_the_emulator_than_the_lambda_for_dynamodb(
+    moto_server, monkeypatch
+):
+    """The emulator applies one call at a time (a burst queues there for seconds); DynamoDB
+    answers in milliseconds, so the Lambda keeps a short read timeout."""
+    monkeypatch.delenv("PROXY_DYNAMODB_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("PROXY_BEDROCK", "off")
+    assert handler.build_app().dynamodb.meta.config.read_timeout == 5
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    assert local.build_app().dynamodb.meta.config.read_timeout == 30
+    monkeypatch.setenv("PROXY_DYNAMODB_TIMEOUT_SECONDS", "-3")  # nonsense: at least 1 s
+    assert handler.build_app().dynamodb.meta.config.read_timeout == 1
 
 
 def test_fifty_concurrent_requests_admit_exactly_the_daily_limit(proxy):
