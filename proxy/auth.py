@@ -25,26 +25,35 @@ import ipaddress
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from . import contract
 from .errors import ProxyError
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
-class TTLCache:
+K = TypeVar("K")
+V = TypeVar("V")
+Clock = Callable[[], float]
+
+
+class TTLCache(Generic[K, V]):
     """A small thread-safe LRU with per-entry expiry. None is never cached (unknown tokens)."""
 
-    def __init__(self, size: int, ttl_seconds: float, clock=time.monotonic):
+    def __init__(self, size: int, ttl_seconds: float, clock: Clock = time.monotonic) -> None:
         self.size, self.ttl, self.clock = max(1, size), ttl_seconds, clock
-        self._data: OrderedDict = OrderedDict()
+        self._data: OrderedDict[K, tuple[V, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key: K) -> V | None:
         entry = self.entry(key)
         return None if entry is None else entry[0]
 
-    def entry(self, key) -> tuple | None:
+    def entry(self, key: K) -> tuple[V, float] | None:
         """(value, the clock's time when it was stored), or None."""
         with self._lock:
             entry = self._data.get(key)
@@ -56,7 +65,7 @@ class TTLCache:
             self._data.move_to_end(key)
             return entry
 
-    def put(self, key, value) -> None:
+    def put(self, key: K, value: V | None) -> None:
         if value is None or self.ttl <= 0:
             return
         with self._lock:
@@ -65,7 +74,7 @@ class TTLCache:
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
 
-    def drop(self, key) -> None:
+    def drop(self, key: K) -> None:
         with self._lock:
             self._data.pop(key, None)
 
@@ -96,7 +105,7 @@ class Principal:
         )
 
 
-def bearer_token(headers: dict) -> str:
+def bearer_token(headers: Mapping[str, str]) -> str:
     value = headers.get("authorization", "")
     if not value:
         raise ProxyError("missing_token")
@@ -125,7 +134,7 @@ def check_customer(item: contract.CustomerItem | None) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _network(cidr: str):
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
@@ -154,24 +163,31 @@ def check_access(principal: Principal, client_ip: str) -> None:
 class Authenticator:
     def __init__(
         self,
-        dynamodb,
+        dynamodb: DynamoDBClient,
         tables: contract.TableNames,
         *,
         size: int,
         ttl_seconds: float,
         recheck_seconds: float = 2.0,
-        clock=time.monotonic,
-    ):
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.dynamodb, self.tables = dynamodb, tables
         self.clock, self.recheck_seconds = clock, recheck_seconds
-        self.tokens = TTLCache(size, ttl_seconds, clock)
-        self.customers = TTLCache(size, ttl_seconds, clock)
+        self.tokens: TTLCache[str, contract.TokenItem] = TTLCache(size, ttl_seconds, clock)
+        self.customers: TTLCache[str, contract.CustomerItem] = TTLCache(size, ttl_seconds, clock)
 
-    def authenticate(self, headers: dict, client_ip: str, *, fresh: bool = False) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], client_ip: str, *, fresh: bool = False
+    ) -> Principal:
         token_hash = contract.hash_token(bearer_token(headers))
         return self.confirm(self._load(token_hash, fresh), client_ip)
 
-    def confirm(self, principal: Principal, client_ip: str, check=None) -> Principal:
+    def confirm(
+        self,
+        principal: Principal,
+        client_ip: str,
+        check: Callable[[Principal], None] | None = None,
+    ) -> Principal:
         """The principal if the account allows the request: check_access, or only `check`
         (e.g. the model) when given, for a principal that passed check_access already. A
         refusal decided on a cached customer item read `recheck_seconds` ago or more is decided
@@ -196,8 +212,8 @@ class Authenticator:
 
     def _load(self, token_hash: str, fresh: bool) -> Principal:
         now = self.clock()
-        entry = None if fresh else self.tokens.entry(token_hash)
-        if entry is None:
+        token_entry = None if fresh else self.tokens.entry(token_hash)
+        if token_entry is None:
             token = contract.get_token(self.dynamodb, token_hash, self.tables)
             if token is None:
                 self.tokens.drop(token_hash)
@@ -205,9 +221,10 @@ class Authenticator:
             self.tokens.put(token_hash, token)
             token_read_at = now
         else:
-            token, token_read_at = entry
+            token, token_read_at = token_entry
         check_token(token, time.time())
         entry = None if fresh else self.customers.entry(token.customer_id)
+        customer: contract.CustomerItem | None
         if entry is None:
             customer = contract.get_customer(self.dynamodb, token.customer_id, self.tables)
             if customer is None:
@@ -219,7 +236,15 @@ class Authenticator:
             customer, read_at = entry
         # The token's own models refuse too: a refusal is as fresh as the older of the two.
         read_at = min(read_at, token_read_at)
-        return Principal(token=token, customer=customer, read_at=read_at, fresh=read_at == now)
+        # A missing customer item (deleted) is carried as None only until check_customer
+        # refuses it (customer_closed): every caller of _load and reload runs check_customer
+        # (check_access) before it reads anything of the customer.
+        return Principal(
+            token=token,
+            customer=cast("contract.CustomerItem", customer),
+            read_at=read_at,
+            fresh=read_at == now,
+        )
 
     def forget(self, token_hash: str, customer_id: str | None = None) -> None:
         self.tokens.drop(token_hash)

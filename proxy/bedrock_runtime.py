@@ -19,11 +19,16 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from . import formats, models
 from .errors import ProxyError
+
+if TYPE_CHECKING:
+    from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 ROUTE = re.compile(
     r"(?:^|/)model/(?P<model>.+)/"
@@ -88,7 +93,7 @@ def error_type(exc: ProxyError) -> tuple[str, int]:
     return "ValidationException", exc.status
 
 
-def error_response_parts(exc: ProxyError) -> tuple[int, dict, dict]:
+def error_response_parts(exc: ProxyError) -> tuple[int, dict[str, str], dict[str, str]]:
     kind, status = error_type(exc)
     return status, {"message": exc.message}, {"x-amzn-ErrorType": kind}
 
@@ -130,11 +135,12 @@ def _raw_body(raw: str, is_base64: bool) -> bytes:
 
 
 def parse(
-    model: str, operation: str, raw: str, is_base64: bool, headers: dict
+    model: str, operation: str, raw: str, is_base64: bool, headers: Mapping[str, str]
 ) -> formats.ModelCall:
     model_id, alias = model_from_path(model)
     boto_operation, stream = OPERATIONS[operation]
     tags = formats.tags_from(None, headers)
+    params: dict[str, Any]
     if boto_operation == "invoke_model":
         body = _raw_body(raw, is_base64)
         if not body:
@@ -177,7 +183,7 @@ def parse(
     )
 
 
-def _json_object(raw: str, is_base64: bool) -> dict:
+def _json_object(raw: str, is_base64: bool) -> dict[str, Any]:
     try:
         body = json.loads(_raw_body(raw, is_base64) or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -190,14 +196,16 @@ def _json_object(raw: str, is_base64: bool) -> dict:
 
 
 @cache
-def _converse_input_shape():
+def _converse_input_shape() -> StructureShape:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("bedrock-runtime")
-    return model.operation_model("Converse").input_shape
+    shape = model.operation_model("Converse").input_shape
+    assert shape is not None, "Converse has an input shape"
+    return shape
 
 
-def converse_params(body: dict) -> dict:
+def converse_params(body: dict[str, Any]) -> dict[str, Any]:
     """The Converse request as boto3 takes it: checked against the operation's model, blobs
     decoded from base64. A field the model does not know is refused, naming it."""
     from botocore.exceptions import ParamValidationError
@@ -205,7 +213,7 @@ def converse_params(body: dict) -> dict:
 
     shape = _converse_input_shape()
     body.pop("modelId", None)
-    params = _decode(shape, body, "")
+    params: dict[str, Any] = _decode(shape, body, "")
     if not isinstance(params.get("messages"), list) or not params["messages"]:
         raise ProxyError("invalid_request", "'messages' must be a non-empty list.")
     for number, message in enumerate(params["messages"]):
@@ -225,19 +233,23 @@ def converse_params(body: dict) -> dict:
     return params
 
 
-def _decode(shape, value, where: str):
+def _decode(shape: Shape, value: Any, where: str) -> Any:
+    """`value` (JSON) as boto3 takes it for `shape`: blobs decoded from base64, fields checked."""
     kind = shape.type_name
     if kind == "structure" and isinstance(value, dict):
+        members = cast("StructureShape", shape).members
         out = {}
         for name, item in value.items():
-            if name not in shape.members:
+            if name not in members:
                 raise ProxyError("invalid_request", f"Unknown field {where}{name}.")
-            out[name] = _decode(shape.members[name], item, f"{where}{name}.")
+            out[name] = _decode(members[name], item, f"{where}{name}.")
         return out
     if kind == "list" and isinstance(value, list):
-        return [_decode(shape.member, item, where) for item in value]
+        member = cast("ListShape", shape).member
+        return [_decode(member, item, where) for item in value]
     if kind == "map" and isinstance(value, dict):
-        return {key: _decode(shape.value, item, where) for key, item in value.items()}
+        value_shape = cast("MapShape", shape).value
+        return {key: _decode(value_shape, item, where) for key, item in value.items()}
     if kind == "blob" and isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
@@ -246,14 +258,14 @@ def _decode(shape, value, where: str):
     return value  # validate_parameters reports wrong types with the field's name
 
 
-def json_default(value):
+def json_default(value: object) -> str:
     """Bedrock answers may carry blobs (bytes): base64 in JSON, as the service sends them."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def converse_answer(response: dict) -> str:
+def converse_answer(response: dict[str, Any]) -> str:
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     return json.dumps(body, separators=(",", ":"), default=json_default)
 
@@ -266,5 +278,5 @@ COUNT_HEADERS = {
 }
 
 
-def invoke_headers(usage: dict) -> dict:
+def invoke_headers(usage: dict[str, int]) -> dict[str, str]:
     return {header: str(usage.get(name, 0)) for name, header in COUNT_HEADERS.items()}

@@ -16,6 +16,8 @@ limit, every model), and a reader that predates a field ignores it (`_deserializ
      `monthly_token_quota`, `tpm_limit`, `allowed_models`).
   3: money: `monthly_budget_micros` on customers and tokens, `prepaid` on customers (calls need
      available credit, the CREDIT counter item below).
+  4: `counter_shards` on customers: how many admission shards a busy customer's counters are
+     spread over (1, the default: one transaction per admission; proxy/sharded.py).
 """
 
 from __future__ import annotations
@@ -24,14 +26,24 @@ import hashlib
 import os
 import secrets
 import string
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-SCHEMA_VERSION = 3
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.literals import KeyTypeType
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    # An item as DynamoDB returns it: attribute name -> {"S": ...} / {"N": ...} / ...
+    RawItem = Mapping[str, AttributeValueTypeDef]
+
+SCHEMA_VERSION = 4
 
 # --- tables -----------------------------------------------------------------------------
 
@@ -60,7 +72,7 @@ COUNTER_PK, COUNTER_SK = "pk", "sk"
 TTL_ATTRIBUTE = "ttl"
 
 
-def _key_schemas(names: TableNames) -> dict[str, list[tuple[str, str]]]:
+def _key_schemas(names: TableNames) -> dict[str, list[tuple[str, KeyTypeType]]]:
     return {
         names.customers: [(CUSTOMER_KEY, "HASH")],
         names.tokens: [(TOKEN_KEY, "HASH")],
@@ -69,7 +81,7 @@ def _key_schemas(names: TableNames) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def create_tables(client, names: TableNames | None = None) -> list[str]:
+def create_tables(client: DynamoDBClient, names: TableNames | None = None) -> list[str]:
     """Create the tables (on-demand, TTL on tokens and counters); skip existing ones."""
     names = names or table_names()
     existing = set(client.list_tables().get("TableNames", []))
@@ -173,13 +185,17 @@ class CustomerItem:
     allowed_models: list[str] = field(default_factory=list)  # aliases or ids; empty = all
     tpm_limit: int | None = None  # input + output tokens of priced models per minute (v2)
     ip_allowlist: list[str] = field(default_factory=list)  # CIDRs; empty = any address
-    default_model_params: dict = field(default_factory=dict)
+    default_model_params: dict[str, Any] = field(default_factory=dict)
     updated_at: str = ""
     # Money (v3), in integer micro-units of the portal's currency (MICROS_PER_UNIT per unit):
     # the most this month's calls may cost at list price (None: no cap), and whether calls need
     # prepaid credit (the CREDIT item's granted_micros above its used_micros).
     monthly_budget_micros: int | None = None
     prepaid: bool = False
+    # (v4) Admission shards: 1 admits with one transaction over the customer's counters; more
+    # spreads the limits over this many single-item admission counters (proxy/sharded.py), for
+    # a customer that sends more requests a second than one item can take.
+    counter_shards: int = 1
 
     @property
     def is_active(self) -> bool:
@@ -230,7 +246,7 @@ class TokenItem:
 _TTL_AFTER_EXPIRY = 30 * 24 * 3600
 
 
-def _to_attr(value):
+def _to_attr(value: object) -> AttributeValueTypeDef:
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
@@ -251,7 +267,8 @@ def _to_attr(value):
     raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
 
 
-def _from_attr(attr):
+def _from_attr(attr: Mapping[str, Any]) -> Any:
+    """A stored attribute's value: None, int, float, str, bool, or lists and dicts of them."""
     ((kind, value),) = attr.items()
     if kind == "NULL":
         return None
@@ -264,7 +281,7 @@ def _from_attr(attr):
     return value  # S, BOOL
 
 
-def _serialize(item) -> dict:
+def _serialize(item: CustomerItem | TokenItem) -> dict[str, AttributeValueTypeDef]:
     data = asdict(item)
     data["schema_version"] = SCHEMA_VERSION
     if isinstance(item, TokenItem) and item.expires_at is not None:
@@ -272,13 +289,18 @@ def _serialize(item) -> dict:
     return {k: _to_attr(v) for k, v in data.items()}
 
 
-def _deserialize(cls, raw: dict):
+_Item = TypeVar("_Item", CustomerItem, TokenItem)
+
+
+def _deserialize(cls: type[_Item], raw: RawItem) -> _Item:
     data = {k: _from_attr(v) for k, v in raw.items()}
     known = cls.__dataclass_fields__
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _versioned_put(client, table: str, key: str, item) -> bool:
+def _versioned_put(
+    client: DynamoDBClient, table: str, key: str, item: CustomerItem | TokenItem
+) -> bool:
     try:
         client.put_item(
             TableName=table,
@@ -294,17 +316,124 @@ def _versioned_put(client, table: str, key: str, item) -> bool:
     return True
 
 
-def put_customer(client, item: CustomerItem, names: TableNames | None = None) -> bool:
-    """Write a customer unless a same-or-newer version is stored. True if it landed."""
-    return _versioned_put(client, (names or table_names()).customers, CUSTOMER_KEY, item)
+def put_customer(
+    client: DynamoDBClient, item: CustomerItem, names: TableNames | None = None
+) -> bool:
+    """Write a customer unless a same-or-newer version is stored. True if it landed; then the
+    version is stamped on the customer's admission shards (stamp_admission_shards)."""
+    names = names or table_names()
+    landed = _versioned_put(client, names.customers, CUSTOMER_KEY, item)
+    if landed:
+        stamp_admission_shards(client, item.customer_id, CUSTOMER_STAMP, item.version, names)
+    return landed
 
 
-def put_token(client, item: TokenItem, names: TableNames | None = None) -> bool:
-    """Write a token unless a same-or-newer version is stored. True if it landed."""
-    return _versioned_put(client, (names or table_names()).tokens, TOKEN_KEY, item)
+def put_token(client: DynamoDBClient, item: TokenItem, names: TableNames | None = None) -> bool:
+    """Write a token unless a same-or-newer version is stored. True if it landed; then the
+    version is stamped on its customer's admission shards (stamp_admission_shards)."""
+    names = names or table_names()
+    landed = _versioned_put(client, names.tokens, TOKEN_KEY, item)
+    if landed:
+        stamp = token_stamp(item.token_id)
+        stamp_admission_shards(client, item.customer_id, stamp, item.version, names)
+    return landed
 
 
-def get_customer(client, customer_id: str, names=None, consistent=True) -> CustomerItem | None:
+# --- admission shards -------------------------------------------------------------------
+# A customer with counter_shards > 1 is admitted by ONE conditional UpdateItem on one of its
+# admission items (pk CUST#<customer_id>, sk ADMIT#<k>, k < counter_shards; proxy/sharded.py).
+# Each carries the versions of the customer and of the tokens it admitted (the stamps), which
+# the update's condition compares with the versions the proxy holds: a change the portal makes
+# is stamped on every existing shard when the put lands, so the next request on any shard sees
+# it. A shard without a stamp (new, or a token new to it) is stamped by the proxy in a
+# transaction that checks the customer and token items themselves.
+ADMISSION_SK_PREFIX = "ADMIT#"
+CUSTOMER_STAMP = "cv"
+MAX_COUNTER_SHARDS = 64
+# Usage counters of a sharded customer: its settlements spread over `usage_shards` copies of
+# each DAY#/MONTH# item (sk + "#SHARD#<n>"), recorded on the plain item, which readers sum.
+SHARD_MARK = "#SHARD#"
+USAGE_SHARDS = "usage_shards"
+_STAMP_ATTEMPTS = 12
+
+
+def token_stamp(token_id: str) -> str:
+    """The admission shards' attribute holding one token's version."""
+    return f"tv#{token_id}"
+
+
+def admission_sk(shard: int) -> str:
+    return f"{ADMISSION_SK_PREFIX}{shard:02d}"
+
+
+def usage_shard_count(counter_shards: int) -> int:
+    """How many copies of each usage counter item a customer's settlements spread over."""
+    return 4 * max(1, min(int(counter_shards), MAX_COUNTER_SHARDS))
+
+
+def shard_sk(sk: str, shard: int) -> str:
+    return f"{sk}{SHARD_MARK}{shard:03d}"
+
+
+def stamp_admission_shards(
+    client: DynamoDBClient,
+    customer_id: str,
+    attribute: str,
+    version: int,
+    names: TableNames | None = None,
+) -> int:
+    """SET `attribute` (the customer's or a token's stamp) to `version` on each admission shard
+    of the customer that already carries it at a lower version; shards without it are left to
+    the proxy, which stamps them after checking the items themselves. A shard held by a
+    transaction (TransactionConflictException) is tried again. Returns the shards stamped."""
+    table = (names or table_names()).usage_counters
+    try:
+        shards = client.query(  # strongly consistent: a shard created just now is stamped too
+            TableName=table,
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeNames={"#pk": COUNTER_PK, "#sk": COUNTER_SK},
+            ExpressionAttributeValues={
+                ":pk": {"S": counter_pk(customer_id)},
+                ":prefix": {"S": ADMISSION_SK_PREFIX},
+            },
+            ConsistentRead=True,
+        ).get("Items", [])  # at most MAX_COUNTER_SHARDS small items: one page
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return 0  # no counters table (a portal test without the proxy's tables)
+        raise
+    stamped = 0
+    for raw in shards:
+        if attribute not in raw:
+            continue
+        for attempt in range(_STAMP_ATTEMPTS):
+            try:
+                client.update_item(
+                    TableName=table,
+                    Key={COUNTER_PK: raw[COUNTER_PK], COUNTER_SK: raw[COUNTER_SK]},
+                    UpdateExpression="SET #s = :v",
+                    ConditionExpression="attribute_exists(#s) AND #s < :v",
+                    ExpressionAttributeNames={"#s": attribute},
+                    ExpressionAttributeValues={":v": {"N": str(int(version))}},
+                )
+                stamped += 1
+                break
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                if code == "ConditionalCheckFailedException":
+                    break  # already at this version or newer
+                if code != "TransactionConflictException" or attempt == _STAMP_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.2, 0.005 * 2**attempt) * (0.5 + secrets.randbelow(1000) / 1000))
+    return stamped
+
+
+def get_customer(
+    client: DynamoDBClient,
+    customer_id: str,
+    names: TableNames | None = None,
+    consistent: bool = True,
+) -> CustomerItem | None:
     raw = client.get_item(
         TableName=(names or table_names()).customers,
         Key={CUSTOMER_KEY: {"S": customer_id}},
@@ -313,7 +442,12 @@ def get_customer(client, customer_id: str, names=None, consistent=True) -> Custo
     return _deserialize(CustomerItem, raw) if raw else None
 
 
-def get_token(client, token_hash: str, names=None, consistent=True) -> TokenItem | None:
+def get_token(
+    client: DynamoDBClient,
+    token_hash: str,
+    names: TableNames | None = None,
+    consistent: bool = True,
+) -> TokenItem | None:
     raw = client.get_item(
         TableName=(names or table_names()).tokens,
         Key={TOKEN_KEY: {"S": token_hash}},
@@ -322,17 +456,19 @@ def get_token(client, token_hash: str, names=None, consistent=True) -> TokenItem
     return _deserialize(TokenItem, raw) if raw else None
 
 
-def _scan(client, table: str) -> Iterator[dict]:
+def _scan(client: DynamoDBClient, table: str) -> Iterator[dict[str, AttributeValueTypeDef]]:
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         yield from page.get("Items", [])
 
 
-def iter_customers(client, names: TableNames | None = None) -> Iterator[CustomerItem]:
+def iter_customers(
+    client: DynamoDBClient, names: TableNames | None = None
+) -> Iterator[CustomerItem]:
     for raw in _scan(client, (names or table_names()).customers):
         yield _deserialize(CustomerItem, raw)
 
 
-def iter_tokens(client, names: TableNames | None = None) -> Iterator[TokenItem]:
+def iter_tokens(client: DynamoDBClient, names: TableNames | None = None) -> Iterator[TokenItem]:
     for raw in _scan(client, (names or table_names()).tokens):
         yield _deserialize(TokenItem, raw)
 
@@ -417,12 +553,14 @@ def minute_sk(minute_iso: str) -> str:
     return f"MIN#{minute_iso}"
 
 
-def _counter_values(raw: dict) -> dict:
+def _counter_values(raw: RawItem) -> dict[str, int]:
     return {name: int(raw.get(name, {}).get("N", 0)) for name in COUNTER_FIELDS}
 
 
-def _query_prefix(client, table: str, pk: str, prefix: str) -> list[dict]:
-    items = []
+def _query_prefix(
+    client: DynamoDBClient, table: str, pk: str, prefix: str
+) -> list[dict[str, AttributeValueTypeDef]]:
+    items: list[dict[str, AttributeValueTypeDef]] = []
     paginator = client.get_paginator("query")
     for page in paginator.paginate(
         TableName=table,
@@ -434,29 +572,44 @@ def _query_prefix(client, table: str, pk: str, prefix: str) -> list[dict]:
     return items
 
 
-def get_usage_snapshot(client, customer_id: str, day: date, names=None) -> dict:
+def get_usage_snapshot(
+    client: DynamoDBClient, customer_id: str, day: date, names: TableNames | None = None
+) -> dict[str, Any]:
     """Today's and this month's counters for one customer, in total and per model.
 
     {"day": {...totals}, "month": {...totals}, "day_by_model": {model: {...}},
      "month_by_model": {model: {...}}}; missing counters read as zeros. The month's totals also
     carry `quota_tokens` once the proxy has counted tokens of a priced model, and
-    `spend_micros` once it has held money for a call. Two Queries.
+    `spend_micros` once it has held money for a call. A sharded customer's copies of each item
+    (sk + "#SHARD#<n>") are summed. Two Queries.
     """
     table = (names or table_names()).usage_counters
     pk = counter_pk(customer_id)
     empty = dict.fromkeys(COUNTER_FIELDS, 0)
-    snapshot = {"day": dict(empty), "month": dict(empty), "day_by_model": {}, "month_by_model": {}}
+    snapshot: dict[str, Any] = {
+        "day": dict(empty),
+        "month": dict(empty),
+        "day_by_model": {},
+        "month_by_model": {},
+    }
+    extras: tuple[str, ...]
     for period, prefix in (("day", day_sk(day)), ("month", month_sk(day))):
         for raw in _query_prefix(client, table, pk, prefix):
-            sk = raw[COUNTER_SK]["S"]
+            sk = raw[COUNTER_SK]["S"].partition(SHARD_MARK)[0]
             if sk == prefix:
-                snapshot[period] = _counter_values(raw)
-                for extra in (QUOTA_TOKENS, SPEND_MICROS):  # MONTH#: quota and money held
-                    if extra in raw:
-                        snapshot[period][extra] = int(raw[extra]["N"])
+                totals = snapshot[period]
+                extras = (QUOTA_TOKENS, SPEND_MICROS)  # MONTH#: quota and money held
             elif sk.startswith(prefix + "#MODEL#"):
                 model = sk[len(prefix) + len("#MODEL#") :]
-                snapshot[f"{period}_by_model"][model] = _counter_values(raw)
+                totals = snapshot[f"{period}_by_model"].setdefault(model, dict(empty))
+                extras = ()
+            else:
+                continue
+            for name, value in _counter_values(raw).items():
+                totals[name] += value
+            for extra in extras:
+                if extra in raw:
+                    totals[extra] = totals.get(extra, 0) + int(raw[extra]["N"])
     return snapshot
 
 
@@ -474,12 +627,12 @@ class CreditState:
         return self.granted_micros - self.used_micros
 
 
-def _attr_int(raw: dict, name: str) -> int:
+def _attr_int(raw: RawItem, name: str) -> int:
     value = raw.get(name, {}).get("N")
     return int(value) if value is not None else 0
 
 
-def read_credit(raw: dict) -> CreditState:
+def read_credit(raw: RawItem) -> CreditState:
     """A CREDIT item in DynamoDB's shape; missing attributes read as 0 (ValueError: a value is
     not a whole number, a hand edit)."""
     by_month = {
@@ -493,7 +646,9 @@ def read_credit(raw: dict) -> CreditState:
     )
 
 
-def get_credit(client, customer_id: str, names: TableNames | None = None) -> CreditState:
+def get_credit(
+    client: DynamoDBClient, customer_id: str, names: TableNames | None = None
+) -> CreditState:
     """The CREDIT item, read strongly consistent; a missing item reads as all zeros."""
     raw = client.get_item(
         TableName=(names or table_names()).usage_counters,
@@ -504,7 +659,11 @@ def get_credit(client, customer_id: str, names: TableNames | None = None) -> Cre
 
 
 def put_credit(
-    client, customer_id: str, granted_micros: int, version: int, names: TableNames | None = None
+    client: DynamoDBClient,
+    customer_id: str,
+    granted_micros: int,
+    version: int,
+    names: TableNames | None = None,
 ) -> bool:
     """SET the credit granted unless a same-or-newer version is stored (the proxy's used_*
     attributes are left alone). True if it landed."""
@@ -600,11 +759,14 @@ class UnreadablePriceItem:
     problem: str
 
 
-def _whole(attr, low: int, high: int, what: str) -> int:
+def _whole(attr: object, low: int, high: int, what: str) -> int:
     """A DynamoDB number that is a whole number in [low, high]; ValueError naming it if not."""
     text = attr.get("N") if isinstance(attr, dict) else None
     digits = text[1:] if isinstance(text, str) and text.startswith("-") else text
-    if not (isinstance(digits, str) and digits.isascii() and digits.isdigit()):
+    # (digits is a str only if text is one: testing text too tells the type checker so.)
+    if not (
+        isinstance(text, str) and isinstance(digits, str) and digits.isascii() and digits.isdigit()
+    ):
         raise ValueError(f"{what} is not a whole number")
     value = int(text)
     if not low <= value <= high:
@@ -612,7 +774,7 @@ def _whole(attr, low: int, high: int, what: str) -> int:
     return value
 
 
-def _read_rates(attr, what: str) -> PriceRates | None:
+def _read_rates(attr: object, what: str) -> PriceRates | None:
     if attr == {"NULL": True}:
         return None
     fields = attr.get("M") if isinstance(attr, dict) else None
@@ -629,7 +791,7 @@ def _read_rates(attr, what: str) -> PriceRates | None:
     )
 
 
-def read_price_item(raw: dict) -> PriceItem | UnreadablePriceItem:
+def read_price_item(raw: Mapping[str, Any]) -> PriceItem | UnreadablePriceItem:
     """A price item from DynamoDB's attributes, checked: every price a whole number of
     micro-units from 0 to PRICE_MICROS_LIMIT, instants whole epoch seconds, the next change
     after the current one, this schema. Anything else: UnreadablePriceItem (never raises)."""
@@ -669,15 +831,15 @@ def read_price_item(raw: dict) -> PriceItem | UnreadablePriceItem:
         return UnreadablePriceItem(model_id=str(model_id), version=version, problem=str(exc))
 
 
-def _rates_attr(rates: PriceRates | None) -> dict:
+def _rates_attr(rates: PriceRates | None) -> AttributeValueTypeDef:
     if rates is None:
         return {"NULL": True}
     return {"M": {name: {"N": str(value)} for name, value in asdict(rates).items()}}
 
 
-def price_attributes(item: PriceItem) -> dict:
+def price_attributes(item: PriceItem) -> dict[str, AttributeValueTypeDef]:
     """The item as DynamoDB attributes. ValueError if a reader would not accept it."""
-    attrs = {
+    attrs: dict[str, AttributeValueTypeDef] = {
         PRICE_KEY: {"S": item.model_id},
         "version": {"N": str(item.version)},
         "schema_version": {"N": str(PRICE_SCHEMA_VERSION)},
@@ -692,7 +854,7 @@ def price_attributes(item: PriceItem) -> dict:
     return attrs
 
 
-def put_price(client, item: PriceItem, names: TableNames | None = None) -> bool:
+def put_price(client: DynamoDBClient, item: PriceItem, names: TableNames | None = None) -> bool:
     """Write a price item unless a same-or-newer version is stored. True if it landed."""
     try:
         client.put_item(
@@ -710,7 +872,10 @@ def put_price(client, item: PriceItem, names: TableNames | None = None) -> bool:
 
 
 def get_price(
-    client, model_id: str, names=None, consistent=True
+    client: DynamoDBClient,
+    model_id: str,
+    names: TableNames | None = None,
+    consistent: bool = True,
 ) -> PriceItem | UnreadablePriceItem | None:
     raw = client.get_item(
         TableName=(names or table_names()).prices,
@@ -721,7 +886,7 @@ def get_price(
 
 
 def iter_prices(
-    client, names: TableNames | None = None, consistent: bool = True
+    client: DynamoDBClient, names: TableNames | None = None, consistent: bool = True
 ) -> Iterator[PriceItem | UnreadablePriceItem]:
     """Every price item: one Scan of a small table (one 1 MB page holds thousands of them)."""
     table = (names or table_names()).prices
@@ -731,6 +896,39 @@ def iter_prices(
             yield read_price_item(raw)
 
 
-def delete_price(client, model_id: str, names: TableNames | None = None) -> None:
+def delete_price(client: DynamoDBClient, model_id: str, names: TableNames | None = None) -> None:
     """Remove an item (the portal's reconciliation, for an item it cannot overwrite)."""
     client.delete_item(TableName=(names or table_names()).prices, Key={PRICE_KEY: {"S": model_id}})
+
+
+# --- The usage event -------------------------------------------------------------------------
+# One JSON line per call (proxy/usage.py writes them), read by the portal's daily import: the
+# DuckDB engine (usage/duckdb_engine.py) and Athena through the Glue table of
+# deploy/template.yaml (usage/athena.py prints the same table's DDL). Each reader's column list
+# is made from this one, and tests/proxy/test_template.py checks the template's against it.
+# Column -> Glue (Hive) type. The token counts are strings: the JSON SerDe fails the whole
+# query on a value that does not fit a bigint column, so the import's SQL checks them instead.
+USAGE_EVENT_TAGS = ("applicationId", "costCenter", "environment", "userId")
+USAGE_EVENT_COLUMNS: dict[str, str] = {
+    "request_id": "string",
+    "timestamp": "string",
+    "customer_id": "string",
+    "token_id": "string",
+    "model_id": "string",
+    "model_alias": "string",
+    "input_tokens": "string",
+    "output_tokens": "string",
+    "cache_read_tokens": "string",
+    "cache_write_tokens": "string",
+    "latency_ms": "bigint",
+    "status": "string",
+    "tags": "struct<" + ",".join(f"{tag}:string" for tag in USAGE_EVENT_TAGS) + ">",
+    "client_ip": "string",
+    "api_format": "string",
+    "http_status": "int",
+    "error_code": "string",
+    "stream": "boolean",
+    "completed": "boolean",
+}
+USAGE_EVENT_FIELDS = tuple(USAGE_EVENT_COLUMNS)
+USAGE_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

@@ -16,7 +16,9 @@ import hashlib
 import json
 import math
 import struct
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeGuard, TypeVar
 
 from . import formats, models, upstream
 from .errors import ProxyError
@@ -43,6 +45,9 @@ ENCODINGS = ("float", "base64")
 
 _COHERE = (models.COHERE_EMBED_ENGLISH_V3, models.COHERE_EMBED_MULTILINGUAL_V3)
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 
 def _names() -> str:
     return ", ".join(models.EMBEDDING_MODELS)
@@ -51,8 +56,8 @@ def _names() -> str:
 # --- the request ------------------------------------------------------------------------------
 
 
-def parse(body: dict, headers: dict) -> formats.ModelCall:
-    requested = body.get("model")
+def parse(body: dict[str, Any], headers: Mapping[str, str]) -> formats.ModelCall:
+    requested = models.requested_name(body.get("model"))
     model_id, alias = models.resolve(requested)
     if not models.is_embeddings(model_id):
         raise ProxyError(
@@ -60,7 +65,7 @@ def parse(body: dict, headers: dict) -> formats.ModelCall:
             f"Model {requested[:100]!r} does not make embeddings; use one of: {_names()}.",
         )
     texts = _texts(body.get("input"), model_id)
-    params = {
+    params: dict[str, Any] = {
         "texts": texts,
         "encoding_format": _encoding(body.get("encoding_format")),
         "dimensions": _dimensions(body.get("dimensions"), model_id),
@@ -77,7 +82,7 @@ def parse(body: dict, headers: dict) -> formats.ModelCall:
     )
 
 
-def _texts(value, model_id: str) -> list[str]:
+def _texts(value: object, model_id: str) -> list[str]:
     if value is None:
         raise ProxyError("invalid_request", "'input' is required: a string or a list of strings.")
     if isinstance(value, str):
@@ -117,26 +122,31 @@ def _texts(value, model_id: str) -> list[str]:
     return list(value)
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _kind(value) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
+def _kind(value: object) -> str:
+    names: dict[type, str] = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        dict: "an object",
+    }
     if isinstance(value, list):
         return "a list"
     return names.get(type(value), "null" if value is None else type(value).__name__)
 
 
-def _encoding(value) -> str:
+def _encoding(value: object) -> str:
     if value is None:
         return "float"
-    if value not in ENCODINGS:
+    if not isinstance(value, str) or value not in ENCODINGS:
         raise ProxyError("invalid_request", "'encoding_format' must be 'float' or 'base64'.")
     return value
 
 
-def _dimensions(value, model_id: str) -> int | None:
+def _dimensions(value: object, model_id: str) -> int | None:
     if value is None:
         return None
     if model_id != models.TITAN_EMBED_V2:
@@ -152,7 +162,7 @@ def _dimensions(value, model_id: str) -> int | None:
     return value
 
 
-def _input_type(value, model_id: str) -> str | None:
+def _input_type(value: object, model_id: str) -> str | None:
     """Cohere's `input_type` (an extension: `extra_body` in the OpenAI SDKs)."""
     if value is None:
         return COHERE_DEFAULT_INPUT_TYPE if model_id in _COHERE else None
@@ -160,14 +170,14 @@ def _input_type(value, model_id: str) -> str | None:
         raise ProxyError(
             "invalid_request", f"'input_type' is not supported by {model_id}; only Cohere's."
         )
-    if value not in COHERE_INPUT_TYPES:
+    if not isinstance(value, str) or value not in COHERE_INPUT_TYPES:
         raise ProxyError(
             "invalid_request", f"'input_type' must be one of: {', '.join(COHERE_INPUT_TYPES)}."
         )
     return value
 
 
-def _tags(body: dict, headers: dict) -> dict:
+def _tags(body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, str]:
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ProxyError("invalid_request", "'metadata' must be an object.")
@@ -191,7 +201,13 @@ def quota_hold(call: formats.ModelCall) -> int:
 # --- the calls --------------------------------------------------------------------------------
 
 
-def call(bedrock, model_call: formats.ModelCall, *, enabled: bool = True, workers=None):
+def call(
+    bedrock: upstream.BedrockRuntime | None,
+    model_call: formats.ModelCall,
+    *,
+    enabled: bool = True,
+    workers: int | None = None,
+) -> upstream.Result:
     """The vectors, in input order, and the usage: input tokens summed over the calls. One
     attempt per call; the first failure fails the request (and nothing of it is billed)."""
     if models.is_embed_sandbox(model_call.model_id):
@@ -203,7 +219,9 @@ def call(bedrock, model_call: formats.ModelCall, *, enabled: bool = True, worker
             f"{models.EMBED_SANDBOX_MODEL_ID}.",
         )
     params, model_id = model_call.params, model_call.model_id
-    texts = params["texts"]
+    texts: list[str] = params["texts"]
+    batches: list[list[str]]
+    payloads: list[dict[str, Any]]
     if model_id == models.TITAN_EMBED_V2:
         batches = [[text] for text in texts]
         payloads = [_titan_payload(text, params.get("dimensions")) for text in texts]
@@ -212,7 +230,7 @@ def call(bedrock, model_call: formats.ModelCall, *, enabled: bool = True, worker
         input_type = params.get("input_type") or COHERE_DEFAULT_INPUT_TYPE
         payloads = [{"texts": batch, "input_type": input_type} for batch in batches]
 
-    def one(index: int) -> tuple[list, int]:
+    def one(index: int) -> tuple[list[list[Any]], int]:
         answer, headers = _invoke(bedrock, model_id, payloads[index])
         return _vectors(answer, batches[index]), _tokens(headers, answer, batches[index])
 
@@ -222,14 +240,14 @@ def call(bedrock, model_call: formats.ModelCall, *, enabled: bool = True, worker
     return upstream.Result({"embeddings": vectors}, {**upstream.ZERO_USAGE, "input_tokens": tokens})
 
 
-def _titan_payload(text: str, dimensions: int | None) -> dict:
-    payload = {"inputText": text, "normalize": True}
+def _titan_payload(text: str, dimensions: int | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"inputText": text, "normalize": True}
     if dimensions is not None:
         payload["dimensions"] = dimensions
     return payload
 
 
-def _run(function, items, workers: int) -> list:
+def _run(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
     """function(item) for each item, in order; concurrently when there are several. The first
     failure (in item order) is raised once the calls already running have ended."""
     items = list(items)
@@ -245,7 +263,9 @@ def _run(function, items, workers: int) -> list:
             raise
 
 
-def _invoke(bedrock, model_id: str, payload: dict) -> tuple[dict, dict]:
+def _invoke(
+    bedrock: upstream.BedrockRuntime, model_id: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """One InvokeModel: (the model's JSON answer, the HTTP headers); Bedrock's errors mapped as
     upstream.call maps them."""
     hint = "send fewer or shorter inputs, or retry."
@@ -266,9 +286,10 @@ def _invoke(bedrock, model_id: str, payload: dict) -> tuple[dict, dict]:
     return answer, response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
 
 
-def _vectors(answer: dict, batch: list[str]) -> list[list]:
+def _vectors(answer: dict[str, Any], batch: list[str]) -> list[list[Any]]:
     """Titan: {"embedding": [...]}; Cohere: {"embeddings": [[...], ...]} (or, when embedding
     types were asked for, {"embeddings": {"float": [[...], ...]}})."""
+    vectors: object
     if "embedding" in answer:
         vectors = [answer["embedding"]]
     else:
@@ -284,17 +305,18 @@ def _vectors(answer: dict, batch: list[str]) -> list[list]:
     return vectors
 
 
-def _tokens(headers: dict, answer: dict, batch: list[str]) -> int:
+def _tokens(headers: Mapping[str, str], answer: dict[str, Any], batch: list[str]) -> int:
     """Bedrock's X-Amzn-Bedrock-Input-Token-Count header, else the answer's own count (Titan's
     inputTextTokenCount); if Bedrock reported none, four characters a token (never zero)."""
     headers = {k.lower(): v for k, v in headers.items()}
-    for value in (
+    reported: tuple[Any, ...] = (
         headers.get("x-amzn-bedrock-input-token-count"),
         answer.get("inputTextTokenCount"),
         ((answer.get("meta") or {}).get("billed_units") or {}).get("input_tokens")
         if isinstance(answer.get("meta"), dict)
         else None,
-    ):
+    )
+    for value in reported:
         try:
             count = int(value)
         except (TypeError, ValueError):
@@ -307,7 +329,9 @@ def _tokens(headers: dict, answer: dict, batch: list[str]) -> int:
 # --- the answer -------------------------------------------------------------------------------
 
 
-def render(model_call: formats.ModelCall, result, request_id: str) -> dict:
+def render(
+    model_call: formats.ModelCall, result: upstream.Result, request_id: str
+) -> dict[str, Any]:
     """OpenAI's embeddings answer. `request_id` is in the X-Request-Id header; OpenAI's body has
     no id."""
     encoding = model_call.params.get("encoding_format", "float")
@@ -323,7 +347,7 @@ def render(model_call: formats.ModelCall, result, request_id: str) -> dict:
     }
 
 
-def encode(vector: list, encoding: str):
+def encode(vector: list[Any], encoding: str) -> list[Any] | str:
     """'float': the list; 'base64': little-endian float32 bytes, base64 (what OpenAI sends, and
     what its SDKs decode)."""
     if encoding != "base64":
@@ -352,7 +376,7 @@ def sandbox_vector(text: str, dimensions: int = SANDBOX_DIMENSIONS) -> list[floa
     return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *unit)))
 
 
-def sandbox(model_call: formats.ModelCall):
+def sandbox(model_call: formats.ModelCall) -> upstream.Result:
     texts = model_call.params["texts"]
     tokens = sum(sandbox_tokens(text) for text in texts)
     return upstream.Result(
@@ -361,7 +385,7 @@ def sandbox(model_call: formats.ModelCall):
     )
 
 
-def sandbox_native(model_call: formats.ModelCall):
+def sandbox_native(model_call: formats.ModelCall) -> upstream.Result:
     """The embeddings sandbox on the native and Bedrock Runtime surfaces (InvokeModel): a
     Titan-shaped answer to {"inputText": ...}, a Cohere-shaped one to {"texts": [...]}."""
     refusal = ProxyError(
@@ -377,6 +401,7 @@ def sandbox_native(model_call: formats.ModelCall):
         raise refusal from None
     body = body if isinstance(body, dict) else {}
     text, texts = body.get("inputText"), body.get("texts")
+    answer: dict[str, Any]
     if isinstance(text, str) and text:
         vector = sandbox_vector(text)
         tokens = sandbox_tokens(text)

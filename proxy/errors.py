@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # code -> (HTTP status, type, default message)
 ERRORS: dict[str, tuple[int, str, str]] = {
     "missing_token": (401, "authentication_error", "Send 'Authorization: Bearer <token>'."),
@@ -67,7 +69,9 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 class ProxyError(Exception):
     """Raised anywhere in the request path; the handler turns it into the JSON error shape."""
 
-    def __init__(self, code: str, message: str | None = None, *, headers: dict | None = None):
+    def __init__(
+        self, code: str, message: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         status, kind, default = ERRORS[code]
         super().__init__(message or default)
         self.code, self.status, self.type = code, status, kind
@@ -75,7 +79,7 @@ class ProxyError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_body(exc: ProxyError, request_id: str) -> dict:
+def error_body(exc: ProxyError, request_id: str) -> dict[str, dict[str, str]]:
     return {
         "error": {
             "type": exc.type,

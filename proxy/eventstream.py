@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from typing import Any
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _STRING = 7
@@ -34,7 +35,7 @@ def message(headers: dict[str, str], payload: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def event(event_type: str, payload: dict) -> bytes:
+def event(event_type: str, payload: dict[str, Any]) -> bytes:
     """One event of an event stream, e.g. ("contentBlockDelta", {...}) or ("chunk", {...})."""
     return message(
         {

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import models
 from .errors import ProxyError
@@ -30,8 +32,8 @@ class ModelCall:
     model_id: str
     model_alias: str
     operation: str  # "invoke_model" | "converse"
-    params: dict  # keyword arguments of the boto3 call (modelId added by the caller)
-    tags: dict = field(default_factory=dict)
+    params: dict[str, Any]  # keyword arguments of the boto3 call (modelId added by the caller)
+    tags: dict[str, str] = field(default_factory=dict)
     stream: bool = False
     include_usage: bool = False
     requested_model: str = ""
@@ -69,16 +71,19 @@ def output_cap_refused(name: str, model_id: str) -> ProxyError:
     )
 
 
-def check_output_cap(name: str, value, model_id: str) -> None:
+def check_output_cap(name: str, value: object, model_id: str) -> None:
     """An integer output cap above the model's maximum (models.max_output_tokens) is refused;
     other types are left to the caller's own checks (or to Bedrock)."""
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if is_int and value > models.max_output_tokens(model_id):
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value > models.max_output_tokens(model_id)
+    ):
         raise output_cap_refused(name, model_id)
 
 
-def _native_caps(native: dict) -> list[tuple[str, object]]:
-    names = ("max_tokens", "max_tokens_to_sample", "max_gen_len")
+def _native_caps(native: dict[str, Any]) -> list[tuple[str, object]]:
+    names: tuple[str, ...] = ("max_tokens", "max_tokens_to_sample", "max_gen_len")
     caps: list[tuple[str, object]] = [(name, native.get(name)) for name in names]
     for parent, names in (
         ("textGenerationConfig", ("maxTokenCount",)),
@@ -90,12 +95,12 @@ def _native_caps(native: dict) -> list[tuple[str, object]]:
     return caps
 
 
-def native_output_cap(native: dict, model_id: str | None = None) -> int | None:
+def native_output_cap(native: dict[str, Any], model_id: str | None = None) -> int | None:
     """max_tokens (Anthropic, Mistral), max_tokens_to_sample (Claude 2 text completions),
     max_gen_len (Llama), textGenerationConfig.maxTokenCount (Titan),
     inferenceConfig.max_new_tokens (Nova). With `model_id`, a cap above the model's maximum
     output is refused (400 naming it)."""
-    found = None
+    found: int | None = None
     for name, value in _native_caps(native):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             if model_id is not None:
@@ -129,14 +134,15 @@ def check_tag(name: str, value: str, source: str = "") -> str:
     return value
 
 
-def tags_from(body_tags, headers: dict) -> dict:
+def tags_from(body_tags: object, headers: Mapping[str, str]) -> dict[str, str]:
     """applicationId/costCenter/environment/userId: the body wins over X-* headers."""
     if body_tags is not None and not isinstance(body_tags, dict):
         raise ProxyError("invalid_request", "'tags' must be an object.")
+    sent: dict[str, Any] = body_tags or {}
     tags = {}
     for name, header in TAG_HEADERS.items():
-        from_body = body_tags is not None and name in body_tags
-        value = body_tags[name] if from_body else headers.get(header)
+        from_body = name in sent
+        value = sent[name] if from_body else headers.get(header)
         if value is None or value == "":
             continue
         if not isinstance(value, str) or len(value) > MAX_TAG_LENGTH:
@@ -149,7 +155,7 @@ def tags_from(body_tags, headers: dict) -> dict:
 # --- (a) native body -> InvokeModel ----------------------------------------------------
 
 
-def parse_native(body: dict, headers: dict) -> ModelCall:
+def parse_native(body: dict[str, Any], headers: Mapping[str, str]) -> ModelCall:
     native = dict(body)
     requested = native.pop("modelId")
     model_id, alias = models.resolve(requested)
@@ -172,7 +178,7 @@ def parse_native(body: dict, headers: dict) -> ModelCall:
     )
 
 
-def stream_flag(value) -> bool:
+def stream_flag(value: object) -> bool:
     """`"stream": true` asks for the answer as it is produced (never passed to the model)."""
     if value is None:  # OpenAI's API takes null for "not streamed"
         return False
@@ -192,12 +198,15 @@ _PARAM_NAMES = {
 }
 
 
-def inference_config(params: dict, defaults: dict, model_id: str) -> tuple[dict, dict]:
+def inference_config(
+    params: dict[str, Any], defaults: dict[str, Any] | None, model_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(inferenceConfig, additionalModelRequestFields); the customer's defaults fill gaps
     (custom model parameters)."""
     sent = {k: v for k, v in params.items() if v is not None}
     merged = {**(defaults or {}), **sent}
-    config, extra = {}, {}
+    config: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for name, value in merged.items():
         if name in _PARAM_NAMES:
             target = _PARAM_NAMES[name]
@@ -226,11 +235,12 @@ def inference_config(params: dict, defaults: dict, model_id: str) -> tuple[dict,
     return config, extra
 
 
-def converse_messages(messages) -> tuple[list, list]:
+def converse_messages(messages: object) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """OpenAI-style [{role, content: str | [{type: text, text}]}] -> (system, messages)."""
     if not isinstance(messages, list) or not messages:
         raise ProxyError("invalid_request", "'messages' must be a non-empty list.")
-    system, converted = [], []
+    system: list[dict[str, Any]] = []
+    converted: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, dict):
             raise ProxyError("invalid_request", "Each message must be an object.")
@@ -249,7 +259,7 @@ def converse_messages(messages) -> tuple[list, list]:
     return system, converted
 
 
-def _text(content) -> str:
+def _text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -262,8 +272,14 @@ def _text(content) -> str:
     raise ProxyError("invalid_request", "Message content must be a string or a list of parts.")
 
 
-def converse_params(system, messages, config, extra, tools=None) -> dict:
-    params = {"messages": messages}
+def converse_params(
+    system: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+    config: dict[str, Any],
+    extra: dict[str, Any],
+    tools: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"messages": messages}
     if tools:
         params["toolConfig"] = tools
     if system:
@@ -275,7 +291,7 @@ def converse_params(system, messages, config, extra, tools=None) -> dict:
     return params
 
 
-def converse_text(response: dict) -> str:
+def converse_text(response: dict[str, Any]) -> str:
     content = response.get("output", {}).get("message", {}).get("content", [])
     return "".join(block.get("text", "") for block in content if "text" in block)
 
@@ -283,11 +299,13 @@ def converse_text(response: dict) -> str:
 # --- (b) tagged: alias + prompt + tags -> Converse -------------------------------------
 
 
-def parse_prompt(body: dict, headers: dict, defaults: dict) -> ModelCall:
+def parse_prompt(
+    body: dict[str, Any], headers: Mapping[str, str], defaults: dict[str, Any] | None
+) -> ModelCall:
     prompt = body.get("prompt")
     if not isinstance(prompt, dict):
         raise ProxyError("invalid_request", "'prompt' must be an object with 'messages'.")
-    requested = body.get("model")
+    requested = models.requested_name(body.get("model"))
     model_id, alias = models.resolve(requested)
     parameters = prompt.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -306,7 +324,9 @@ def parse_prompt(body: dict, headers: dict, defaults: dict) -> ModelCall:
     )
 
 
-def render_prompt(call: ModelCall, response: dict, usage: dict, request_id: str) -> dict:
+def render_prompt(
+    call: ModelCall, response: dict[str, Any], usage: dict[str, int], request_id: str
+) -> dict[str, Any]:
     return {
         "id": request_id,
         "model": call.model_alias or call.model_id,

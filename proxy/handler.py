@@ -11,7 +11,9 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NotRequired, ParamSpec, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -23,6 +25,7 @@ from . import (
     embeddings,
     formats,
     limits,
+    metrics,
     models,
     openai_format,
     prices,
@@ -34,11 +37,42 @@ from . import (
 from .errors import ProxyError, error_body
 from .routes import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, Request, route
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
 logger = logging.getLogger("proxy")
+P = ParamSpec("P")
+# Answers before API Gateway's shape: a buffered proxy result, or a streamed one.
+Outcome = dict[str, Any] | streaming.StreamingResponse
+
+
+class RequestState(TypedDict):
+    """What one request has come to, for its answer and its usage event."""
+
+    principal: auth.Principal | None
+    call: formats.ModelCall | None
+    result: upstream.Result | None
+    status: str  # the usage event's: "rejected", "success", "upstream_error", ...
+    started: float  # time.perf_counter() at its start
+    error: NotRequired[ProxyError]
+    surface: NotRequired[str]  # "bedrock": errors in the Bedrock Runtime's shape
+    admission: NotRequired[limits.Admission]
+    stream: NotRequired[bool]
+    completed: NotRequired[bool]
+    settled: NotRequired[bool]
 
 
 class ProxyApp:
-    def __init__(self, settings: config.Settings, *, dynamodb, bedrock=None, s3=None, stream=None):
+    def __init__(
+        self,
+        settings: config.Settings,
+        *,
+        dynamodb: DynamoDBClient,
+        bedrock: upstream.BedrockRuntime | None = None,
+        s3: S3Client | None = None,
+        stream: metrics.TextStream | None = None,
+    ) -> None:
         self.settings, self.dynamodb, self.bedrock = settings, dynamodb, bedrock
         self.auth = auth.Authenticator(
             dynamodb,
@@ -57,7 +91,7 @@ class ProxyApp:
 
     # --- HTTP plumbing ---------------------------------------------------------------------
 
-    def _cors(self, headers: dict) -> dict:
+    def _cors(self, headers: Mapping[str, str]) -> dict[str, str]:
         origin = headers.get("origin")
         allowed = self.settings.cors_origins
         if not origin or not (origin in allowed or "*" in allowed):
@@ -68,7 +102,7 @@ class ProxyApp:
             "Vary": "Origin",
         }
 
-    def _body(self, request: Request) -> dict:
+    def _body(self, request: Request) -> dict[str, Any]:
         content_type = request.headers.get("content-type", "application/json").split(";")[0]
         content_type = content_type.strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
@@ -89,7 +123,14 @@ class ProxyApp:
             raise ProxyError("invalid_json", "The body must be a JSON object.")
         return body
 
-    def _response(self, status, body, headers, request: Request, content_type="application/json"):
+    def _response(
+        self,
+        status: int,
+        body: bytes | str | Mapping[str, Any],
+        headers: Mapping[str, str],
+        request: Request,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
         out = {"Content-Type": content_type, "X-Request-Id": request.request_id}
         out.update(headers)
         out.update(self._cors(request.headers))
@@ -104,7 +145,7 @@ class ProxyApp:
         text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
         return {"statusCode": status, "headers": out, "body": text, "isBase64Encoded": False}
 
-    def _error(self, exc: ProxyError, request: Request, state: dict) -> dict:
+    def _error(self, exc: ProxyError, request: Request, state: RequestState) -> dict[str, Any]:
         if state.get("surface") == "bedrock":
             status, body, headers = bedrock_runtime.error_response_parts(exc)
             return self._response(status, body, {**exc.headers, **headers}, request)
@@ -112,14 +153,14 @@ class ProxyApp:
 
     # --- the request -----------------------------------------------------------------------
 
-    def handle(self, event: dict) -> dict:
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """API Gateway's buffered proxy result: a streamed answer arrives as one body."""
         outcome = self._dispatch(event)
         if isinstance(outcome, streaming.StreamingResponse):
             return streaming.to_buffered(outcome)
         return outcome
 
-    def handle_streaming(self, event: dict) -> streaming.StreamingResponse:
+    def handle_streaming(self, event: dict[str, Any]) -> streaming.StreamingResponse:
         """Status and headers, then the body chunk by chunk as the model produces it (see
         streaming.py): what the local runner and the response-streaming runtime serve."""
         outcome = self._dispatch(event)
@@ -127,13 +168,18 @@ class ProxyApp:
             return outcome
         return streaming.StreamingResponse.from_buffered(outcome)
 
-    def _dispatch(self, event: dict):
+    def _dispatch(self, event: dict[str, Any]) -> Outcome:
         started = time.perf_counter()
         request = Request.from_event(event)
         now = datetime.now(UTC)
-        state = {"principal": None, "call": None, "result": None, "status": "rejected"}
-        state["started"] = started
-        response = None
+        state: RequestState = {
+            "principal": None,
+            "call": None,
+            "result": None,
+            "status": "rejected",
+            "started": started,
+        }
+        response: Outcome | None = None
         try:
             response = self._handle(request, now, state)
         except ProxyError as exc:
@@ -152,7 +198,7 @@ class ProxyApp:
                 self._emit(request, now, state, status, started)
         return response
 
-    def _handle(self, request: Request, now: datetime, state: dict):
+    def _handle(self, request: Request, now: datetime, state: RequestState) -> Outcome:
         if request.method == "OPTIONS":
             if not self._cors(request.headers):
                 raise ProxyError("origin_not_allowed")
@@ -182,7 +228,9 @@ class ProxyApp:
             return self._response(200, listing, {}, request)
         if name == "bedrock":
             self._check_size(request)
-            model, operation = bedrock_runtime.match(request.path.rstrip("/"))
+            matched = bedrock_runtime.match(request.path.rstrip("/"))
+            assert matched is not None  # route() named it "bedrock": the path matches
+            model, operation = matched
             call = bedrock_runtime.parse(
                 model, operation, request.raw_body, request.is_base64, request.headers
             )
@@ -219,7 +267,10 @@ class ProxyApp:
                 free=free,
                 price=None if free else self._price(principal, call, now),
             )
-        principal = state["principal"]
+        state["admission"] = admission  # its price: the cost in the metrics (metrics.py)
+        rechecked = state["principal"]  # recheck() may have read it again
+        assert rechecked is not None
+        principal = rechecked
         customer_id = principal.customer.customer_id
         try:
             if call.api_format == "embeddings":
@@ -238,7 +289,7 @@ class ProxyApp:
                 self.settings.tables,
                 customer_id,
                 admission,
-                state["principal"].token.token_id,
+                principal.token.token_id,
             )
             raise
         if call.stream:
@@ -247,7 +298,9 @@ class ProxyApp:
         self._record(customer_id, admission, call, result.usage, principal.token.token_id)
         return self._render(call, result, request, admission.headers, int(now.timestamp()))
 
-    def _price(self, principal: auth.Principal, call, now: datetime) -> prices.Price | None:
+    def _price(
+        self, principal: auth.Principal, call: formats.ModelCall, now: datetime
+    ) -> prices.Price | None:
         """The model's price now (cached, prices.PriceReader), or None when it has none. When
         the prices cannot be read at all, money limits cannot be applied: a customer or token
         with a budget, or a prepaid customer, gets the store's 503; anyone else is admitted
@@ -266,7 +319,15 @@ class ProxyApp:
                 "body_too_large", f"The body exceeds {self.settings.max_body_bytes} bytes."
             )
 
-    def _stream(self, call, events, request, now, state, admission) -> streaming.StreamingResponse:
+    def _stream(
+        self,
+        call: formats.ModelCall,
+        events: Iterator[upstream.StreamEvent],
+        request: Request,
+        now: datetime,
+        state: RequestState,
+        admission: limits.Admission,
+    ) -> streaming.StreamingResponse:
         """The answer as the model produces it. Whatever ends the stream (its end, an upstream
         error, the client going away), the usage of what was produced is settled and exactly
         one usage event is written, marked `stream` and whether it `completed`."""
@@ -277,12 +338,12 @@ class ProxyApp:
         state["stream"], state["completed"] = True, False
         headers = {"Cache-Control": "no-cache", **admission.headers}
 
-        def observed():
+        def observed() -> Iterator[upstream.StreamEvent]:
             for upstream_event in events:
                 meter.observe(upstream_event)
                 yield upstream_event
 
-        def body():
+        def body() -> Iterator[bytes]:
             try:
                 yield from renderer.render(observed())
                 state["completed"] = True
@@ -296,7 +357,7 @@ class ProxyApp:
             finally:
                 settle()
 
-        def settle():  # once, also for a stream closed before its first chunk was asked for
+        def settle() -> None:  # once, also for a stream closed before its first chunk was asked for
             if state.get("settled"):
                 return
             state["settled"] = True
@@ -308,8 +369,18 @@ class ProxyApp:
         response = self._response(200, "", headers, request, renderer.content_type)
         return streaming.StreamingResponse(200, response["headers"], body(), on_close=settle)
 
-    def _settle_stream(self, call, meter, request, now, state, admission) -> None:
-        customer_id = state["principal"].customer.customer_id
+    def _settle_stream(
+        self,
+        call: formats.ModelCall,
+        meter: relay.Meter,
+        request: Request,
+        now: datetime,
+        state: RequestState,
+        admission: limits.Admission,
+    ) -> None:
+        principal = state["principal"]
+        assert principal is not None  # admitted: authenticated
+        customer_id = principal.customer.customer_id
         produced = meter.usage()
         if state.get("error") and not meter.is_exact and not produced["output_tokens"]:
             state["status"] = "upstream_error"  # nothing came out: not billed, like a failure
@@ -319,15 +390,21 @@ class ProxyApp:
                 self.settings.tables,
                 customer_id,
                 admission,
-                state["principal"].token.token_id,
+                principal.token.token_id,
             )
         else:
             state["status"] = "success"
             state["result"] = upstream.Result({}, produced)
-            self._record(customer_id, admission, call, produced, state["principal"].token.token_id)
+            self._record(customer_id, admission, call, produced, principal.token.token_id)
         self._emit(request, now, state, 200, state["started"])
 
-    def _parse(self, name, body, headers, defaults) -> formats.ModelCall:
+    def _parse(
+        self,
+        name: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        defaults: dict[str, Any],
+    ) -> formats.ModelCall:
         if name == "chat":
             return openai_format.parse(body, headers, defaults)
         if name == "embeddings":
@@ -358,15 +435,22 @@ class ProxyApp:
                 "model_not_allowed", f"Model {call.model_id} is not enabled for this token."
             )
 
-    def _render(self, call, result, request, headers, created):
+    def _render(
+        self,
+        call: formats.ModelCall,
+        result: upstream.Result,
+        request: Request,
+        headers: Mapping[str, str],
+        created: int,
+    ) -> dict[str, Any]:
         usage_out = result.usage
         if call.api_format == "embeddings":
             body = embeddings.render(call, result, request.request_id)
             return self._response(200, body, headers, request)
         if call.api_format == "bedrock":
             if call.operation == "converse":
-                body = bedrock_runtime.converse_answer(result.response)
-                return self._response(200, body, headers, request)
+                answer = bedrock_runtime.converse_answer(result.response)
+                return self._response(200, answer, headers, request)
             headers = {**headers, **bedrock_runtime.invoke_headers(usage_out)}
             raw = result.raw if result.raw is not None else json.dumps(result.response).encode()
             content_type = result.content_type or "application/json"
@@ -379,7 +463,14 @@ class ProxyApp:
         body = openai_format.render(call, result.response, usage_out, request.request_id, created)
         return self._response(200, body, headers, request)
 
-    def _record(self, customer_id, admission, call, counts: dict, token_id: str = "") -> None:
+    def _record(
+        self,
+        customer_id: str,
+        admission: limits.Admission,
+        call: formats.ModelCall,
+        counts: dict[str, int],
+        token_id: str = "",
+    ) -> None:
         """The exact counts into the counters; the quota hold replaced by them."""
         self._safely(
             usage.record_success,
@@ -393,10 +484,10 @@ class ProxyApp:
         )
 
     @staticmethod
-    def _safely(function, *args) -> None:
+    def _safely(function: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
         """Counters are provisional (the events are what is billed): never fail the answer."""
         try:
-            function(*args)
+            function(*args, **kwargs)
         except Exception as exc:
             logger.error(
                 "usage counters not updated: %s %s",
@@ -404,7 +495,14 @@ class ProxyApp:
                 (getattr(exc, "response", None) or {}).get("Error"),
             )
 
-    def _emit(self, request: Request, now: datetime, state: dict, http_status, started) -> None:
+    def _emit(
+        self,
+        request: Request,
+        now: datetime,
+        state: RequestState,
+        http_status: int | None,
+        started: float,
+    ) -> None:
         principal, call, result = state["principal"], state["call"], state["result"]
         error = state.get("error")
         event = usage.make_event(
@@ -429,6 +527,7 @@ class ProxyApp:
             self.sink.emit(event, now, billable=state["status"] == "success")
         except Exception as exc:
             logger.error("usage event not emitted: %s", type(exc).__name__)
+        metrics.emit(event, now, state.get("admission"), self.sink.stream)
 
 
 # --- the Lambda entry point ------------------------------------------------------------------
@@ -462,7 +561,8 @@ def build_app(settings: config.Settings | None = None) -> ProxyApp:
                 connect_timeout=connect_timeout,
                 read_timeout=max(1, settings.bedrock_timeout_seconds - connect_timeout),
                 retries={"total_max_attempts": 1, "mode": "standard"},
-                ignore_configured_endpoint_urls=True,
+                # botocore has it (1.31+), botocore-stubs' Config does not declare it.
+                ignore_configured_endpoint_urls=True,  # type: ignore[call-arg]
                 max_pool_connections=50,
             ),
         )
@@ -475,7 +575,7 @@ def set_app(app: ProxyApp | None) -> None:
     _APP = app
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     global _APP
     if _APP is None:
         _APP = build_app()

@@ -63,15 +63,27 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from . import auth, contract, prices
+from . import auth, contract, prices, sharded
 from .errors import ProxyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
+
+    from .sharded import ShardState
 
 MINUTE_TTL = 2 * 3600
 DAY_TTL = 400 * 86400
@@ -98,6 +110,16 @@ STORE_BUSY_CODES = frozenset(
         "ServiceUnavailableException",
     }
 )
+# Each dimension's period: (its counter item's sk, when it resets; None: never, the credit).
+Slots = dict[str, tuple[str, datetime | None]]
+# A limit's value by dimension (None: no limit).
+Limits = dict[str, int | None]
+# (scope, the warnings' key, the counter pk, its limits): the customer's, then the token's.
+Scope = tuple[str, str, str, Limits]
+# A hold taken at admission: (pk, sk, attribute, amount held).
+Hold = tuple[str, str, str, int]
+# Re-validates a refreshed principal (IP allowlist, model access); raises ProxyError.
+Recheck = Callable[[auth.Principal], None]
 
 
 @dataclass
@@ -105,7 +127,7 @@ class Admission:
     now: datetime
     day_sk: str
     month_sk: str
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 1
     request_id: str = ""
     quota_held: int = 0  # tokens added to the customer's quota_tokens, settled by usage.py
@@ -113,12 +135,14 @@ class Admission:
     # Other holds taken at admission, each replaced by the exact count (or given back) by
     # usage.py on the same item: (pk, sk, attribute, tokens held). The customer's and the
     # token's MIN# `tokens` (tokens per minute) and the token's MONTH# `quota_tokens`.
-    holds: list = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
     # Token counter items whose request a failed call takes back, as the customer's DAY#.
-    token_requests: list = field(default_factory=list)
+    token_requests: list[tuple[str, str]] = field(default_factory=list)
     # The call's price (prices.Price) when known: usage.py settles the money holds (in `holds`,
     # attributes SPEND_MICROS and the CREDIT item's) to the call's exact cost at this price.
     price: prices.Price | None = None
+    # A sharded customer's admission (sharded.ShardState): what settle() and refund() adjust.
+    sharded: ShardState | None = None
 
 
 @dataclass(slots=True)
@@ -136,7 +160,13 @@ class Planned:
     currency: str = ""  # money dimensions: the currency of the amounts
 
 
-def idempotency_token(request_id: str, purpose: str) -> dict:
+class RequestToken(TypedDict, total=False):
+    """The keyword arguments idempotency_token() adds to a TransactWriteItems call."""
+
+    ClientRequestToken: str
+
+
+def idempotency_token(request_id: str, purpose: str) -> RequestToken:
     """`ClientRequestToken` for a transaction: if botocore retries the very same call after a
     timeout whose first try did land, DynamoDB applies it once (tokens live 10 minutes)."""
     if not request_id:
@@ -166,7 +196,7 @@ def store_unavailable(exc: Exception) -> ProxyError | None:
 
 
 @contextmanager
-def store_errors():
+def store_errors() -> Iterator[None]:
     """Around the DynamoDB reads and the admission: unreachable or throttled -> 503."""
     try:
         yield
@@ -177,7 +207,7 @@ def store_errors():
         raise mapped from None
 
 
-def periods(now: datetime) -> dict[str, tuple[str, datetime | None]]:
+def periods(now: datetime) -> Slots:
     minute = now.replace(second=0, microsecond=0)
     day = now.date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
@@ -232,7 +262,7 @@ SCOPE_HEADER = "X-RateLimit-Scope"
 _CENT = Decimal("0.01")
 
 
-def limits_of(item) -> dict[str, int | None]:
+def limits_of(item: contract.CustomerItem | contract.TokenItem) -> Limits:
     """A customer's or a token's limits by dimension (both items name them alike). Budgets
     are in micro-units of the currency."""
     return {
@@ -250,7 +280,7 @@ def money(micros: int, currency: str = "") -> str:
     return f"{amount:,} {currency}".strip()
 
 
-def _credit_update(table, pk, month, hold) -> dict:
+def _credit_update(table: str, pk: str, month: str, hold: int) -> TransactWriteItemTypeDef:
     """The prepaid customer's CREDIT item: hold `hold` micro-units of credit, if some is left
     (used below granted, before this update; nothing granted yet, or 0: nothing is left)."""
     return {
@@ -272,10 +302,19 @@ def _credit_update(table, pk, month, hold) -> dict:
     }
 
 
-def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
+def _counter_update(
+    table: str,
+    pk: str,
+    sk: str,
+    adds: Iterable[tuple[str, int]],
+    ttl: AttributeValueTypeDef | None = None,
+    conditions: Sequence[tuple[str, int]] = (),
+) -> TransactWriteItemTypeDef:
     """ADD `adds` [(attribute, amount)] to one counter item, if every (attribute, cap) of
     `conditions` is below its cap (the values before this update)."""
-    names, values, parts = {}, {}, []
+    names: dict[str, str] = {}
+    values: dict[str, AttributeValueTypeDef] = {}
+    parts: list[str] = []
     for i, (attribute, amount) in enumerate(adds):
         placeholder = _PLACEHOLDERS[attribute]
         names[placeholder] = attribute
@@ -285,7 +324,7 @@ def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
     if ttl is not None:
         names["#ttl"], values[":ttl"] = contract.TTL_ATTRIBUTE, ttl
         expression += " SET #ttl = :ttl"
-    update = {
+    update: UpdateTypeDef = {
         "TableName": table,
         "Key": {contract.COUNTER_PK: {"S": pk}, contract.COUNTER_SK: {"S": sk}},
         "UpdateExpression": expression,
@@ -293,7 +332,7 @@ def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
         "ExpressionAttributeValues": values,
     }
     if conditions:
-        checks = []
+        checks: list[str] = []
         for j, (attribute, cap) in enumerate(conditions):
             placeholder = _PLACEHOLDERS[attribute]
             names[placeholder] = attribute
@@ -309,17 +348,24 @@ def _counter_update(table, pk, sk, adds, ttl=None, conditions=()) -> dict:
 
 
 class Limiter:
-    def __init__(self, dynamodb, tables: contract.TableNames, authenticator, warning_percent=80):
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        tables: contract.TableNames,
+        authenticator: auth.Authenticator,
+        warning_percent: int = 80,
+    ) -> None:
         self.dynamodb, self.tables, self.auth = dynamodb, tables, authenticator
         self.warning_percent = warning_percent
         self._warned: set[tuple[str, str, str]] = set()
+        self.sharded = sharded.ShardedAdmission(self)
 
     @staticmethod
-    def _scopes(principal) -> list[tuple[str, str, str, dict]]:
+    def _scopes(principal: auth.Principal) -> list[Scope]:
         """(scope, warnings key, counter pk, limits): the customer's, then the token's own
         limits when it has any (a request must pass both)."""
         customer, token = principal.customer, principal.token
-        scopes = [
+        scopes: list[Scope] = [
             ("customer", customer.customer_id, contract.counter_pk(customer.customer_id),
              limits_of(customer)),
         ]  # fmt: skip
@@ -340,7 +386,7 @@ class Limiter:
     def admit(
         self,
         principal: auth.Principal,
-        recheck,
+        recheck: Recheck,
         now: datetime | None = None,
         request_id: str = "",
         quota_hold: int = 0,
@@ -361,6 +407,10 @@ class Limiter:
         money_hold = 0
         if price is not None:
             money_hold = min(prices.hold_micros(price, quota_hold), MAX_MONEY_HOLD)
+        if sharded.uses_shards(principal.customer):
+            return self._admit_sharded(
+                principal, recheck, now, slots, request_id, quota_hold, free, price, money_hold
+            )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             scopes = self._scopes(principal)
             planned = self._transaction(
@@ -397,9 +447,43 @@ class Limiter:
             return admission
         raise ProxyError("internal_error", "Could not admit the request; retry.")
 
+    def _admit_sharded(
+        self,
+        principal: auth.Principal,
+        recheck: Recheck,
+        now: datetime,
+        slots: Slots,
+        request_id: str,
+        quota_hold: int,
+        free: bool,
+        price: prices.Price | None,
+        money_hold: int,
+    ) -> Admission:
+        """A customer spread over admission shards: one UpdateItem (sharded.py)."""
+        if not free and price is None:
+            self._refuse_unpriced(principal)
+        principal, state, attempts = self.sharded.admit(
+            principal, recheck, now, slots, quota_hold, free, money_hold
+        )
+        currency = price.currency if price is not None else ""
+        admission = self._admitted(
+            principal, self._scopes(principal), slots, now, attempts, currency
+        )
+        admission.request_id, admission.price, admission.sharded = request_id, price, state
+        return admission
+
     def _transaction(
-        self, principal, scopes, slots, quota_hold=0, free=False, price=None, money_hold=0
-    ):
+        self,
+        principal: auth.Principal,
+        scopes: list[Scope],
+        slots: Slots,
+        quota_hold: int = 0,
+        free: bool = False,
+        price: prices.Price | None = None,
+        money_hold: int = 0,
+    ) -> tuple[
+        list[TransactWriteItemTypeDef], list[Planned], int, list[Hold], list[tuple[str, str]]
+    ]:
         """(items, plan, the customer's quota hold, other holds, token requests)."""
         token, customer = principal.token, principal.customer
         currency = price.currency if price is not None else ""
@@ -407,19 +491,21 @@ class Limiter:
             self._refuse_unpriced(principal)
         names = self.tables
         table = names.usage_counters
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             _status_check(names.tokens, contract.TOKEN_KEY, token.token_hash, token.version),
             _status_check(
                 names.customers, contract.CUSTOMER_KEY, customer.customer_id, customer.version
             ),
         ]
         plan: list[Planned] = []
-        holds: list[tuple[str, str, str, int]] = []
+        holds: list[Hold] = []
         token_requests: list[tuple[str, str]] = []
         customer_held = 0
         epoch = int(time.time())
-        minute_ttl = {"N": str(epoch + MINUTE_TTL)}
-        day_ttl = {"N": str(epoch + DAY_TTL)}
+        minute_ttl: AttributeValueTypeDef = {"N": str(epoch + MINUTE_TTL)}
+        day_ttl: AttributeValueTypeDef = {"N": str(epoch + DAY_TTL)}
+        adds: list[tuple[str, int]]
+        conditions: list[tuple[str, int]]
         minute_sk, day_sk, month_sk = slots["rpm"][0], slots["daily"][0], slots["monthly"][0]
         for scope, key, pk, limits in scopes:
             if free:  # a request like any, but nothing held: no quota, tokens per minute, money
@@ -430,9 +516,10 @@ class Limiter:
                     raise self._refusal(scope, dimension, limit, slots)
             is_customer = scope == "customer"
 
-            def planned(dimension, sk, scope=scope, key=key, limits=limits):
-                """The condition of `dimension` on the item about to be appended."""
-                limit = limits[dimension]
+            def planned(
+                dimension: str, sk: str, limit: int, scope: str = scope, key: str = key
+            ) -> tuple[str, int]:
+                """The condition of `dimension` (its `limit`) on the item about to be appended."""
                 cap, warning = self._cap(key, dimension, sk, limit)
                 attribute = ATTRIBUTES[dimension]
                 plan.append(
@@ -446,14 +533,15 @@ class Limiter:
             if rpm is not None or tpm is not None:  # MIN#: requests, and tokens held
                 adds, conditions = [("requests", 1)], []
                 if rpm is not None:
-                    conditions.append(planned("rpm", minute_sk))
+                    conditions.append(planned("rpm", minute_sk, rpm))
                 if tpm is not None:
                     adds.append((contract.MINUTE_TOKENS, quota_hold))
                     holds.append((pk, minute_sk, contract.MINUTE_TOKENS, quota_hold))
-                    conditions.append(planned("tpm", minute_sk))
+                    conditions.append(planned("tpm", minute_sk, tpm))
                 items.append(_counter_update(table, pk, minute_sk, adds, minute_ttl, conditions))
-            if is_customer or limits["daily"] is not None:  # DAY#: requests
-                conditions = [planned("daily", day_sk)] if limits["daily"] is not None else []
+            daily = limits["daily"]
+            if is_customer or daily is not None:  # DAY#: requests
+                conditions = [planned("daily", day_sk, daily)] if daily is not None else []
                 items.append(
                     _counter_update(table, pk, day_sk, [("requests", 1)], day_ttl, conditions)
                 )
@@ -463,12 +551,12 @@ class Limiter:
             if is_customer:  # MONTH#: requests, the quota's hold, the money hold (live spend)
                 adds, conditions = [("requests", 1)], []
                 if monthly is not None:
-                    conditions.append(planned("monthly", month_sk))
+                    conditions.append(planned("monthly", month_sk, monthly))
                     if quota_hold > 0:  # the condition sees the value before this update
                         adds.append((QUOTA_ATTRIBUTE, quota_hold))
                         customer_held = quota_hold
                 if budget is not None:
-                    conditions.append(planned("budget", month_sk))
+                    conditions.append(planned("budget", month_sk, budget))
                 if money_hold > 0:
                     adds.append((contract.SPEND_MICROS, money_hold))
                     holds.append((pk, month_sk, contract.SPEND_MICROS, money_hold))
@@ -476,11 +564,11 @@ class Limiter:
             elif monthly is not None or budget is not None:  # the token's MONTH#: its holds
                 adds, conditions = [], []
                 if monthly is not None:
-                    conditions.append(planned("monthly", month_sk))
+                    conditions.append(planned("monthly", month_sk, monthly))
                     adds.append((QUOTA_ATTRIBUTE, quota_hold))
                     holds.append((pk, month_sk, QUOTA_ATTRIBUTE, quota_hold))
                 if budget is not None:
-                    conditions.append(planned("budget", month_sk))
+                    conditions.append(planned("budget", month_sk, budget))
                     adds.append((contract.SPEND_MICROS, money_hold))
                     holds.append((pk, month_sk, contract.SPEND_MICROS, money_hold))
                 items.append(_counter_update(table, pk, month_sk, adds, day_ttl, conditions))
@@ -497,7 +585,7 @@ class Limiter:
         return items, plan, customer_held, holds, token_requests
 
     @staticmethod
-    def _refuse_unpriced(principal) -> None:
+    def _refuse_unpriced(principal: auth.Principal) -> None:
         """A call whose model has no price cannot be counted against money: refused when the
         customer or token has a budget or the customer is prepaid; otherwise admitted, its
         spend not counted."""
@@ -509,7 +597,15 @@ class Limiter:
                 "another model.",
             )
 
-    def _on_cancel(self, principal, reasons, plan, slots, now, recheck):
+    def _on_cancel(
+        self,
+        principal: auth.Principal,
+        reasons: Sequence[Mapping[str, Any]],
+        plan: list[Planned],
+        slots: Slots,
+        now: datetime,
+        recheck: Recheck,
+    ) -> auth.Principal:
         failed = {i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
         token = principal.token
         if failed & {0, 1}:
@@ -519,7 +615,7 @@ class Limiter:
             auth.check_customer(principal.customer)
             recheck(principal)
             return principal
-        refusal = None
+        refusal: ProxyError | None = None
         for index in sorted(failed):
             entries = [entry for entry in plan if entry.index == index]
             if len(entries) > 1:  # which of the item's two conditions refused
@@ -537,7 +633,9 @@ class Limiter:
         return principal
 
     @staticmethod
-    def _which_failed(entries, item) -> list[Planned]:
+    def _which_failed(
+        entries: list[Planned], item: Mapping[str, AttributeValueTypeDef] | None
+    ) -> list[Planned]:
         """The entries whose counter reached its cap, on the item as the failed condition saw
         it (DynamoDB returns it with the cancellation, ALL_OLD). A store that does not return
         it: every entry, so warning caps are passed and a hard cap refuses (the request is
@@ -547,12 +645,18 @@ class Limiter:
             return entries
         return [e for e in entries if _number(item, e.attribute) >= e.cap]
 
-    def _remember_warning(self, key, dimension, sk):
+    def _remember_warning(self, key: str, dimension: str, sk: str) -> None:
         if len(self._warned) > 100_000:
             self._warned.clear()
         self._warned.add((key, dimension, sk))
 
-    def _money_refusal(self, entry: Planned, item, slots, now) -> ProxyError:
+    def _money_refusal(
+        self,
+        entry: Planned,
+        item: Mapping[str, AttributeValueTypeDef] | None,
+        slots: Slots,
+        now: datetime,
+    ) -> ProxyError:
         """`budget_exceeded` with the budget, the amount spent (from the item as the failed
         condition saw it) and the reset time; `insufficient_credit` with what is left."""
         item = item or {}
@@ -568,6 +672,7 @@ class Limiter:
             )  # fmt: skip
         spent = _number(item, entry.attribute)
         _, reset_at = slots["budget"]
+        assert reset_at is not None  # only the credit never resets
         retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
         who = "Token monthly budget" if entry.scope == "token" else "Monthly budget"
         return ProxyError(
@@ -583,9 +688,12 @@ class Limiter:
             },
         )
 
-    def _refusal(self, scope, dimension, limit, slots, now=None) -> ProxyError:
+    def _refusal(
+        self, scope: str, dimension: str, limit: int, slots: Slots, now: datetime | None = None
+    ) -> ProxyError:
         now = now or datetime.now(UTC)
         _, reset_at = slots[dimension]
+        assert reset_at is not None  # only the credit never resets, and it has its own refusal
         retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
         headers = {
             "Retry-After": str(retry_after),
@@ -605,12 +713,22 @@ class Limiter:
         message = f"Token {message}" if scope == "token" else message[0].upper() + message[1:]
         return ProxyError(CODES[dimension], message, headers=headers)
 
-    def _admitted(self, principal, scopes, slots, now, attempts, currency="") -> Admission:
+    def _admitted(
+        self,
+        principal: auth.Principal,
+        scopes: list[Scope],
+        slots: Slots,
+        now: datetime,
+        attempts: int,
+        currency: str = "",
+    ) -> Admission:
         """Admitted responses name, for each dimension, the tighter of the customer's and the
         token's limits, and warn about each scope past its warning threshold."""
-        headers, warnings, tightest = {}, [], {}
+        headers: dict[str, str] = {}
+        warnings: list[str] = []
+        tightest: dict[str, int] = {}
 
-        def shown(dimension, limit):
+        def shown(dimension: str, limit: int) -> str:
             return money(limit, currency) if dimension == "budget" else str(limit)
 
         for scope, key, _, limits in scopes:
@@ -629,8 +747,10 @@ class Limiter:
         for dimension in DIMENSIONS:
             if dimension in tightest:
                 name = HEADER_NAMES[dimension]
+                reset_at = slots[dimension][1]
+                assert reset_at is not None  # DIMENSIONS: each resets (the credit is not one)
                 headers[f"X-RateLimit-Limit-{name}"] = shown(dimension, tightest[dimension])
-                headers[f"X-RateLimit-Reset-{name}"] = str(int(slots[dimension][1].timestamp()))
+                headers[f"X-RateLimit-Reset-{name}"] = str(int(reset_at.timestamp()))
         if warnings:
             headers["X-RateLimit-Warning"] = "; ".join(warnings)
         return Admission(
@@ -643,7 +763,7 @@ class Limiter:
         )
 
 
-def _status_check(table: str, key: str, value: str, version: int) -> dict:
+def _status_check(table: str, key: str, value: str, version: int) -> TransactWriteItemTypeDef:
     return {
         "ConditionCheck": {
             "TableName": table,
@@ -658,7 +778,7 @@ def _status_check(table: str, key: str, value: str, version: int) -> dict:
     }
 
 
-def _number(item: dict, attribute: str) -> int:
+def _number(item: Mapping[str, AttributeValueTypeDef], attribute: str) -> int:
     """A number attribute of an item in DynamoDB's shape ({"N": "12"}); absent: 0."""
     value = item.get(attribute, {}).get("N", "0")
     try:

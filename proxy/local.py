@@ -33,11 +33,15 @@ import ssl
 import sys
 import threading
 import uuid
+from collections.abc import Mapping, Sequence
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 from . import config, contract, handler
+from .streaming import StreamingApp, StreamingResponse
 
 logger = logging.getLogger("proxy.local")
 
@@ -62,7 +66,13 @@ def load_dotenv(path: Path) -> None:
             os.environ.setdefault(key.strip(), value.strip())
 
 
-def to_event(method: str, raw_path: str, headers, body: bytes, client_ip: str) -> dict:
+def to_event(
+    method: str,
+    raw_path: str,
+    headers: Message | Mapping[str, str],
+    body: bytes,
+    client_ip: str,
+) -> dict[str, Any]:
     """An API Gateway v2 event. The body is the text when it is UTF-8, else base64 with
     `isBase64Encoded` (as API Gateway passes a binary body)."""
     url = urlsplit(raw_path)
@@ -89,12 +99,12 @@ def to_event(method: str, raw_path: str, headers, body: bytes, client_ip: str) -
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def make_handler(app):
+def make_handler(app: StreamingApp) -> type[BaseHTTPRequestHandler]:
     """The request handler class for `app` (anything with `handle_streaming(event)`)."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -102,7 +112,7 @@ def make_handler(app):
         server_version = "bedrock-proxy-local"
         disable_nagle_algorithm = True  # a chunk goes out when it is written, not 40 ms later
 
-        def _serve(self):
+        def _serve(self) -> None:
             try:
                 body = self._read_body()
             except BadRequest as exc:
@@ -145,7 +155,8 @@ def make_handler(app):
             return self.rfile.read(length) if length else b""
 
         def _read_chunked_body(self) -> bytes:
-            parts, total = [], 0
+            parts: list[bytes] = []
+            total = 0
             while True:
                 line = self.rfile.readline(1024)
                 try:
@@ -163,7 +174,7 @@ def make_handler(app):
                 pass  # trailer fields: not used
             return b"".join(parts)
 
-        def _write(self, response) -> None:
+        def _write(self, response: StreamingResponse) -> None:
             status = response.status
             bodiless = self.command == "HEAD" or status < 200 or status in (204, 304)
             kind = response.content_type.split(";")[0].strip().lower()
@@ -198,7 +209,7 @@ def make_handler(app):
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
 
-        def log_message(self, format, *args):
+        def log_message(self, format: str, *args: Any) -> None:
             # The request line only (method, path, status); never headers, so never the token.
             sys.stderr.write(f"proxy.local {self.address_string()} {format % args}\n")
 
@@ -218,12 +229,21 @@ class LocalTLSServer(LocalServer):
     """The same over TLS. The handshake runs in the connection's thread, never in the accept
     loop, and is given TLS_HANDSHAKE_SECONDS."""
 
-    def __init__(self, address, handler_class, context: ssl.SSLContext, cert_path: Path):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler_class: type[BaseHTTPRequestHandler],
+        context: ssl.SSLContext,
+        cert_path: Path,
+    ) -> None:
         self.context = context
         self.cert_path = cert_path
         super().__init__(address, handler_class)
 
-    def finish_request(self, request, client_address):
+    def finish_request(
+        self: Self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        request = cast(socket.socket, request)  # a TCP server's request is its connection
         request.settimeout(TLS_HANDSHAKE_SECONDS)
         try:
             connection = self.context.wrap_socket(request, server_side=True)
@@ -254,7 +274,7 @@ def build_app() -> handler.ProxyApp:
     return app
 
 
-def build(port: int, app=None) -> LocalServer:
+def build(port: int, app: StreamingApp | None = None) -> LocalServer:
     """The HTTP server on 127.0.0.1:`port` (0: any free port), for `app` or a new ProxyApp."""
     return LocalServer(("127.0.0.1", port), make_handler(app or build_app()))
 
@@ -263,7 +283,7 @@ def default_tls_dir() -> Path:
     return (Path(os.environ.get("PORTAL_VAR_DIR") or "var") / "proxy-tls").resolve()
 
 
-def build_tls(port: int, app, tls_dir: Path | None = None) -> LocalTLSServer:
+def build_tls(port: int, app: StreamingApp, tls_dir: Path | None = None) -> LocalTLSServer:
     """The HTTPS server on 127.0.0.1:`port`, with the certificate kept in `tls_dir`."""
     from . import local_tls  # needs `cryptography`; the Lambda never comes here
 
@@ -272,7 +292,7 @@ def build_tls(port: int, app, tls_dir: Path | None = None) -> LocalTLSServer:
     return LocalTLSServer(("127.0.0.1", port), make_handler(app), context, cert_path)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(Path.cwd() / ".env")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

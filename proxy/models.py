@@ -117,10 +117,17 @@ def max_output_tokens(model_id: str) -> int:
     return found
 
 
-def resolve(name) -> tuple[str, str]:
-    """(model_id, alias) for an alias or a Bedrock model id; alias is "" for a plain id."""
+def requested_name(name: object) -> str:
+    """`name` if it can name a model (a non-empty string), else the 400 `resolve` refuses it
+    with."""
     if not isinstance(name, str) or not name:
         raise ProxyError("invalid_request", "A model is required ('model' or 'modelId').")
+    return name
+
+
+def resolve(name: object) -> tuple[str, str]:
+    """(model_id, alias) for an alias or a Bedrock model id; alias is "" for a plain id."""
+    name = requested_name(name)
     if name in ALIASES:
         return ALIASES[name], name
     if name in KNOWN_IDS or _MODEL_ID_RE.match(name):

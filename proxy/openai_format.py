@@ -8,10 +8,15 @@ OpenAI SDKs parse unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from . import formats, models, openai_tools
 from .errors import ProxyError
 
-FINISH_REASONS = {
+# Converse's stopReason -> OpenAI's finish_reason (looked up with the answer's stopReason, which
+# may be absent: None)
+FINISH_REASONS: dict[str | None, str] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
@@ -21,7 +26,7 @@ FINISH_REASONS = {
 }
 # Parameters Bedrock cannot honour: refused (naming them) unless they ask for the default, so a
 # client never believes it got what it asked for. name -> (values that mean "the default", why)
-_UNHONOURED = {
+_UNHONOURED: dict[str, tuple[tuple[object, ...], str]] = {
     "functions": ((None, []), "use 'tools'"),
     "function_call": ((None,), "use 'tool_choice'"),
     "logprobs": ((None, False), "Bedrock returns no log probabilities"),
@@ -38,15 +43,17 @@ _UNHONOURED = {
 }
 
 
-def _refuse_unhonoured(body: dict) -> None:
+def _refuse_unhonoured(body: dict[str, Any]) -> None:
     for name, (defaults, why) in _UNHONOURED.items():
         value = body.get(name)
         if not any(value == d and type(value) is type(d) for d in defaults):
             raise ProxyError("invalid_request", f"'{name}' is not supported: {why}.")
 
 
-def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
-    requested = body.get("model")
+def parse(
+    body: dict[str, Any], headers: Mapping[str, str], defaults: dict[str, Any] | None
+) -> formats.ModelCall:
+    requested = models.requested_name(body.get("model"))
     model_id, alias = models.resolve(requested)
     _refuse_unhonoured(body)
     stream = formats.stream_flag(body.get("stream", False))
@@ -77,7 +84,7 @@ def parse(body: dict, headers: dict, defaults: dict) -> formats.ModelCall:
     )
 
 
-def usage_block(usage: dict) -> dict:
+def usage_block(usage: dict[str, int]) -> dict[str, Any]:
     prompt = usage["input_tokens"] + usage["cache_read_tokens"] + usage["cache_write_tokens"]
     return {
         "prompt_tokens": prompt,
@@ -87,7 +94,13 @@ def usage_block(usage: dict) -> dict:
     }
 
 
-def render(call, response: dict, usage: dict, request_id: str, created: int) -> dict:
+def render(
+    call: formats.ModelCall,
+    response: dict[str, Any],
+    usage: dict[str, int],
+    request_id: str,
+    created: int,
+) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
@@ -105,16 +118,16 @@ def render(call, response: dict, usage: dict, request_id: str, created: int) -> 
     }
 
 
-def _message(response: dict) -> dict:
+def _message(response: dict[str, Any]) -> dict[str, Any]:
     calls = openai_tools.tool_calls(response)
     text = formats.converse_text(response)
-    message = {"role": "assistant", "content": text if text or not calls else None}
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def render_models(allowed: list[str], created: int) -> dict:
+def render_models(allowed: list[str], created: int) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+from typing import Any
 
 from .errors import ProxyError
 
@@ -34,13 +35,14 @@ def _bad(message: str) -> ProxyError:
 # --- request: messages --------------------------------------------------------------------
 
 
-def converse_messages(messages) -> tuple[list, list]:
+def converse_messages(messages: object) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system blocks, Converse messages) from OpenAI chat messages."""
     if not isinstance(messages, list) or not messages:
         raise _bad("'messages' must be a non-empty list.")
-    system, converted = [], []
+    system: list[dict[str, Any]] = []
+    converted: list[dict[str, Any]] = []
 
-    def add(role: str, blocks: list) -> None:
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
         if converted and converted[-1]["role"] == role:  # Converse wants alternation
             converted[-1]["content"].extend(blocks)
         else:
@@ -66,11 +68,11 @@ def converse_messages(messages) -> tuple[list, list]:
     return system, converted
 
 
-def _text_only(content, where: str) -> str:
+def _text_only(content: object, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = []
+        texts: list[str] = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise _bad(f"{where}: only text parts are allowed here.")
@@ -79,12 +81,12 @@ def _text_only(content, where: str) -> str:
     raise _bad(f"{where}: content must be a string or a list of parts.")
 
 
-def _user_blocks(content, where: str) -> list:
+def _user_blocks(content: object, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list) or not content:
         raise _bad(f"{where}: content must be a string or a non-empty list of parts.")
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for number, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
@@ -99,7 +101,7 @@ def _user_blocks(content, where: str) -> list:
     return blocks
 
 
-def _image(image_url, where: str) -> dict:
+def _image(image_url: object, where: str) -> dict[str, Any]:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
         raise _bad(f"{where}: image_url.url must be a string.")
@@ -119,8 +121,8 @@ def _image(image_url, where: str) -> dict:
     return {"image": {"format": image_format, "source": {"bytes": data}}}
 
 
-def _assistant_blocks(message: dict, where: str) -> list:
-    blocks = []
+def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
     content = message.get("content")
     if content:
         blocks.append({"text": _text_only(content, where)})
@@ -135,7 +137,7 @@ def _assistant_blocks(message: dict, where: str) -> list:
     return blocks
 
 
-def _tool_use(tool_call, where: str) -> dict:
+def _tool_use(tool_call: Any, where: str) -> dict[str, Any]:
     function = tool_call.get("function") if isinstance(tool_call, dict) else None
     if not isinstance(function, dict) or not isinstance(tool_call.get("id"), str):
         raise _bad(f"{where} must have an id and a function.")
@@ -155,7 +157,7 @@ def _tool_use(tool_call, where: str) -> dict:
     }
 
 
-def _tool_result(message: dict, where: str) -> dict:
+def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
     tool_call_id = message.get("tool_call_id")
     if not isinstance(tool_call_id, str) or not tool_call_id:
         raise _bad(f"{where}: a tool message needs tool_call_id.")
@@ -167,7 +169,7 @@ def _tool_result(message: dict, where: str) -> dict:
     }
 
 
-def _tool_name(name, where: str) -> str:
+def _tool_name(name: object, where: str) -> str:
     if not isinstance(name, str) or not _TOOL_NAME.match(name):
         raise _bad(f"{where}: a tool name must be 1-64 letters, digits, '_' or '-'.")
     return name
@@ -176,7 +178,9 @@ def _tool_name(name, where: str) -> str:
 # --- request: tools -----------------------------------------------------------------------
 
 
-def tool_config(tools, tool_choice, messages: list) -> dict | None:
+def tool_config(
+    tools: object, tool_choice: object, messages: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     """Converse's toolConfig, or None when no tools are to be sent."""
     if tools is None or tools == []:
         if tool_choice not in (None, "none", "auto"):
@@ -187,7 +191,7 @@ def tool_config(tools, tool_choice, messages: list) -> dict | None:
     specs = [_tool_spec(tool, f"tools[{number}]") for number, tool in enumerate(tools)]
     if tool_choice == "none":
         return _history_tools(messages, specs)
-    config = {"tools": specs}
+    config: dict[str, Any] = {"tools": specs}
     if tool_choice in (None, "auto"):
         config["toolChoice"] = {"auto": {}}
     elif tool_choice == "required":
@@ -202,7 +206,9 @@ def tool_config(tools, tool_choice, messages: list) -> dict | None:
     return config
 
 
-def _history_tools(messages: list, specs: list | None = None) -> dict | None:
+def _history_tools(
+    messages: list[dict[str, Any]], specs: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     used = any("toolUse" in b or "toolResult" in b for m in messages for b in m["content"])
     if not used:
         return None
@@ -211,13 +217,13 @@ def _history_tools(messages: list, specs: list | None = None) -> dict | None:
     return {"tools": specs, "toolChoice": {"auto": {}}}
 
 
-def _tool_spec(tool, where: str) -> dict:
+def _tool_spec(tool: object, where: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type") != "function":
         raise _bad(f"{where}: only tools of type 'function' are supported.")
     function = tool.get("function")
     if not isinstance(function, dict):
         raise _bad(f"{where}.function must be an object.")
-    spec = {"name": _tool_name(function.get("name"), where)}
+    spec: dict[str, Any] = {"name": _tool_name(function.get("name"), where)}
     description = function.get("description")
     if description is not None:
         if not isinstance(description, str):
@@ -238,7 +244,7 @@ def _tool_spec(tool, where: str) -> dict:
 # --- answer -------------------------------------------------------------------------------
 
 
-def tool_calls(response: dict) -> list:
+def tool_calls(response: dict[str, Any]) -> list[dict[str, Any]]:
     content = response.get("output", {}).get("message", {}).get("content", [])
     return [
         {

@@ -20,11 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from . import contract, models
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class Price:
         )
 
 
-def _count(value, what: str) -> int:
+def _count(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{what} must be a whole number of at least 0, not {value!r}")
     return value
@@ -83,7 +87,7 @@ def _ceil_thousandths(amount: int) -> int:
     return -(-amount // 1000)
 
 
-def cost_micros(price: Price, usage: Mapping) -> int:
+def cost_micros(price: Price, usage: Mapping[str, object]) -> int:
     """The cost of a call's usage in micro-units, rounded up once to the micro-unit: each kind
     of token x its price per 1,000, summed, then / 1,000; plus the per-request price for each
     request (`usage["requests"]`, 1 when absent: one call). Missing token kinds count 0.
@@ -112,7 +116,7 @@ def hold_micros(price: Price, token_hold: int) -> int:
     return _ceil_thousandths(tokens * highest) + price.per_request
 
 
-def _epoch(now) -> float:
+def _epoch(now: datetime | float | None) -> float:
     if now is None:
         return time.time()
     if isinstance(now, datetime):
@@ -125,11 +129,11 @@ class PriceReader:
 
     def __init__(
         self,
-        dynamodb,
+        dynamodb: DynamoDBClient,
         tables: contract.TableNames | None = None,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
-        clock=time.monotonic,
-    ):
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.dynamodb = dynamodb
         self.tables = tables or contract.table_names()
         self.ttl = ttl_seconds
@@ -137,13 +141,14 @@ class PriceReader:
         self._items: dict[str, contract.PriceItem] | None = None
         self._fresh_until = 0.0
         self._lock = threading.Lock()
-        self._reported: set[tuple] = set()  # unreadable items already logged
+        # unreadable items already logged: (model id, version, problem)
+        self._reported: set[tuple[str, int | None, str]] = set()
         self._failure: Exception | None = None  # the last failed read, while none is held
         self._failed_until = 0.0
 
     def refresh(self) -> dict[str, contract.PriceItem]:
         """Read every price item now (one Scan, eventually consistent) and keep them."""
-        items = {}
+        items: dict[str, contract.PriceItem] = {}
         for item in contract.iter_prices(self.dynamodb, self.tables, consistent=False):
             if isinstance(item, contract.UnreadablePriceItem):
                 self._report(item)
@@ -171,9 +176,9 @@ class PriceReader:
         with self._lock:
             if self._items is not None and self.ttl > 0 and self.clock() < self._fresh_until:
                 return self._items
-            waiting = self._items is None and self._failure is not None
-            if waiting and self.clock() < self._failed_until:
-                raise self._failure
+            failure = self._failure  # the last failed read, kept while no items are held
+            if self._items is None and failure is not None and self.clock() < self._failed_until:
+                raise failure
             try:
                 return self.refresh()
             except Exception as exc:
@@ -186,7 +191,7 @@ class PriceReader:
                 self._fresh_until = self.clock() + min(self.ttl, RETRY_AFTER_FAILURE_SECONDS)
                 return self._items
 
-    def price_at(self, name, now=None) -> Price | None:
+    def price_at(self, name: object, now: datetime | float | None = None) -> Price | None:
         """The price of a model (id, alias or inference profile id) at `now` (a datetime or
         epoch seconds; default: the current time), or None when it has none."""
         if not isinstance(name, str) or not name:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from . import bedrock_runtime, eventstream, formats, openai_format, upstream
 from .errors import ProxyError, error_body
+from .upstream import StreamEvent
 
 _INVOCATION_METRICS = {
     "input_tokens": "inputTokenCount",
@@ -26,7 +29,7 @@ _INVOCATION_METRICS = {
 }
 
 
-def _chunk_json(event: dict) -> dict:
+def _chunk_json(event: StreamEvent) -> dict[str, Any]:
     try:
         payload = json.loads(event["chunk"].get("bytes") or b"{}")
     except (ValueError, TypeError):
@@ -41,15 +44,15 @@ class Meter:
     stream already reported, else the request's estimate, and the output text relayed so far
     at four characters a token."""
 
-    def __init__(self, call: formats.ModelCall):
+    def __init__(self, call: formats.ModelCall) -> None:
         self.call = call
-        self.exact: dict | None = None
+        self.exact: dict[str, int] | None = None
         self.input_reported: int | None = None
         self.output_reported: int | None = None
         self.output_chars = 0
         self.stop_reason: str | None = None
 
-    def observe(self, event: dict) -> None:
+    def observe(self, event: StreamEvent) -> None:
         if "contentBlockDelta" in event:
             delta = event["contentBlockDelta"].get("delta") or {}
             text = delta.get("text") or (delta.get("toolUse") or {}).get("input") or ""
@@ -61,12 +64,13 @@ class Meter:
         elif "chunk" in event:
             self._observe_chunk(_chunk_json(event))
 
-    def _observe_chunk(self, payload: dict) -> None:
+    def _observe_chunk(self, payload: dict[str, Any]) -> None:
         metrics = payload.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self.exact = {name: _int(metrics.get(key)) for name, key in _INVOCATION_METRICS.items()}
         kind = payload.get("type")
-        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        sent = payload.get("usage")
+        usage: dict[str, Any] = sent if isinstance(sent, dict) else {}
         if kind == "message_start":
             message_usage = (payload.get("message") or {}).get("usage") or {}
             if "input_tokens" in message_usage:
@@ -87,7 +91,7 @@ class Meter:
     def is_exact(self) -> bool:
         return self.exact is not None
 
-    def usage(self) -> dict:
+    def usage(self) -> dict[str, int]:
         if self.exact is not None:
             return dict(self.exact)
         estimated_input = formats.quota_hold(self.call) - (
@@ -107,7 +111,7 @@ class Meter:
         }
 
 
-def _int(value) -> int:
+def _int(value: Any) -> int:
     try:
         return max(0, int(value))
     except (TypeError, ValueError):
@@ -117,7 +121,7 @@ def _int(value) -> int:
 # --- renderers: upstream events -> bytes for the client --------------------------------------
 
 
-def _sse(payload) -> bytes:
+def _sse(payload: object) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
 
@@ -125,23 +129,35 @@ def _sse(payload) -> bytes:
 DONE = _sse("[DONE]")
 
 
+class Renderer(Protocol):
+    """Upstream events -> the bytes one client format takes, and an error inside the stream."""
+
+    content_type: str
+
+    def render(self, events: Iterable[StreamEvent]) -> Iterator[bytes]: ...
+
+    def error(self, exc: ProxyError, request_id: str) -> bytes: ...
+
+
 class OpenAIStream:
     content_type = "text/event-stream"
 
-    def __init__(self, call, meter: Meter, request_id: str, created: int):
+    def __init__(
+        self, call: formats.ModelCall, meter: Meter, request_id: str, created: int
+    ) -> None:
         self.call, self.meter = call, meter
-        self.base = {
+        self.base: dict[str, Any] = {
             "id": f"chatcmpl-{request_id}",
             "object": "chat.completion.chunk",
             "created": created,
             "model": call.requested_model,
         }
 
-    def _chunk(self, delta: dict, finish=None) -> bytes:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         return _sse({**self.base, "choices": [choice]})
 
-    def render(self, events):
+    def render(self, events: Iterable[StreamEvent]) -> Iterator[bytes]:
         started = False
         tools: dict[int, int] = {}  # Converse content block index -> OpenAI tool call index
         for event in events:
@@ -187,10 +203,12 @@ class PromptStream:
 
     content_type = "text/event-stream"
 
-    def __init__(self, call, meter: Meter, request_id: str, created: int):
+    def __init__(
+        self, call: formats.ModelCall, meter: Meter, request_id: str, created: int
+    ) -> None:
         self.call, self.meter, self.request_id = call, meter, request_id
 
-    def render(self, events):
+    def render(self, events: Iterable[StreamEvent]) -> Iterator[bytes]:
         for event in events:
             if "contentBlockDelta" in event:
                 text = (event["contentBlockDelta"].get("delta") or {}).get("text")
@@ -218,10 +236,12 @@ class NativeStream:
 
     content_type = "text/event-stream"
 
-    def __init__(self, call, meter: Meter, request_id: str, created: int):
+    def __init__(
+        self, call: formats.ModelCall, meter: Meter, request_id: str, created: int
+    ) -> None:
         self.meter = meter
 
-    def render(self, events):
+    def render(self, events: Iterable[StreamEvent]) -> Iterator[bytes]:
         for event in events:
             if "chunk" in event:
                 yield _sse((event["chunk"].get("bytes") or b"").decode("utf-8", "replace"))
@@ -236,10 +256,12 @@ class BedrockStream:
 
     content_type = eventstream.CONTENT_TYPE
 
-    def __init__(self, call, meter: Meter, request_id: str, created: int):
+    def __init__(
+        self, call: formats.ModelCall, meter: Meter, request_id: str, created: int
+    ) -> None:
         pass
 
-    def render(self, events):
+    def render(self, events: Iterable[StreamEvent]) -> Iterator[bytes]:
         for event in events:
             ((name, payload),) = event.items()
             if name == "chunk":
@@ -252,7 +274,9 @@ class BedrockStream:
         return eventstream.exception(bedrock_runtime.stream_error_type(exc), exc.message)
 
 
-RENDERERS = {
+# (call, meter, request id, created) -> the renderer of one stream
+RendererFactory = Callable[[formats.ModelCall, Meter, str, int], Renderer]
+RENDERERS: dict[str, RendererFactory] = {
     "openai": OpenAIStream,
     "prompt": PromptStream,
     "native": NativeStream,

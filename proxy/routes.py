@@ -4,6 +4,7 @@ route it asks for, and the CORS headers the proxy allows and exposes."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from . import bedrock_runtime
 from .errors import ProxyError
@@ -20,8 +21,16 @@ CORS_EXPOSE_HEADERS = (
 class Request:
     __slots__ = ("client_ip", "headers", "is_base64", "method", "path", "raw_body", "request_id")
 
+    method: str
+    path: str
+    client_ip: str
+    headers: dict[str, str]  # names in lower case
+    raw_body: str
+    is_base64: bool
+    request_id: str
+
     @classmethod
-    def from_event(cls, event: dict) -> Request:
+    def from_event(cls, event: dict[str, Any]) -> Request:
         self = cls()
         context = event.get("requestContext") or {}
         if event.get("version") == "2.0":

@@ -33,9 +33,14 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:  # the app is imported when it is built (_build_app), never here
+    from .handler import ProxyApp
+    from .streaming import StreamingApp
 
 logger = logging.getLogger("proxy.runtime")
 
@@ -104,7 +109,7 @@ def error_document(kind: str, message: str) -> bytes:
     ).encode()
 
 
-def encode_prelude(status: int, headers: dict) -> bytes:
+def encode_prelude(status: int, headers: Mapping[str, object]) -> bytes:
     """API Gateway's prelude for a streamed answer. JSON escapes control characters, so the
     prelude never holds a NUL byte and the delimiter after it is unambiguous."""
     kept = {str(k): str(v) for k, v in headers.items() if str(k).lower() not in HOP_BY_HOP}
@@ -139,7 +144,13 @@ class RuntimeClient:
     def close(self) -> None:
         self.connection.close()
 
-    def _request(self, method: str, path: str, body: bytes | None = None, headers=None):
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         for attempt in (1, 2):
             try:
                 self.connection.request(method, path, body=body, headers=headers or {})
@@ -193,7 +204,9 @@ class RuntimeClient:
         # TCP_NODELAY), so Lambda receives it as soon as it is produced.
         self.connection.send(b"%X\r\n%s\r\n" % (len(data), data))
 
-    def stream_response(self, request_id: str, prelude: bytes, chunks: Iterable[bytes]):
+    def stream_response(
+        self, request_id: str, prelude: bytes, chunks: Iterable[bytes | str]
+    ) -> Exception | None:
         """Post one answer in streaming mode: the prelude and delimiter as the first chunk, then
         each body chunk as it is produced. An exception raised by `chunks` ends the stream with
         the error trailers and is returned; a failure of the connection itself is raised."""
@@ -251,7 +264,7 @@ def _set_trace_id(trace_id: str | None) -> None:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
 
 
-def serve(client: RuntimeClient, app, invocation: Invocation) -> None:
+def serve(client: RuntimeClient, app: StreamingApp, invocation: Invocation) -> None:
     """Answer one invocation through the Runtime API."""
     _set_trace_id(invocation.trace_id)
     request_id = invocation.request_id
@@ -288,14 +301,14 @@ def serve(client: RuntimeClient, app, invocation: Invocation) -> None:
             _log_failure("closing the answer failed:", request_id, exc)
 
 
-def _build_app():
+def _build_app() -> ProxyApp:
     from . import handler  # boto3 and the app, imported here so that failures are init errors
 
     return handler.build_app()
 
 
 def run(
-    app_factory: Callable[[], object] | None = None,
+    app_factory: Callable[[], StreamingApp] | None = None,
     *,
     address: str | None = None,
     max_invocations: int | None = None,

@@ -8,6 +8,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from . import models, upstream
 from .formats import ModelCall
@@ -18,14 +20,14 @@ def sandbox_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-def _block_text(block: dict) -> str:
+def _block_text(block: dict[str, Any]) -> str:
     if "toolResult" in block:
         return "".join(_block_text(b) for b in block["toolResult"].get("content") or [])
     text = block.get("text", "")
     return text if isinstance(text, str) else ""
 
 
-def sandbox_tool_use(model_call: ModelCall) -> dict | None:
+def sandbox_tool_use(model_call: ModelCall) -> dict[str, Any] | None:
     """The sandbox's deterministic tool call: when tools are offered and the conversation does
     not already end with a tool result, it calls the chosen tool (else the first) with each
     required parameter filled in: strings with the last user text, numbers with 1, booleans
@@ -42,10 +44,11 @@ def sandbox_tool_use(model_call: ModelCall) -> dict | None:
     if spec is None:
         return None
     schema = (spec.get("inputSchema") or {}).get("json") or {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    found = schema.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
     text = _prompt_text(model_call)[1]
     samples = {"string": text, "integer": 1, "number": 1, "boolean": True}
-    arguments = {}
+    arguments: dict[str, Any] = {}
     for name in schema.get("required") or []:
         kind = (properties.get(name) or {}).get("type") if isinstance(name, str) else None
         if isinstance(name, str):
@@ -58,7 +61,7 @@ def _prompt_text(model_call: ModelCall) -> tuple[str, str]:
     """(all input text, last user text)."""
     if model_call.operation == "converse":
         params = model_call.params
-        texts = [b["text"] for b in params.get("system", [])]
+        texts: list[str] = [b["text"] for b in params.get("system", [])]
         last = ""
         for message in params["messages"]:
             joined = "".join(_block_text(b) for b in message["content"])
@@ -81,9 +84,11 @@ def _prompt_text(model_call: ModelCall) -> tuple[str, str]:
         texts.append(str(content))
         if message.get("role") == "user":
             last = str(content)
-    if not texts and isinstance(body.get("inputText") or body.get("prompt"), str):
-        last = body.get("inputText") or body.get("prompt")
-        texts.append(last)
+    if not texts:
+        sent = body.get("inputText") or body.get("prompt")
+        if isinstance(sent, str):
+            last = sent
+            texts.append(last)
     return "\n".join(texts), last
 
 
@@ -98,6 +103,7 @@ def answer(model_call: ModelCall) -> upstream.Result:
     tool_use = sandbox_tool_use(model_call)
     if tool_use is not None:
         usage["output_tokens"] = sandbox_tokens(json.dumps(tool_use["input"]))
+    response: dict[str, Any]
     if model_call.operation == "converse":
         content = [{"toolUse": tool_use}] if tool_use else [{"text": answer}]
         response = {
@@ -136,7 +142,7 @@ def _sandbox_pieces(answer: str) -> list[str]:
     return [piece if i == 0 else " " + piece for i, piece in enumerate(pieces)]
 
 
-def stream(model_call: ModelCall):
+def stream(model_call: ModelCall) -> Iterator[upstream.StreamEvent]:
     """The sandbox's answer in several chunks, a short delay apart, shaped like Bedrock's
     stream of the same operation (Converse events, or Anthropic-style InvokeModel chunks)."""
     result = answer(model_call)

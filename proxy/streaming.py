@@ -14,9 +14,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 # Bodies that are not text: API Gateway's buffered result must carry them base64-encoded.
 BINARY_CONTENT_TYPES = ("application/vnd.amazon.eventstream",)
+
+
+class StreamingApp(Protocol):
+    """What the local runner and the response-streaming runtime serve (handler.ProxyApp)."""
+
+    def handle_streaming(self, event: dict[str, Any]) -> StreamingResponse: ...
 
 
 @dataclass
@@ -50,13 +57,13 @@ class StreamingResponse:
         return ""
 
     @classmethod
-    def from_buffered(cls, result: dict) -> StreamingResponse:
+    def from_buffered(cls, result: dict[str, Any]) -> StreamingResponse:
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         return cls(result["statusCode"], dict(result.get("headers") or {}), (data,))
 
 
-def to_buffered(response: StreamingResponse) -> dict:
+def to_buffered(response: StreamingResponse) -> dict[str, Any]:
     """The whole body at once, as API Gateway's (v1 or v2) proxy integration result."""
     try:
         data = b"".join(response)

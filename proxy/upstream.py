@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
@@ -11,14 +13,18 @@ from . import models, sandbox
 from .errors import ProxyError
 from .formats import ModelCall
 
-ZERO_USAGE = {
+# One event of a Bedrock stream as botocore yields it, e.g. {"contentBlockDelta": {...}} or
+# {"chunk": {"bytes": b"..."}}.
+StreamEvent = dict[str, Any]
+
+ZERO_USAGE: dict[str, int] = {
     "input_tokens": 0,
     "output_tokens": 0,
     "cache_read_tokens": 0,
     "cache_write_tokens": 0,
 }
 
-_ERRORS = {
+_ERRORS: dict[str, tuple[str, str | None]] = {
     "ThrottlingException": ("bedrock_throttled", "2"),
     "ServiceQuotaExceededException": ("bedrock_throttled", "10"),
     "ServiceUnavailableException": ("bedrock_unavailable", "5"),
@@ -31,15 +37,35 @@ _ERRORS = {
 }
 
 
+class BedrockRuntime(Protocol):
+    """What the proxy calls on boto3's bedrock-runtime client: these four operations, with
+    keyword arguments as boto3 takes them, each answering boto3's response dict. (`*args,
+    **kwargs` of Any: a typed client's own signatures match too.)"""
+
+    def converse(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    def converse_stream(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    def invoke_model(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    def invoke_model_with_response_stream(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+
 class Result:
     __slots__ = ("content_type", "raw", "response", "usage")
 
-    def __init__(self, response: dict, usage: dict, raw: bytes | None = None, content_type=""):
+    def __init__(
+        self,
+        response: dict[str, Any],
+        usage: dict[str, int],
+        raw: bytes | None = None,
+        content_type: str = "",
+    ) -> None:
         self.response, self.usage = response, usage
         self.raw, self.content_type = raw, content_type  # InvokeModel: the model's own bytes
 
 
-def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
+def call(bedrock: BedrockRuntime | None, model_call: ModelCall, *, enabled: bool = True) -> Result:
     if models.is_sandbox(model_call.model_id):
         return sandbox.answer(model_call)
     if models.is_embed_sandbox(model_call.model_id):
@@ -50,7 +76,7 @@ def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
         raise ProxyError("bedrock_not_configured")
     with mapped_errors():
         method = getattr(bedrock, model_call.operation)
-        response = method(modelId=model_call.model_id, **model_call.params)
+        response: dict[str, Any] = method(modelId=model_call.model_id, **model_call.params)
     if model_call.operation == "converse":
         return Result(response, converse_usage(response))
     raw = response["body"].read()
@@ -64,7 +90,9 @@ def call(bedrock, model_call: ModelCall, *, enabled: bool = True) -> Result:
     return Result(body, invoke_usage(headers, body), raw=raw, content_type=content_type)
 
 
-def open_stream(bedrock, model_call: ModelCall, *, enabled: bool = True):
+def open_stream(
+    bedrock: BedrockRuntime | None, model_call: ModelCall, *, enabled: bool = True
+) -> Iterator[StreamEvent]:
     """Start a streamed call and return its events (see relay.py). Refusals that come before
     the first event (validation, throttling, access) raise ProxyError here, so the client gets
     a plain error answer; a failure later surfaces while iterating, as ProxyError too."""
@@ -81,7 +109,7 @@ def open_stream(bedrock, model_call: ModelCall, *, enabled: bool = True):
     return _events(response["stream"] if converse else response["body"])
 
 
-def _events(stream):
+def _events(stream: Iterable[StreamEvent]) -> Iterator[StreamEvent]:
     try:
         yield from stream
     except ClientError as exc:  # an exception event inside the stream (EventStreamError)
@@ -99,7 +127,9 @@ def _events(stream):
 
 
 @contextmanager
-def mapped_errors(timeout_hint: str = "ask for fewer tokens (max_tokens) or retry."):
+def mapped_errors(
+    timeout_hint: str = "ask for fewer tokens (max_tokens) or retry.",
+) -> Iterator[None]:
     """Bedrock's refusals and failures of one call as the proxy's errors (one attempt)."""
     try:
         yield
@@ -130,7 +160,7 @@ def _mapped(exc: ClientError) -> ProxyError:
     return ProxyError(ours, text, headers=headers)
 
 
-def converse_usage(response: dict) -> dict:
+def converse_usage(response: dict[str, Any]) -> dict[str, int]:
     usage = response.get("usage") or {}
     return {
         "input_tokens": int(usage.get("inputTokens", 0)),
@@ -140,14 +170,14 @@ def converse_usage(response: dict) -> dict:
     }
 
 
-def _int(value) -> int:
+def _int(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         return 0
 
 
-def invoke_usage(headers: dict, body: dict) -> dict:
+def invoke_usage(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str, int]:
     """Bedrock's count headers first; else the native body's own usage fields."""
     headers = {k.lower(): v for k, v in headers.items()}
     if "x-amzn-bedrock-input-token-count" in headers:
@@ -157,7 +187,8 @@ def invoke_usage(headers: dict, body: dict) -> dict:
             "cache_read_tokens": _int(headers.get("x-amzn-bedrock-cache-read-input-token-count")),
             "cache_write_tokens": _int(headers.get("x-amzn-bedrock-cache-write-input-token-count")),
         }
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    sent = body.get("usage")
+    usage: dict[str, Any] = sent if isinstance(sent, dict) else {}
     if "input_tokens" in usage:  # Anthropic messages API
         return {
             "input_tokens": _int(usage.get("input_tokens")),

@@ -28,44 +28,53 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import contract, models, prices
-from .limits import DAY_TTL, MAX_COUNTER_ADD, QUOTA_ATTRIBUTE, idempotency_token, is_conflict
+from . import contract, models, prices, sharded
+from .limits import (
+    DAY_TTL,
+    MAX_COUNTER_ADD,
+    QUOTA_ATTRIBUTE,
+    Admission,
+    RequestToken,
+    idempotency_token,
+    is_conflict,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+    from mypy_boto3_s3 import S3Client
+
+    from .metrics import TextStream
 
 logger = logging.getLogger("proxy")
 EVENTS_PREFIX = "usage-events"
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-# The event's fields, in order; the Glue table in deploy/template.yaml has the same columns.
-EVENT_FIELDS = (
-    "request_id",
-    "timestamp",
-    "customer_id",
-    "token_id",
-    "model_id",
-    "model_alias",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "latency_ms",
-    "status",
-    "tags",
-    "client_ip",
-    "api_format",
-    "http_status",
-    "error_code",
-    "stream",
-    "completed",
-)
+TOKEN_FIELDS = contract.USAGE_TOKEN_FIELDS
+EVENT_FIELDS = contract.USAGE_EVENT_FIELDS  # the event's fields, in order (proxy/contract.py)
 _file_lock = threading.Lock()
 
+# A counter item's (pk, sk), and what one transaction adds to each item's counters by name.
+ItemKey = tuple[str, str]
+AddsByItem = dict[ItemKey, dict[str, int]]
 
-def _update(table, pk, sk, adds: dict, ttl: int | None = None, sets: dict | None = None) -> dict:
-    names, values, parts = {}, {}, []
+
+def _update(
+    table: str,
+    pk: str,
+    sk: str,
+    adds: Mapping[str, int],
+    ttl: int | None = None,
+    sets: Mapping[str, int] | None = None,
+) -> TransactWriteItemTypeDef:
+    names: dict[str, str] = {}
+    values: dict[str, AttributeValueTypeDef] = {}
+    parts: list[str] = []
     for i, (name, amount) in enumerate(adds.items()):
         amount = max(-MAX_COUNTER_ADD, min(int(amount), MAX_COUNTER_ADD))  # far below 38 digits
         names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(amount)}
@@ -75,7 +84,7 @@ def _update(table, pk, sk, adds: dict, ttl: int | None = None, sets: dict | None
     if ttl is not None:
         assignments[contract.TTL_ATTRIBUTE] = ttl
     if assignments:
-        set_parts = []
+        set_parts: list[str] = []
         for i, (name, value) in enumerate(assignments.items()):
             names[f"#s{i}"], values[f":s{i}"] = name, {"N": str(int(value))}
             set_parts.append(f"#s{i} = :s{i}")
@@ -98,7 +107,12 @@ def _exact(attribute: str, tokens: int, cost: int) -> int:
     return cost  # SPEND_MICROS and the CREDIT item's used_micros / used#YYYY-MM
 
 
-def _merged(table, adds_by_item: dict, ttls: dict, sets: dict | None = None) -> list[dict]:
+def _merged(
+    table: str,
+    adds_by_item: AddsByItem,
+    ttls: Mapping[ItemKey, int],
+    sets: Mapping[ItemKey, Mapping[str, int]] | None = None,
+) -> list[TransactWriteItemTypeDef]:
     """One update per item (a transaction may name an item once), in the order first seen."""
     sets = sets or {}
     return [
@@ -113,7 +127,9 @@ LAST_USED_EVERY_SECONDS = 60
 _last_written: dict[str, int] = {}
 
 
-def _last_used(adds_by_item: dict, admission, token_id: str) -> dict:
+def _last_used(
+    adds_by_item: AddsByItem, admission: Admission, token_id: str
+) -> dict[ItemKey, dict[str, int]]:
     """The token's last use, SET on its own LAST item (contract.last_used_key) in the same
     transaction, when this container has not written it in the last minute; returns the SETs
     by item for _merged."""
@@ -130,17 +146,17 @@ def _last_used(adds_by_item: dict, admission, token_id: str) -> dict:
     return {key: {contract.LAST_USED: now, contract.TTL_ATTRIBUTE: now + DAY_TTL}}
 
 
-def _epoch(admission) -> int:
+def _epoch(admission: Admission) -> int:
     return int(admission.now.timestamp()) if admission.now else int(time.time())
 
 
-def _add(adds_by_item: dict, pk: str, sk: str, adds: dict) -> None:
+def _add(adds_by_item: AddsByItem, pk: str, sk: str, adds: Mapping[str, int]) -> None:
     item = adds_by_item.setdefault((pk, sk), {})
     for name, amount in adds.items():
         item[name] = item.get(name, 0) + amount
 
 
-def call_cost(admission, usage: dict) -> int:
+def call_cost(admission: Admission, usage: Mapping[str, object]) -> int:
     """The call's cost in micro-units at the price it was admitted at (0 without a price)."""
     if admission.price is None:
         return 0
@@ -148,8 +164,18 @@ def call_cost(admission, usage: dict) -> int:
 
 
 def record_success(
-    dynamodb, tables, customer_id, admission, model_id, usage: dict, token_id: str = ""
+    dynamodb: DynamoDBClient,
+    tables: contract.TableNames,
+    customer_id: str,
+    admission: Admission,
+    model_id: str,
+    usage: dict[str, int],
+    token_id: str = "",
 ) -> None:
+    if admission.sharded is not None:  # a sharded customer (proxy/sharded.py)
+        cost = call_cost(admission, usage)
+        sharded.settle(dynamodb, tables, customer_id, admission, model_id, usage, token_id, cost)
+        return
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     tokens = {name: usage[name] for name in TOKEN_FIELDS}
     month_adds = dict(tokens)
@@ -158,7 +184,7 @@ def record_success(
     if not free:  # the exact count replaces the admission's hold
         month_adds[QUOTA_ATTRIBUTE] = exact - admission.quota_held
     ttl = int(time.time()) + DAY_TTL
-    adds_by_item: dict = {}
+    adds_by_item: AddsByItem = {}
     _add(adds_by_item, pk, admission.day_sk, tokens)
     _add(adds_by_item, pk, admission.month_sk, month_adds)
     _add(adds_by_item, pk, f"{admission.day_sk}#MODEL#{model_id}", {"requests": 1, **tokens})
@@ -175,7 +201,10 @@ def record_success(
 
 
 def transact_with_retry(
-    dynamodb, items: list, attempts: int = 6, token: dict | None = None
+    dynamodb: DynamoDBClient,
+    items: Sequence[TransactWriteItemTypeDef],
+    attempts: int = 6,
+    token: RequestToken | None = None,
 ) -> None:
     """Unconditional counter updates: a conflict with a concurrent transaction on the same hot
     counter item (TransactionConflict) is retried with jitter; anything else is raised.
@@ -190,14 +219,23 @@ def transact_with_retry(
             time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))  # noqa: S311
 
 
-def refund_request(dynamodb, tables, customer_id, admission, token_id: str = "") -> None:
+def refund_request(
+    dynamodb: DynamoDBClient,
+    tables: contract.TableNames,
+    customer_id: str,
+    admission: Admission,
+    token_id: str = "",
+) -> None:
     """A failed call: its request taken back from DAY# and MONTH# (the customer's, and the
     token's DAY# when it has a daily limit), every hold given back; MIN# keeps the request."""
+    if admission.sharded is not None:
+        sharded.refund(dynamodb, tables, admission)
+        return
     table, pk = tables.usage_counters, contract.counter_pk(customer_id)
     month_adds = {"requests": -1}
     if admission.quota_held:
         month_adds[QUOTA_ATTRIBUTE] = -admission.quota_held
-    adds_by_item: dict = {}
+    adds_by_item: AddsByItem = {}
     _add(adds_by_item, pk, admission.day_sk, {"requests": -1})
     _add(adds_by_item, pk, admission.month_sk, month_adds)
     for token_pk, sk in admission.token_requests:
@@ -212,8 +250,8 @@ def timestamp(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def make_event(**values) -> dict:
-    event = dict.fromkeys(EVENT_FIELDS)
+def make_event(**values: Any) -> dict[str, Any]:
+    event: dict[str, Any] = dict.fromkeys(EVENT_FIELDS)
     event.update(values)
     for name in TOKEN_FIELDS:
         event[name] = int(event.get(name) or 0)
@@ -229,11 +267,17 @@ def partition(now: datetime) -> str:
 
 
 class EventSink:
-    def __init__(self, s3=None, bucket: str = "", events_dir: str = "", stream=None):
+    def __init__(
+        self,
+        s3: S3Client | None = None,
+        bucket: str = "",
+        events_dir: str = "",
+        stream: TextStream | None = None,
+    ) -> None:
         self.s3, self.bucket, self.events_dir = s3, bucket, events_dir
         self.stream = stream
 
-    def emit(self, event: dict, now: datetime, billable: bool) -> None:
+    def emit(self, event: Mapping[str, Any], now: datetime, billable: bool) -> None:
         line = json.dumps(event, separators=(",", ":"))
         out = self.stream or sys.stdout
         out.write(line + "\n")

@@ -445,3 +445,29 @@ def test_twenty_concurrent_callers_on_one_customer_meet_conflicts(proxy_client):
     )
     assert stats["conflicts"] >= 1  # 20 admissions at once all hold the same token item
     assert double.in_flight() == []
+
+
+def test_twenty_concurrent_callers_on_one_customer_with_admission_shards(proxy_client):
+    """The same 20 callers, the customer given 8 admission shards (proxy/sharded.py): one
+    UpdateItem a request waits its turn instead of cancelling, so every request is admitted."""
+    double = ConflictingDynamoDB(proxy_client)
+    customer = put_customer(proxy_client, daily_request_limit=40, counter_shards=8)
+    token, _ = put_token(proxy_client, customer)
+    callers, each = 20, 3
+    barrier = threading.Barrier(callers)
+
+    def one_container(_):
+        app = make_app(double)
+        barrier.wait()
+        return [app.handle(event(chat(), token=token)) for _ in range(each)]
+
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        responses = [r for batch in pool.map(one_container, range(callers)) for r in batch]
+    statuses = [r["statusCode"] for r in responses]
+    assert statuses.count(200) == 40 and statuses.count(429) == 20  # exact, no 503
+    snapshot = contract.get_usage_snapshot(
+        proxy_client, customer.customer_id, datetime.now(UTC).date()
+    )
+    assert snapshot["day"]["requests"] == 40
+    assert snapshot["day_by_model"]["sandbox.echo-v1"]["requests"] == 40
+    assert double.stats()["transactions_failed"] == 0 and double.in_flight() == []

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from portal.aws import aws_client
+from core.aws import aws_client
 from proxy import contract
 
 # The proxy's name for the MONTH item's quota counter (proxy/limits.py); read, never written.
@@ -104,29 +104,55 @@ def _batch_get(client, table: str, keys: list[tuple[str, str]], **options) -> li
 
 
 def _read_batch(client, table: str, keys: list[tuple[str, str]]) -> dict:
-    return {
-        (item["pk"]["S"], item["sk"]["S"]): _totals(item)
-        for item in _batch_get(client, table, keys)
-    }
+    return {(item["pk"]["S"], item["sk"]["S"]): item for item in _batch_get(client, table, keys)}
 
 
-def read_counters(
-    keys: list[tuple[str, str]], *, client=None
-) -> dict[tuple[str, str], CounterTotals]:
-    """Totals for each (pk, sk); keys without an item read as zero. Batches of 100 keys are
-    read READ_THREADS at a time: 9,000 customers are 90 calls, about 12 round trips."""
-    client = client or aws_client("dynamodb")
-    table = counters_table_name()
-    unique = list(dict.fromkeys(keys))
-    batches = [unique[i : i + BATCH_KEYS] for i in range(0, len(unique), BATCH_KEYS)]
-    found: dict[tuple[str, str], CounterTotals] = {}
+def _read_items(client, table: str, keys: list[tuple[str, str]]) -> dict:
+    batches = [keys[i : i + BATCH_KEYS] for i in range(0, len(keys), BATCH_KEYS)]
+    found: dict[tuple[str, str], dict] = {}
     if len(batches) == 1:
         found = _read_batch(client, table, batches[0])
     elif batches:
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(batches))) as pool:
             for part in pool.map(lambda batch: _read_batch(client, table, batch), batches):
                 found.update(part)
-    return {key: found.get(key, CounterTotals()) for key in unique}
+    return found
+
+
+def _summed(totals: list[CounterTotals]) -> CounterTotals:
+    """Several copies of one counter (a sharded customer's, proxy/sharded.py) as one."""
+    values = {}
+    for f in fields(CounterTotals):
+        parts = [getattr(t, f.name) for t in totals]
+        if f.name == "quota_tokens":
+            present = [p for p in parts if p is not None]
+            values[f.name] = sum(present) if present else None
+        else:
+            values[f.name] = sum(parts)
+    return CounterTotals(**values)
+
+
+def read_counters(
+    keys: list[tuple[str, str]], *, client=None
+) -> dict[tuple[str, str], CounterTotals]:
+    """Totals for each (pk, sk); keys without an item read as zero. Batches of 100 keys are
+    read READ_THREADS at a time: 9,000 customers are 90 calls, about 12 round trips. An item
+    that says its counts are spread over copies (`usage_shards`, a customer the proxy admits
+    over several shards) is summed with its copies, read in a second round."""
+    client = client or aws_client("dynamodb")
+    table = counters_table_name()
+    unique = list(dict.fromkeys(keys))
+    found = _read_items(client, table, unique)
+    copies = {}
+    for key, item in found.items():
+        count = int(item.get(contract.USAGE_SHARDS, {}).get("N", 0))
+        copies[key] = [(key[0], contract.shard_sk(key[1], n)) for n in range(count)]
+    more = _read_items(client, table, [k for keys in copies.values() for k in keys])
+    result = {}
+    for key in unique:
+        parts = [_totals(found.get(key))] + [_totals(more.get(k)) for k in copies.get(key, [])]
+        result[key] = parts[0] if len(parts) == 1 else _summed(parts)
+    return result
 
 
 def customer_snapshot(customer_id, *, today: dt.date, client=None) -> dict:

@@ -59,8 +59,16 @@ def bedrock(aws_env):
 
 
 class Output(io.StringIO):
-    def events(self) -> list[dict]:
+    """The proxy's stdout: one usage event and one metrics line (proxy/metrics.py) a request."""
+
+    def lines(self) -> list[dict]:
         return [json.loads(line) for line in self.getvalue().splitlines() if line.strip()]
+
+    def events(self) -> list[dict]:
+        return [line for line in self.lines() if "_aws" not in line]
+
+    def metrics(self) -> list[dict]:
+        return [line for line in self.lines() if "_aws" in line]
 
 
 def make_app(dynamodb, bedrock=None, s3=None, **overrides) -> handler.ProxyApp:

@@ -81,7 +81,7 @@ def test_last_use_is_set_by_the_usage_transaction_and_shown(
 
 
 def test_customer_tokens_page_shows_live_last_use(proxy_app, customer, staff_user, client):
-    from portal.models import User
+    from core.models import User
 
     user = User.objects.create_user("user@acme.example", "x-password-123", customer=customer)
     client.force_login(user)

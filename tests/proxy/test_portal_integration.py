@@ -329,3 +329,42 @@ def test_two_dynamodb_calls_per_warm_request_with_every_limit_set_in_the_portal(
         for _ in range(3):
             assert call(app, issued.plaintext, model="nova-micro")["statusCode"] == 200
     assert calls == ["TransactWriteItems", "TransactWriteItems"] * 3
+
+
+def test_admission_shards_set_in_the_portal_reach_the_proxy_and_keep_limits_exact(
+    proxy_app, aws, customer, staff_user
+):
+    """A busy customer is spread over admission shards by the portal's own setting: the real
+    handler admits through them, the daily limit stays exact, the portal's counters sum them,
+    and suspension is refused on the next request."""
+    client = aws.client("dynamodb")
+    issued = services.token_create(customer=customer, actor=staff_user)
+    services.customer_update_limits(
+        customer=customer, actor=staff_user, counter_shards=4, daily_request_limit=6
+    )
+    assert contract.get_customer(client, str(customer.id)).counter_shards == 4
+    statuses = [call(proxy_app, issued.plaintext)["statusCode"] for _ in range(8)]
+    assert statuses == [200] * 6 + [429] * 2
+    shards = client.query(
+        TableName=contract.table_names().usage_counters,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :admit)",
+        ExpressionAttributeValues={
+            ":pk": {"S": f"CUST#{customer.id}"},
+            ":admit": {"S": contract.ADMISSION_SK_PREFIX},
+        },
+    )["Items"]
+    assert 1 <= len(shards) <= 4  # admitted through the shards, not the one transaction
+    snapshot = contract.get_usage_snapshot(client, str(customer.id), datetime.now(UTC).date())
+    assert snapshot["day"]["requests"] == 6
+    services.customer_suspend(customer=customer, actor=staff_user)
+    assert body_of(call(proxy_app, issued.plaintext))["error"]["code"] == "customer_suspended"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, 10**20, "abc", "1.5", "4\x00", True, [4]])
+def test_admission_shards_refuse_what_the_proxy_cannot_use(customer, staff_user, bad):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="Admission shards must be a whole number from 1"):
+        services.customer_update_limits(customer=customer, actor=staff_user, counter_shards=bad)
+    customer.refresh_from_db()
+    assert customer.counter_shards == 1

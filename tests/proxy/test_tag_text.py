@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from portal.text import UNPRINTABLE
+from core.text import UNPRINTABLE
 from proxy import contract, formats
 
 from .conftest import body_of, chat, event, make_app

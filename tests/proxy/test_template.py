@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy import contract, usage
+from proxy import contract, metrics, usage
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -68,8 +68,10 @@ def test_tables_match_the_contract(template):
 
 def test_glue_columns_are_the_event_fields(template):
     (table,) = resources(template, "AWS::Glue::Table").values()
-    columns = [c["Name"] for c in table["TableInput"]["StorageDescriptor"]["Columns"]]
-    assert columns == list(usage.EVENT_FIELDS)
+    columns = {c["Name"]: c["Type"] for c in table["TableInput"]["StorageDescriptor"]["Columns"]}
+    # The one definition of the event (proxy/contract.py), names, order and types.
+    assert columns == contract.USAGE_EVENT_COLUMNS
+    assert list(columns) == list(usage.EVENT_FIELDS)
     assert [p["Name"] for p in table["TableInput"]["PartitionKeys"]] == ["year", "month", "day"]
     location = table["TableInput"]["StorageDescriptor"]["Location"]["Sub"]
     assert location.endswith(f"/{usage.EVENTS_PREFIX}/")
@@ -83,9 +85,14 @@ def test_glue_columns_are_the_event_fields(template):
 def test_glue_and_athena_names_match_the_portal(template, settings):
     assert template["Parameters"]["GlueDatabaseName"]["Default"] == settings.ATHENA_DATABASE
     assert template["Parameters"]["GlueTableName"]["Default"] == settings.ATHENA_TABLE
+    from usage.athena import events_table_ddl
     from usage.duckdb_engine import EVENT_COLUMNS
 
-    assert set(EVENT_COLUMNS) <= set(usage.EVENT_FIELDS)
+    # Both engines read every column of the event, in its order, from the same definition.
+    assert list(EVENT_COLUMNS) == list(contract.USAGE_EVENT_COLUMNS)
+    ddl = events_table_ddl(bucket="b")
+    for name, kind in contract.USAGE_EVENT_COLUMNS.items():
+        assert f"`{name}` {kind}," in ddl or f"`{name}` {kind}\n)" in ddl
 
 
 def _env_names_read_by(path: Path) -> set[str]:
@@ -106,6 +113,7 @@ def test_function_environment_has_every_variable_the_code_reads(template, name):
         ROOT / "proxy" / "contract.py"
     )
     local_only = {"AWS_REGION", "AWS_DEFAULT_REGION", "USAGE_EVENTS_DIR", "BEDROCK_ENDPOINT_URL"}
+    local_only.add("PROXY_DYNAMODB_TIMEOUT_SECONDS")  # the emulator's; the Lambda keeps 5 s
     assert read - local_only <= variables
     assert {
         "CUSTOMERS_TABLE",
@@ -369,3 +377,106 @@ def test_the_streaming_image_runs_our_runtime_loop(template):
     text = bootstrap.read_text()
     assert text.startswith("#!/bin/sh\n")
     assert "exec python3 -m proxy.runtime" in text
+
+
+# --- alarms on the proxy's own metrics (proxy/metrics.py) -----------------------------------
+
+
+def _metric_stats(alarm: dict) -> list[dict]:
+    """The metrics an alarm reads: its single metric, or each MetricStat of its metric math."""
+    if "MetricName" in alarm:
+        return [
+            {
+                "Namespace": alarm["Namespace"],
+                "MetricName": alarm["MetricName"],
+                "Dimensions": alarm.get("Dimensions", []),
+            }
+        ]
+    return [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+
+
+def _proxy_alarms(template) -> dict:
+    return {
+        name: alarm
+        for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items()
+        if any(m["Namespace"] == metrics.NAMESPACE for m in _metric_stats(alarm))
+    }
+
+
+def test_proxy_metric_alarms_read_what_the_proxy_writes(template):
+    """Every alarm on the proxy's namespace names a metric, a dimension and a dimension value
+    proxy/metrics.py really publishes (a typo would leave an alarm without data, silently)."""
+    alarms = _proxy_alarms(template)
+    assert alarms
+    published_sets = {tuple(s) for s in metrics.DIMENSION_SETS}
+    for name, alarm in alarms.items():
+        for metric in _metric_stats(alarm):
+            assert metric["Namespace"] == metrics.NAMESPACE, name
+            assert metric["MetricName"] in metrics.METRICS, name
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            assert tuple(dimensions) in published_sets, name
+            assert dimensions.get(metrics.MODE, metrics.MODES[0]) in metrics.MODES, name
+        if "Unit" in alarm:
+            assert alarm["Unit"] == metrics.METRICS[alarm["MetricName"]], name
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        threshold = alarm["Threshold"]
+        assert isinstance(threshold, dict) and threshold["Ref"] in template["Parameters"], name
+
+
+def test_latency_alarms_on_p95_and_p99_of_buffered_answers(template):
+    latency = {
+        alarm["ExtendedStatistic"]: alarm
+        for alarm in _proxy_alarms(template).values()
+        if alarm.get("MetricName") == "LatencyMs"
+    }
+    assert set(latency) == {"p95", "p99"}
+    assert metrics.METRICS["LatencyMs"] == "Milliseconds"
+    for percentile, alarm in latency.items():
+        assert alarm["Dimensions"] == [{"Name": metrics.MODE, "Value": "buffered"}]
+        # Metrics come from logs, a little late: M out of N.
+        assert alarm["DatapointsToAlarm"] < alarm["EvaluationPeriods"]
+        parameter = template["Parameters"][alarm["Threshold"]["Ref"]]
+        assert parameter["Type"] == "Number" and percentile in alarm["Threshold"]["Ref"].lower()
+    p95, p99 = (template["Parameters"][latency[p]["Threshold"]["Ref"]] for p in ("p95", "p99"))
+    assert p95["Default"] <= p99["Default"]
+
+
+def test_error_rate_alarm_is_errors_over_requests_of_both_modes(template):
+    (alarm,) = [
+        a
+        for a in _proxy_alarms(template).values()
+        if {m["MetricName"] for m in _metric_stats(a)} == {"Errors", "Requests"}
+    ]
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    for stat in stats.values():
+        assert stat["Stat"] == "Sum" and stat["Period"] == 300
+    seen = {
+        (s["Metric"]["MetricName"], s["Metric"]["Dimensions"][0]["Value"]) for s in stats.values()
+    }
+    assert seen == {(m, mode) for m in ("Errors", "Requests") for mode in metrics.MODES}
+    expressions = {m["Id"]: m for m in alarm["Metrics"] if "Expression" in m}
+    (returned,) = [m for m in alarm["Metrics"] if m.get("ReturnData", True)]
+    assert returned["Id"] in expressions
+    rate = returned["Expression"]["Sub"]
+    assert "100 * errors / requests" in rate and "${ErrorRateMinimumRequests}" in rate
+    for total in ("errors", "requests"):
+        expression = expressions[total]["Expression"]
+        assert all(f"FILL({i}, 0)" in expression for i in stats if i.startswith(total)), total
+    assert alarm["Threshold"] == {"Ref": "ErrorRateThresholdPercent"}
+
+
+def test_the_alert_topic_can_take_alarms_and_is_the_portals(template):
+    """CloudWatch alarms cannot publish to a topic under the AWS managed key alias/aws/sns: the
+    topic's key is the stack's own, and its policy lets CloudWatch use it."""
+    (topic,) = resources(template, "AWS::SNS::Topic").values()
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = template["Resources"]["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert template["Outputs"]["AlertsTopicArn"]["Value"] == {"Ref": "AlarmTopic"}

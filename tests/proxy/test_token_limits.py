@@ -376,7 +376,7 @@ def test_items_carry_the_current_schema_version(dynamodb):
     raw = dynamodb.get_item(
         TableName=contract.table_names().tokens, Key={"token_hash": {"S": item.token_hash}}
     )["Item"]
-    assert raw["schema_version"] == {"N": "3"} and contract.SCHEMA_VERSION == 3
+    assert raw["schema_version"] == {"N": "4"} and contract.SCHEMA_VERSION == 4
     assert contract.get_token(dynamodb, item.token_hash) == item
     assert contract.get_customer(dynamodb, customer.customer_id).tpm_limit == 9
 

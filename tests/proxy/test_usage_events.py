@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy import usage
+from proxy import contract, usage
 
 from .conftest import BUCKET, chat, event, make_app
 
@@ -58,7 +58,7 @@ def test_event_fields_match_the_usage_app_and_the_glue_table():
     assert set(usage.EVENT_FIELDS) >= USAGE_APP_COLUMNS
     from usage.duckdb_engine import EVENT_COLUMNS
 
-    assert set(EVENT_COLUMNS) <= set(usage.EVENT_FIELDS)
+    assert list(EVENT_COLUMNS) == list(usage.EVENT_FIELDS) == list(contract.USAGE_EVENT_COLUMNS)
 
 
 def test_no_secret_in_any_log_line(dynamodb, principal, caplog, capsys):
