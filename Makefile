@@ -53,10 +53,14 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## make lint: the fast checks (also .pre-commit-config.yaml): ruff, formatting, no missing migration.
+## make lint: the fast checks (also .pre-commit-config.yaml): ruff, formatting, the layers of
+## docs/architecture.md (import-linter), types (mypy: strict on proxy/, checked on billing/),
+## no missing migration.
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	DJANGO_SETTINGS_MODULE=portal.settings_test $(PY) manage.py makemigrations --check --dry-run
 
 format: $(DEV_STAMP)

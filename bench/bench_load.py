@@ -52,7 +52,7 @@ def _sessions(customers: int) -> list[str]:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    from portal.models import User
+    from core.models import User
 
     numbers = [n for n in range(customers) if n % 100 in (7, 1, 2, 3, 4, 5)][:ACCOUNTS]
     emails = [dataset.customer_email(n) for n in numbers]

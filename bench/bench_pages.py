@@ -67,7 +67,7 @@ def measure(page_list, *, requests: int = REQUESTS, warmup: int = WARMUP) -> lis
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from portal.models import User
+    from core.models import User
 
     clients = {}
     results = []

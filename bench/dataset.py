@@ -29,8 +29,9 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-VERSION = "5"  # 4: portal_user.session_epoch, usage_ingestedday.quarantined_rows
+VERSION = "6"  # 4: portal_user.session_epoch, usage_ingestedday.quarantined_rows
 # 5: customers_token.allowed_models (a token's own models; its numeric limits stay NULL)
+# 6: customers_customer.counter_shards (1: one admission transaction, as every customer had)
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 CUSTOMERS_AT_SCALE_1 = 10_000
 TOKENS_PER_CUSTOMER = 10
@@ -239,7 +240,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
         _columns(
             "id name contact_email status created_at updated_at allowed_models billing_address "
             "billing_name default_model_params extra_contact_emails ip_allowlist notes tax_id "
-            "sync_version daily_request_limit monthly_token_quota rpm_limit prepaid"
+            "sync_version daily_request_limit monthly_token_quota rpm_limit prepaid counter_shards"
         ),
         (
             (
@@ -262,6 +263,7 @@ def generate(*, connection, customers: int, end_day: dt.date, seed: int = 42) ->
                 None if n % 2 else 500_000_000,
                 None,
                 False,
+                1,
             )
             for n in range(customers)
         ),

@@ -11,8 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from customers.models import Customer
-from portal.api.base import (
+from core.api.base import (
     UUID_RE,
     CustomerFilterSet,
     SharedViewSet,
@@ -20,7 +19,8 @@ from portal.api.base import (
     customer_scope,
     schema_only,
 )
-from portal.api.idempotency import IdempotentCreateMixin, run_idempotently
+from core.api.idempotency import IdempotentCreateMixin, run_idempotently
+from customers.models import Customer
 
 from . import selectors, services
 from .credit_sync import credit_live

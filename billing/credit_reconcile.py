@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from botocore.exceptions import BotoCoreError
 from django.utils import timezone
@@ -60,7 +61,7 @@ def read_credit_items(client, customer_ids) -> tuple[dict, set]:
     table = contract.table_names().usage_counters
     by_pk = {contract.counter_pk(str(pk)): pk for pk in customer_ids}
     found: dict = {}
-    request = {
+    request: dict[str, dict[str, Any]] = {  # BatchGetItem's RequestItems
         table: {
             "Keys": [
                 {

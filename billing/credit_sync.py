@@ -32,8 +32,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
+from core.aws import aws_client
 from customers.models import Customer
-from portal.aws import aws_client
 from proxy import contract
 
 from .models import BillingProfile, CreditGrant, CreditPeriodSpend, Invoice

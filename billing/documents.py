@@ -15,7 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 from fpdf import FPDF
 
-from portal.text import printable
+from core.text import printable
 
 from .models import Invoice
 
@@ -180,7 +180,7 @@ def invoice_pdf_bytes(invoice: Invoice) -> bytes:
         f"Status: {invoice.get_status_display()}",
         *(
             [f"Credits invoice {invoice.credited_invoice.number}; added to your prepaid credit"]
-            if invoice.credited_invoice_id
+            if invoice.credited_invoice is not None
             else []
         ),
     ]

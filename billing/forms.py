@@ -3,10 +3,10 @@ from decimal import Decimal
 
 from django import forms
 
-from .models import BillingProfile, CreditGrant, PricingPlan
+from .models import BillingProfile, CreditGrant, DecimalDigits, PricingPlan
 from .plan_form import PricingPlanForm  # noqa: F401 (the admin and the staff page)
 
-MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
+MONEY_FIELD: DecimalDigits = {"max_digits": 14, "decimal_places": 2}
 
 
 class ManualLineForm(forms.Form):

@@ -244,9 +244,10 @@ def invoice_run(
         terms = fallback
         try:
             if assignment is not None:
-                terms = terms_cache.get(assignment.plan_id)
-                if terms is None:
-                    terms = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+                cached = terms_cache.get(assignment.plan_id)
+                if cached is None:
+                    cached = terms_cache[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+                terms = cached
             rated.append(
                 _build(
                     customer_id,
@@ -378,6 +379,7 @@ def invoice_run_execute(*, run_id: int, today: date | None = None) -> InvoiceRun
         runs.update(customers_rated=rated, customers_total=total, progress_at=timezone.now())
 
     period_start = runs.values_list("period_start", flat=True).get()
+    outcome: dict[str, str | int]
     try:
         result = invoice_run(period_start=period_start, today=today, progress=progress)
     except Exception as exc:

@@ -6,6 +6,7 @@ unit prices (Bedrock lists prices such as $0.000035 per 1,000 tokens).
 
 import uuid
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,15 +15,24 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from portal.models import BackgroundRun
+from core.errors import StateConflict
+from core.models import BackgroundRun
 
 from .pricing import PricingError, plan_problems, plan_problems_text
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-UNIT_PRICE = {"max_digits": 18, "decimal_places": 9}
+
+class DecimalDigits(TypedDict):
+    """The precision keyword arguments of a DecimalField (model or form field)."""
+
+    max_digits: int
+    decimal_places: int
 
 
-class InvoiceImmutable(Exception):
+MONEY: DecimalDigits = {"max_digits": 14, "decimal_places": 2}
+UNIT_PRICE: DecimalDigits = {"max_digits": 18, "decimal_places": 9}
+
+
+class InvoiceImmutable(StateConflict):
     """Raised on any attempt to change an issued, paid or void invoice or its lines."""
 
 
@@ -63,7 +73,7 @@ class ModelPrice(models.Model):
                 stored = type(self).objects.filter(pk=self.pk)
                 before = stored.values_list("model_id", flat=True).first()
             super().save(*args, **kwargs)
-            for model_id in sorted({self.model_id, before} - {None}):
+            for model_id in sorted({m for m in (self.model_id, before) if m is not None}):
                 outbox_enqueue_price(model_id=model_id)
 
     def clean(self):

@@ -14,7 +14,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import Invoice, Payment
+from customers.audit import audit_record
+
+from .models import Invoice, Payment, PaymentEvent
 from .stripe_gateway import (
     CENT,
     PaymentError,
@@ -188,7 +190,6 @@ def invoice_checkout_open(
 def invoice_payment_link_send(*, invoice: Invoice, by) -> Payment:
     """Staff: email the customer's billing contacts the address of the invoice's Checkout
     Session (the open one, or a new one). Audited."""
-    from customers.audit import audit_record
 
     from .emails import recipients
     from .tasks import payment_link_email_send
@@ -203,7 +204,7 @@ def invoice_payment_link_send(*, invoice: Invoice, by) -> Payment:
             object_type="invoice",
             object_id=str(payment.invoice_id),
             after={
-                "number": payment.invoice.number,
+                "number": invoice.number,  # issued, so its number no longer changes
                 "amount": str(payment.amount),
                 "currency": payment.currency,
                 "checkout_session": payment.checkout_session_id,
@@ -340,3 +341,28 @@ def credit_checkout_open(*, customer, amount, reference: str = "", by=None) -> P
         source=Payment.Source.CUSTOMER,
         created_by=by if getattr(by, "pk", None) else None,
     )
+
+
+# --- The invoice pages' payment panels ------------------------------------------------------
+
+
+def invoice_pay_panel(invoice, *, outcome: str = "") -> dict:
+    """The customer's invoice page: pay by card, or how it was paid (billing/_pay_panel.html).
+    `outcome`: what Stripe Checkout sent the customer back with (success or cancelled)."""
+    return {
+        "state": invoice.payment_state,
+        "payable": invoice_payable(invoice),
+        "outcome": outcome if outcome in ("success", "cancelled") else "",
+    }
+
+
+def invoice_payments_panel(invoice, *, events: int = 20) -> dict:
+    """The staff invoice page: payments, refunds, disputes, what Stripe sent, and whether a
+    payment link can be sent (billing/_payments_staff.html)."""
+    return {
+        "state": invoice.payment_state,
+        "can_send_link": invoice_payable(invoice),
+        "events": list(
+            PaymentEvent.objects.filter(payment__invoice=invoice).order_by("-received_at")[:events]
+        ),
+    }

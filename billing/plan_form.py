@@ -11,10 +11,12 @@ message. A plan edited without a change is saved exactly as it was.
 import re
 from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
+from typing import Any
 
 from django import forms
+from django.db import models
 
-from portal.text import unprintable
+from core.text import unprintable
 
 from .models import PricingPlan
 from .price_forms import (
@@ -83,6 +85,14 @@ def _shown(value) -> str:
     return f"{number:f}" if number.is_finite() else str(value)
 
 
+def _term_default(name: str) -> Any:
+    """The model's default of a plan term (a column of PricingPlan)."""
+    field = PricingPlan._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{name} is a relation, not a term of the plan")
+    return field.get_default()
+
+
 class PricingPlanForm(forms.ModelForm):
     """Plan terms; only the fields of the chosen kind matter (docs/billing.md, "Plans")."""
 
@@ -148,12 +158,12 @@ class PricingPlanForm(forms.ModelForm):
     def kind_sections(self) -> list[dict]:
         """The fields in order, each with the kinds that use it ("" for every kind), and the
         place of the tier rows (after the tier mode)."""
-        kinds_of = {}
+        kinds_of: dict[str, list[str]] = {}
         for kind, names in PLAN_KIND_FIELDS.items():
             for name in names:
                 kinds_of.setdefault(name, []).append(kind)
         sections = []
-        for name in self._meta.fields:
+        for name in self._meta.fields or ():
             kinds = kinds_of.get(name, [])
             sections.append(
                 {
@@ -168,7 +178,8 @@ class PricingPlanForm(forms.ModelForm):
     def tier_rows(self) -> list[dict]:
         """Every row of the tier table; the rows after the last filled one but two (at least
         four rows) carry `hidden`, so the page shows a few empty rows without a script."""
-        rows, last_filled = [], 0
+        rows: list[dict[str, Any]] = []
+        last_filled = 0
         for row in range(1, TIER_ROWS + 1):
             cells = [self[tier_field_name(row, column)] for column, _ in TIER_COLUMNS]
             if any(str(cell.value() or "").strip() for cell in cells):
@@ -194,24 +205,25 @@ class PricingPlanForm(forms.ModelForm):
     def clean_description(self):
         return self._clean_text("description", lines=True)
 
-    def clean(self):
-        data = super().clean()
-        kind = data.get("kind")
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        kind: str = data.get("kind") or ""  # absent when the kind itself was invalid
         used = set(PLAN_KIND_FIELDS.get(kind, ()))
         for name in PLAN_KIND_FIELD_NAMES:
             if name == "tiers":
                 continue
             if name not in used:  # another kind's term: ignored, stored as the default
-                self._errors.pop(name, None)
-                data[name] = PricingPlan._meta.get_field(name).get_default()
-            elif data.get(name) in (None, "") and name not in self._errors:
+                self.errors.pop(name, None)
+                data[name] = _term_default(name)
+            elif data.get(name) in (None, "") and name not in self.errors:
                 self.add_error(name, f"A {SHORT_KIND[kind]} plan needs this.")
         if kind == "tiered":
             data["tiers"] = self._clean_tier_rows()
         else:
             for row in range(1, TIER_ROWS + 1):
                 for column, _ in TIER_COLUMNS:
-                    self._errors.pop(tier_field_name(row, column), None)
+                    self.errors.pop(tier_field_name(row, column), None)
             data["tiers"] = []
         self._plan_rule(data)
         return data
@@ -222,7 +234,7 @@ class PricingPlanForm(forms.ModelForm):
         if data.get("tiers") is None:
             return  # the rows already say what is wrong
         terms = {f.name: getattr(self.instance, f.name) for f in PricingPlan._meta.fields}
-        terms.update({name: data.get(name) for name in self._meta.fields if name in data})
+        terms.update({name: data.get(name) for name in self._meta.fields or () if name in data})
         terms["tiers"] = data["tiers"]
         for name, message in plan_problems(SimpleNamespace(**terms)).items():
             if name not in self.errors:
@@ -339,10 +351,10 @@ class PricingPlanForm(forms.ModelForm):
             used = set(PLAN_KIND_FIELDS[kind])
             for name in PLAN_KIND_FIELD_NAMES:
                 if name not in used:
-                    setattr(self.instance, name, PricingPlan._meta.get_field(name).get_default())
+                    setattr(self.instance, name, _term_default(name))
             if self.cleaned_data.get("tiers") is not None:
                 self.instance.tiers = self.cleaned_data["tiers"]
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # private; django-stubs does not declare it
 
 
 def _add_tier_fields(form_class) -> None:

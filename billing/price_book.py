@@ -13,6 +13,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from core.text import unprintable
+from customers.audit import audit_record
+from customers.validators import MODEL_NAME_RE
+from proxy.models import is_free
+
 from . import price_sync
 from .models import ModelPrice
 from .price_units import per_1k_to_per_million, price_start_problem
@@ -69,8 +74,6 @@ def from_aws(row: ModelPrice) -> bool:
     not: the page shows them to be checked there). The portal's free sandbox models are not
     sold by AWS and count as such."""
     from urllib.parse import urlsplit
-
-    from proxy.models import is_free
 
     return is_free(row.model_id) or urlsplit(row.source_url or "").hostname == AWS_PRICING_HOST
 
@@ -152,7 +155,6 @@ def model_price_schedule(
         .first()
     )
     row.save()
-    from customers.audit import audit_record
 
     audit_record(
         customer=None,
@@ -248,7 +250,6 @@ def model_price_build(
 def _model_id(model_id) -> str:
     """A Bedrock model id as the API and the allowed-models lists take them
     (customers.validators.MODEL_NAME_RE), never an inference profile id."""
-    from customers.validators import MODEL_NAME_RE
 
     model_id = (model_id if isinstance(model_id, str) else "").strip()
     if not model_id or len(model_id) > 200 or any(c.isspace() for c in model_id):
@@ -268,7 +269,6 @@ def _model_id(model_id) -> str:
 
 def _printable(text: str, what: str, most: int, *, lines: bool = False) -> str:
     """Text a person typed, stored only without control characters (a note may have lines)."""
-    from portal.text import unprintable
 
     if not isinstance(text, str):
         raise PricingError(f"{what} must be text.")

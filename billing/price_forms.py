@@ -6,11 +6,12 @@ space or non-ASCII digit. Decimal() alone would take "1e999", "NaN", "1_000" and
 
 import re
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 
-from portal.text import printable, unprintable
+from core.text import printable, unprintable
 from proxy import contract
 
 from . import catalog
@@ -24,11 +25,11 @@ PRICE_TEXT = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?")
 PROXY_LIMIT = Decimal(contract.PRICE_MICROS_LIMIT) * MICRO
 
 
-class _ShowsPrintable:
+class _ShowsPrintable(forms.Widget):
     """A refused value is written back into the page with its control characters replaced:
     a NUL or an escape sequence is named in the error message, never echoed."""
 
-    def format_value(self, value):
+    def format_value(self, value: Any) -> str | None:
         value = super().format_value(value)
         return printable(str(value)) if value else value
 
@@ -86,10 +87,10 @@ class PriceField(forms.CharField):
         self.validators = []  # the text is checked in to_python; the value is a Decimal
         self.what = what
 
-    def to_python(self, value):
-        what = self.what or self.label or "Price"
+    def to_python(self, value):  # a Decimal or None, where CharField gives text
+        what = self.what or str(self.label or "Price")
         text = super().to_python(value)
-        if len(text) > self.max_length:
+        if text is not None and self.max_length is not None and len(text) > self.max_length:
             raise forms.ValidationError(f"{what}: at most {self.max_length} characters.")
         return price_from_text(text, what=what)
 
@@ -193,15 +194,14 @@ class ModelPriceForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalog = catalog.catalog()
-        self.fields["model"].choices = [("", "(a new model: type its id below)")] + [
-            (m.model_id, m.label) for m in self.catalog
-        ]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [
+            ("", "(a new model: type its id below)")
+        ] + [(m.model_id, m.label) for m in self.catalog]
         currency = settings.BILLING_CURRENCY
-        for name, _ in self.PRICES:
-            self.fields[name].label += f" ({currency})"
-            self.fields[name].what = self.fields[name].label
-        self.fields["per_request"].label += f" ({currency})"
-        self.fields["per_request"].what = self.fields["per_request"].label
+        for name in [name for name, _ in self.PRICES] + ["per_request"]:
+            field = cast(PriceField, self.fields[name])
+            field.label = f"{field.label} ({currency})"
+            field.what = field.label
         if not self.is_bound:
             self.initial.setdefault("effective_from", utc_today())
             self.initial.setdefault("source_url", AWS_PRICING_URL)
@@ -262,12 +262,13 @@ class ModelPriceForm(forms.Form):
             raise forms.ValidationError(f"The per-request price is at most {PROXY_LIMIT:,f}.")
         return number
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         for name, book_name in self.PRICES:
             if name in data and name not in self.errors:
                 try:
-                    data[book_name] = _per_1k(data[name], self.fields[name].label)
+                    data[book_name] = _per_1k(data[name], cast(PriceField, self.fields[name]).what)
                 except forms.ValidationError as exc:
                     self.add_error(name, exc)
         picked, typed = data.get("model") or "", data.get("new_model_id") or ""

@@ -32,6 +32,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from customers.audit import audit_record
+from customers.models import SyncOutbox
+from customers.sync import price_item
+from customers.tasks import deliver_price_outbox
 from proxy import contract
 
 from .pricing import PricingError
@@ -131,7 +135,6 @@ def price_payload(model_id: str, *, now=None, rows=None, price_model=None) -> di
 
 def _checked(payload: dict, version: int) -> dict:
     """The payload, once the contract has accepted it as an item (what delivery will write)."""
-    from customers.sync import price_item
 
     try:
         contract.price_attributes(price_item(payload, version))
@@ -149,8 +152,6 @@ def _next_version(counter_model, at_least: int = 0) -> int:
 
 
 def _queue_delivery() -> None:
-    from customers.tasks import deliver_price_outbox
-
     try:
         deliver_price_outbox.delay()
     except Exception:  # the broker is down: the row waits for the sweeper
@@ -161,7 +162,6 @@ def outbox_enqueue_price(*, model_id: str, at_least_version: int = 0, now=None):
     """Record the price item of `model_id` at the next version (above `at_least_version`), in
     the caller's transaction; its delivery is queued on commit. PricingError if a price of the
     model cannot be represented at the proxy (the transaction is then rolled back)."""
-    from customers.models import SyncOutbox
 
     from .models import PriceBookVersion
 
@@ -230,6 +230,7 @@ def prices_reconcile(*, client, dry_run: bool = False, now=None) -> tuple[int, l
         except PricingError as exc:  # stored before the rule, or written around it
             repairs.append(f"price {model_id}: cannot be given to the proxy: {exc}")
             continue
+        problem: str | None
         if item is None:
             problem = "missing in DynamoDB"
         elif isinstance(item, contract.UnreadablePriceItem):
@@ -252,8 +253,6 @@ def prices_reconcile(*, client, dry_run: bool = False, now=None) -> tuple[int, l
 
 
 def _repair(client, model_id: str, item, problem: str, now) -> None:
-    from customers.audit import audit_record
-
     at_least = 0
     if item is not None and item.version is not None:
         at_least = item.version

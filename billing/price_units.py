@@ -9,6 +9,7 @@ per 1,000 tokens is refused rather than rounded (0.25 per 1M is 0.00025 per 1K; 
 import decimal
 from datetime import date
 from decimal import Decimal
+from typing import overload
 
 from .pricing import PRICE_LIMIT, PRICE_PLACES, THOUSAND, PricingError, to_decimal
 
@@ -38,6 +39,18 @@ def per_million_to_per_1k(value, what: str) -> Decimal:
             f" {PER_MILLION_PLACES} decimals per 1M tokens."
         )
     return per_1k
+
+
+@overload
+def per_1k_to_per_million(value: Decimal) -> Decimal: ...
+
+
+@overload
+def per_1k_to_per_million(value: None) -> None: ...
+
+
+@overload
+def per_1k_to_per_million(value: Decimal | None) -> Decimal | None: ...
 
 
 def per_1k_to_per_million(value: Decimal | None) -> Decimal | None:

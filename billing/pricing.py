@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from core.errors import ServiceError
 from proxy.models import INFERENCE_PROFILE_PREFIXES
 
 CENT = Decimal("0.01")
@@ -30,7 +31,7 @@ def price_model_id(model_id: str) -> str:
     return model_id
 
 
-class PricingError(ValueError):
+class PricingError(ServiceError, ValueError):
     """Prices or tiers that cannot be applied (bad configuration, never a server error)."""
 
 
@@ -115,7 +116,7 @@ def whole_number(value, what: str) -> int:
     return int(number)
 
 
-def parse_tiers(raw: list[dict]) -> list[Tier]:
+def parse_tiers(raw: object) -> list[Tier]:
     """Tiers from the JSON stored on a plan: [{"up_to": 5, "unit_price": "5"}, ...].
 
     Bounds are positive whole numbers that increase, only the last tier is open-ended, and

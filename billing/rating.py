@@ -264,7 +264,7 @@ def rate_usage(
     rows: list[UsageRow],
     *,
     terms: PlanTerms,
-    prices: dict[tuple[str, date | None], TokenPrice],
+    prices: dict[tuple[str, date], TokenPrice],
     names: dict[str, str] | None = None,
 ) -> list[LineDraft]:
     names = names or {}

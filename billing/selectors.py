@@ -10,6 +10,7 @@ from django.db.models import Case, DateField, F, Q, Sum, Value, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from customers.models import Customer
 from usage.models import UsageDaily
 
 from .models import CreditApplication, CreditGrant, CustomerPlan, Invoice, ModelPrice, Payment
@@ -41,7 +42,9 @@ def price_book() -> tuple[
 ]:
     """Every price row (a small table): prices keyed by (model, effective_from), each model's
     effective dates newest first, and display names."""
-    prices, dates, names = {}, defaultdict(list), {}
+    prices: dict[tuple[str, date], TokenPrice] = {}
+    dates: defaultdict[str, list[date]] = defaultdict(list)
+    names: dict[str, str] = {}
     for row in ModelPrice.objects.order_by("model_id", "-effective_from"):
         prices[(row.model_id, row.effective_from)] = TokenPrice(
             input_per_1k=row.input_per_1k,
@@ -231,7 +234,6 @@ def invoice_get_for_customer(customer, invoice_id) -> Invoice:
 
 def customers_for_billing(*, query: str = ""):
     """Customers with their current prepaid balance (unexpired grants), for the staff lookup."""
-    from customers.models import Customer
 
     today = timezone.localdate()
     usable = Q(credit_grants__remaining__gt=0) & (
@@ -337,9 +339,10 @@ def cost_so_far_all(customers, today: date | None = None) -> dict:
         assignment = assignments.get(customer_id)
         terms = fallback
         if assignment:
-            terms = terms_by_plan.get(assignment.plan_id)
-            if terms is None:
-                terms = terms_by_plan[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+            cached = terms_by_plan.get(assignment.plan_id)
+            if cached is None:
+                cached = terms_by_plan[assignment.plan_id] = PlanTerms.from_plan(assignment.plan)
+            terms = cached
         so_far, forecast = _so_far_and_forecast(
             usage.get(customer_id, []), terms, prices, names, window
         )
@@ -359,8 +362,6 @@ def staff_cost_so_far(*, refresh: bool = False) -> dict:
     (portal.tasks.warm_month_cost) and pages read it there. Plan, price and status changes
     show within five minutes."""
     from django.core.cache import cache
-
-    from customers.models import Customer
 
     summary = None if refresh else cache.get(STAFF_SUMMARY_KEY)
     if summary is None:
@@ -451,4 +452,21 @@ def usage_cost_for_customer(*, customer_id, start: date, end: date, by: str) -> 
         "total": result["total"],
         "currency": result["currency"],
         "unpriced_tokens": result["unpriced_tokens"],
+    }
+
+
+# --- Home pages (the portal's home views put these beside the other apps' figures) ---------
+
+
+def home_customer(customer) -> dict:
+    """A customer's cost so far this month and prepaid balance (billing/_home_customer.html)."""
+    return {"cost": cost_so_far(customer.pk), "balance": credit_balance(customer.pk)}
+
+
+def home_staff() -> dict:
+    """All active customers' cost so far (kept in the cache by beat) and the drafts waiting
+    to be issued (billing/_home_staff.html)."""
+    return {
+        "cost": staff_cost_so_far(),
+        "drafts": invoice_list_for_staff(status="draft").count(),
     }

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.errors import StateConflict
+from customers.audit import audit_record
 from customers.models import Customer
 
 from .credit_sync import credit_push, credit_push_on_commit, period_spend_record  # noqa: F401
@@ -62,7 +64,7 @@ from .wallet import (  # noqa: F401 (re-export)
 )
 
 
-class InvoiceStateError(ValueError):
+class InvoiceStateError(StateConflict, ValueError):
     """An action that the invoice's current status does not allow."""
 
 
@@ -251,7 +253,6 @@ def invoice_mark_paid(
 ) -> Invoice:
     """issued -> paid, audited. `via`: "manual" (staff, the API) or "stripe" (a Checkout
     payment, billing/stripe_events.py); open Checkout Sessions of the invoice are closed."""
-    from customers.audit import audit_record
 
     from .payments import checkout_sessions_expire_on_commit
 

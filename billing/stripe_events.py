@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.models import Customer
+
 from .models import Invoice, Payment, PaymentEvent
 from .stripe_fields import (
     Refused,
@@ -136,7 +138,6 @@ def _payment_for_session(session_id: str, obj: dict) -> Payment | None:
     payment = Payment.objects.select_for_update().filter(checkout_session_id=session_id).first()
     if payment is not None:
         return payment
-    from customers.models import Customer
 
     meta = field_metadata(obj)
     customer = Customer.objects.filter(pk=parse_uuid(meta.get("customer", ""))).first()
@@ -237,6 +238,8 @@ def _settle(payment: Payment) -> str:
             payment, "credit.purchase", {"amount": str(payment.amount), "grant": grant.pk}
         )
         return f"credit granted: {payment.amount} {payment.currency}"
+    if payment.invoice_id is None:  # never: the payment_invoice_only_for_invoices constraint
+        raise Invoice.DoesNotExist(f"Payment {payment.pk} pays an invoice but names none.")
     invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
     if invoice.status == Invoice.Status.ISSUED:
         services.invoice_mark_paid(invoice=invoice, source="stripe", via="stripe")
@@ -294,9 +297,12 @@ def _deferred_apply(payment: Payment) -> None:
     waiting = PaymentEvent.objects.select_for_update().filter(deferred=True, deferred_key__in=keys)
     for event in waiting.order_by("stripe_created_at", "id"):
         apply = dispute_apply if event.type.startswith("charge.dispute.") else refund_apply
+        data = event.data  # always kept with a deferred event (stripe_refunds._apply_or_wait)
         try:
+            if data is None:
+                raise TypeError("the deferred event has no data")
             with transaction.atomic():
-                outcome = apply(payment, event.data)
+                outcome = apply(payment, data)
         except (Refused, KeyError, TypeError) as exc:
             outcome = f"refused: {exc}"
         event.deferred = False

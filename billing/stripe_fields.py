@@ -6,6 +6,8 @@ import unicodedata
 import uuid
 from decimal import Decimal
 
+from customers.audit import audit_record
+
 from .models import Payment
 from .stripe_gateway import STRIPE_ID, from_minor
 
@@ -88,8 +90,6 @@ def parse_uuid(value: str):
 
 
 def payment_audit(payment: Payment, action: str, after: dict) -> None:
-    from customers.audit import audit_record
-
     audit_record(
         customer=payment.customer,
         actor=None,

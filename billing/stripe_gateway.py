@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import stripe
 from django.conf import settings
+from stripe.checkout import Session
+from stripe.params.checkout import SessionCreateParams
 
 logger = logging.getLogger("billing.payments")
 
@@ -91,7 +93,7 @@ def _failed(action: str, exc: Exception) -> StripeUnavailable:
     return StripeUnavailable("Stripe could not start the payment just now. Try again in a minute.")
 
 
-def session_create(*, params: dict, idempotency_key: str):
+def session_create(*, params: SessionCreateParams, idempotency_key: str) -> Session:
     """Create a Checkout Session; the same key within 24 hours gives back the same session."""
     try:
         session = stripe_client().v1.checkout.sessions.create(

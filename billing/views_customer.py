@@ -3,12 +3,13 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from portal.access import customer_required
-from portal.web import paginate
+from core.access import customer_required
+from core.web import paginate
 
 from . import selectors
 from .credit_sync import credit_live
 from .documents import invoice_csv_text, invoice_pdf_bytes
+from .payments import invoice_pay_panel
 
 
 @customer_required
@@ -38,7 +39,11 @@ def invoice_list(request):
 @customer_required
 def invoice_detail(request, invoice_id):
     invoice = selectors.invoice_get_for_customer(request.customer, invoice_id)
-    return render(request, "billing/customer_invoice_detail.html", {"invoice": invoice})
+    context = {
+        "invoice": invoice,
+        "pay": invoice_pay_panel(invoice, outcome=request.GET.get("payment", "")),
+    }
+    return render(request, "billing/customer_invoice_detail.html", context)
 
 
 @customer_required

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from portal.access import customer_required, staff_required
-from portal.web import posted_data
+from core.access import customer_required, staff_required
+from core.web import posted_data
 
 from . import payments, selectors
 from .models import Invoice

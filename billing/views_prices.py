@@ -7,8 +7,8 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from portal.access import staff_required
-from portal.web import confirm_first, paginate, posted_data
+from core.access import staff_required
+from core.web import confirm_first, paginate, posted_data
 
 from . import services
 from .price_book import AWS_PRICING_URL, from_aws, price_book_by_model, utc_today

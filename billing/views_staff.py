@@ -6,9 +6,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.access import staff_required
+from core.web import confirm_first, paginate, posted_data
 from customers.models import Customer
-from portal.access import staff_required
-from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors, services
 from .credit_sync import credit_live
@@ -31,6 +31,7 @@ from .models import (
     ModelPrice,
     PricingPlan,
 )
+from .payments import invoice_payments_panel
 from .pricing import PricingError
 
 # Business-rule refusals: shown to staff as a message, never a server error.
@@ -178,6 +179,7 @@ def billing_invoice_detail(request, invoice_id):
             "void_form": VoidForm(),
             "credit_note_form": CreditNoteForm(),
             "balance": selectors.credit_balance(invoice.customer_id),
+            "payments": invoice_payments_panel(invoice),
         },
     )
 

@@ -13,6 +13,7 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.services import customer_suspend
 
 from .credit_sync import credit_push_on_commit
 from .models import MONEY, BillingProfile, CreditApplication, CreditGrant, Invoice
@@ -163,18 +164,8 @@ def credits_return(*, invoice: Invoice, note: Invoice, amount: Decimal) -> Decim
 
 
 def customer_suspend_for_zero_balance(*, customer: Customer) -> None:
-    """Suspend through the customers app's service when it exists (it also syncs the proxy and
-    audits); until then set the status directly."""
-    try:
-        from customers.services import customer_suspend
-    except ImportError:
-        customer_suspend = None
-    if customer_suspend is not None:
-        customer_suspend(customer=customer, source="billing: prepaid credit balance reached zero")
-        return
-    Customer.objects.filter(pk=customer.pk, status=Customer.Status.ACTIVE).update(
-        status=Customer.Status.SUSPENDED
-    )
+    """Suspend through the customers app's service (it also syncs the proxy and audits)."""
+    customer_suspend(customer=customer, source="billing: prepaid credit balance reached zero")
 
 
 def wallet_after_change(*, customer: Customer, on_day: date) -> None:

@@ -1,4 +1,4 @@
-"""Heartbeats of the background processes, in the database (`portal.models.Heartbeat`).
+"""Heartbeats of the background processes, in the database (`core.models.Heartbeat`).
 
 - "worker": written by `portal.tasks.heartbeat`, a task beat sends every
   `worker_heartbeat_interval()` seconds, so it is fresh only while a worker's pool really

@@ -33,11 +33,14 @@ def max_age() -> float:
     return float(settings.STAFF_LIVE_MAX_AGE_SECONDS)
 
 
-def _computers() -> dict:
-    from portal.dashboard.selectors import compute_quota_watch
-    from usage.selectors import staff_live_today
+# key -> the function that reads the figure; set by the apps that own them when they start
+# (usage: STAFF_TODAY, the portal's dashboards: QUOTA_WATCH), as core imports neither.
+_computers: dict = {}
 
-    return {STAFF_TODAY: staff_live_today, QUOTA_WATCH: compute_quota_watch}
+
+def figure_register(key: str, compute) -> None:
+    """`compute()` reads the live figure `key` (called at most once per max_age())."""
+    _computers[key] = compute
 
 
 def _store(key: str, compute) -> object:
@@ -54,7 +57,7 @@ def figure(key: str) -> object:
     entry = cache.get(key)
     if isinstance(entry, dict) and time.time() - entry.get("as_of", 0) <= max_age():
         return entry["value"]
-    return _store(key, _computers()[key])
+    return _store(key, _computers[key])
 
 
 def refresh(*, force: bool = False) -> list[str]:
@@ -62,7 +65,7 @@ def refresh(*, force: bool = False) -> list[str]:
     if not force and cache.get(WATCHED_KEY) is None:
         return []
     done = []
-    for key, compute in _computers().items():
+    for key, compute in list(_computers.items()):
         try:
             _store(key, compute)
             done.append(key)

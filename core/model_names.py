@@ -1,11 +1,13 @@
 """Model display names for the pages: "Claude 3 Haiku" for anthropic.claude-3-haiku-…
 
-From the model catalog (billing.catalog: the price book's display names and the proxy's alias
-map), kept in the cache for CACHE_SECONDS so a page that names several models costs at most one
-query. An id the catalog does not know is shown as it is.
+From the model catalog (core/model_catalog.py, which billing fills: the price book's display
+names and the proxy's alias map), kept in the cache for CACHE_SECONDS so a page that names
+several models costs at most one query. An id the catalog does not know is shown as it is.
 """
 
 from django.core.cache import cache
+
+from core import model_catalog
 
 CACHE_KEY = "portal:model-catalog"
 CACHE_SECONDS = 300
@@ -14,9 +16,7 @@ CACHE_SECONDS = 300
 def _catalog() -> list:
     models = cache.get(CACHE_KEY)
     if models is None:
-        from billing.catalog import catalog
-
-        models = catalog()
+        models = model_catalog.catalog()
         cache.set(CACHE_KEY, models, CACHE_SECONDS)
     return models
 
@@ -25,9 +25,7 @@ def display_name(model_id: str) -> str:
     """The catalog's name of a model id, alias or inference profile id; else the id itself."""
     if not model_id:
         return ""
-    from billing.catalog import find
-
-    found = find(str(model_id), _catalog())
+    found = model_catalog.find(str(model_id), _catalog())
     return found.name if found and found.name else str(model_id)
 
 

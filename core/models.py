@@ -208,7 +208,7 @@ class Heartbeat(models.Model):
 class FormSubmissionKey(models.Model):
     """A one-time key carried by a form that creates a secret (a token, an API key, a webhook
     secret): the first POST with it uses it up, so a reload of the page that showed the secret,
-    or Back and re-send, cannot create a second live one (portal/once.py)."""
+    or Back and re-send, cannot create a second live one (core/once.py)."""
 
     key = models.CharField(max_length=64, primary_key=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

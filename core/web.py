@@ -1,4 +1,25 @@
-"""Small helpers for the portal's HTML views (staff and customer pages)."""
+"""Small helpers for the portal's HTML views (staff and customer pages) and the API."""
+
+from axes.helpers import get_client_ip_address
+
+from .access import is_staff_user
+
+# Where a change was made, as the audit log records it.
+SOURCE_API = "api"
+SOURCE_STAFF = "staff portal"
+SOURCE_CUSTOMER = "customer portal"
+
+
+def audit_context(request) -> dict:
+    """What a service records in the audit log of a change made through `request`: who acted,
+    from which address, through what (the API, or the staff or customer pages)."""
+    if request.path.startswith("/api/"):
+        source = SOURCE_API
+    elif is_staff_user(request.user):
+        source = SOURCE_STAFF
+    else:
+        source = SOURCE_CUSTOMER
+    return {"actor": request.user, "ip": get_client_ip_address(request), "source": source}
 
 
 def posted_data(request):

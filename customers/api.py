@@ -10,18 +10,18 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from portal.api.base import (
+from core.api.base import (
     UUID_RE,
     CustomerFilterSet,
     SharedViewSet,
     StaffViewSet,
     UtcDateTimeFilter,
-    audit_context,
     customer_scope,
     schema_only,
 )
-from portal.api.idempotency import IdempotentCreateMixin
-from portal.models import User
+from core.api.idempotency import IdempotentCreateMixin
+from core.models import User
+from core.web import audit_context
 
 from . import onboarding, selectors, services
 from .models import AuditEvent, Customer, Token

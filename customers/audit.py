@@ -28,6 +28,8 @@ CUSTOMER_AUDIT_FIELDS = [
     "default_model_params",
     "monthly_budget",
     "prepaid",
+    "rotate_every_days",
+    "counter_shards",
 ]
 
 

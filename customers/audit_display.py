@@ -23,6 +23,8 @@ ACTION_LABELS = {
     "token.rotate": "Token rotated",
     "token.rotate.new": "Replacement token created",
     "token.revoke": "Token revoked",
+    "token.rotate.scheduled": "Token rotated by the rotation policy",
+    "token.reveal": "Replacement token revealed",
     "token.limits": "Token limits changed",
     "user.invite": "User invited",
     "user.reinvite": "Invitation sent again",
@@ -52,6 +54,9 @@ FIELD_LABELS = {
     "default_model_params": "Default model parameters",
     "monthly_budget": "Monthly budget",
     "prepaid": "Prepaid",
+    "rotate_every_days": "Rotate tokens every (days)",
+    "counter_shards": "Admission shards",
+    "rotated_on_schedule_at": "Rotated by the policy",
     "token_id": "Token id",
     "label": "Label",
     "masked": "Token",
@@ -90,13 +95,14 @@ EMPTY_TEXT = {
     "default_model_params": "none",
     "extra_contact_emails": "none",
     "monthly_budget": "no budget",
+    "rotate_every_days": "no rotation policy",
     "expires_at": "never",
     "revoked_at": "not revoked",
     "cache_read_per_1m": "as input tokens",
     "cache_write_per_1m": "as input tokens",
 }
 
-INSTANT_FIELDS = {"expires_at", "grace_until", "revoked_at"}
+INSTANT_FIELDS = {"expires_at", "grace_until", "revoked_at", "rotated_on_schedule_at"}
 MONEY_FIELDS = {"monthly_budget"}
 STATUS_LABELS = {
     "active": "Active",

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from portal.models import User
+from core.models import User
 
 from .models import Customer, Token
 
@@ -107,3 +107,41 @@ def token_expiry_warnings_send(*, now=None) -> int:
             continue
         sent += 1
     return sent
+
+
+def _token_recipients(customer: Customer) -> list[str]:
+    users = customer.users.filter(is_active=True).values_list("email", flat=True)
+    return sorted(set(customer.contact_emails + list(users)))
+
+
+def _tokens_page_url() -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse("customer:customer_tokens")
+
+
+def send_rotation_notice(*, token: Token, rotate_on) -> None:
+    """Before a scheduled rotation (customers/rotation.py): which token, and on which day.
+    Names the token by label and masked form only: there is no new token yet."""
+    customer = token.customer
+    send_templated(
+        name="token_rotation_notice",
+        to=_token_recipients(customer),
+        context={
+            "customer": customer,
+            "token": token,
+            "rotate_on": rotate_on,
+            "grace_days": settings.TOKEN_SCHEDULED_ROTATION_GRACE_DAYS,
+            "every_days": customer.rotate_every_days,
+            "tokens_url": _tokens_page_url(),
+        },
+    )
+
+
+def send_rotation_reminder(*, token: Token) -> None:
+    """During the grace period of a scheduled rotation: the old token's end, and where to
+    reveal the new one. Never the new token: it is generated only when revealed."""
+    customer = token.customer
+    send_templated(
+        name="token_rotation_reminder",
+        to=_token_recipients(customer),
+        context={"customer": customer, "token": token, "tokens_url": _tokens_page_url()},
+    )

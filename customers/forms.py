@@ -6,6 +6,10 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from core import model_catalog
+from core.models import User
+from proxy.models import ALIASES, is_allowed
+
 from . import validators
 from .models import Customer
 
@@ -83,8 +87,9 @@ class ModelsSelect(forms.SelectMultiple):
 
 
 class AllowedModelsField(forms.Field):
-    """The customer's allowed models, picked from the catalog (billing.catalog); entries already
-    set that the list does not show (aliases, inference profile ids) stay selectable."""
+    """The customer's allowed models, picked from the model catalog (core/model_catalog.py);
+    entries already set that the list does not show (aliases, inference profile ids) stay
+    selectable."""
 
     widget = ModelsSelect(attrs={"size": 12})
 
@@ -154,17 +159,32 @@ class LimitsForm(forms.Form):
         required=False,
         help_text=Customer._meta.get_field("prepaid").help_text,
     )
+    rotate_every_days = forms.CharField(
+        label="Rotate tokens every (days)",
+        required=False,
+        max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text="Each token is replaced once it is this many days old: the customer is told "
+        "ahead by email and reveals the new token, once, on their tokens page; the old one "
+        "keeps working for a grace period. Empty: tokens are rotated only by hand.",
+    )
+
+    counter_shards = forms.CharField(
+        label="Admission shards",
+        required=False,
+        max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=Customer._meta.get_field("counter_shards").help_text,
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from billing.catalog import catalog
-
         self.fields["monthly_budget"].currency_labels()
         field = self.fields["allowed_models"]
         keep = list(self.initial.get("allowed_models") or [])
         if self.is_bound:
             keep += field.widget.value_from_datadict(self.data, self.files, "allowed_models")
-        field.offer(catalog(), keep)
+        field.offer(model_catalog.catalog(), keep)
 
     def clean_daily_request_limit(self):
         value = self.cleaned_data["daily_request_limit"]
@@ -198,6 +218,12 @@ class LimitsForm(forms.Form):
     def clean_monthly_budget(self):
         return validators.monthly_budget(self.cleaned_data["monthly_budget"])
 
+    def clean_rotate_every_days(self):
+        return validators.rotation_days(self.cleaned_data["rotate_every_days"])
+
+    def clean_counter_shards(self):
+        return validators.counter_shards(self.cleaned_data["counter_shards"])
+
     @classmethod
     def initial_for(cls, customer: Customer) -> dict:
         import json
@@ -214,6 +240,8 @@ class LimitsForm(forms.Form):
             else "",
             "monthly_budget": _budget_initial(customer.monthly_budget),
             "prepaid": customer.prepaid,
+            "rotate_every_days": customer.rotate_every_days or "",
+            "counter_shards": customer.counter_shards,
         }
 
 
@@ -318,13 +346,9 @@ class TokenLimitsForm(forms.Form):
         keep = list(self.initial.get("allowed_models") or [])
         if self.is_bound:
             keep += field.widget.value_from_datadict(self.data, self.files, "allowed_models")
-        from billing.catalog import catalog
-
-        offered = catalog()
+        offered = model_catalog.catalog()
         account = list(getattr(customer, "allowed_models", None) or [])
         if account:  # the account's models only, and its entries the catalog does not list
-            from proxy.models import ALIASES, is_allowed
-
             offered = [model for model in offered if is_allowed(model.model_id, "", account)]
             ids = {model.model_id for model in offered}
             keep += [entry for entry in account if ALIASES.get(entry, entry) not in ids]
@@ -422,8 +446,6 @@ class OnboardForm(TokenExpiryMixin, LimitsForm):
             del self.fields[name]  # set later, on the customer page
 
     def clean_user_email(self):
-        from portal.models import User
-
         email = self.cleaned_data["user_email"].lower()
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError("A user with this email address already exists.")

@@ -55,6 +55,26 @@ class Customer(models.Model):
         help_text="Calls are refused when the customer's prepaid credit runs out; the billing "
         "app computes the credit.",
     )
+    # Rotation policy (customers/rotation.py): every active token is rotated once it is this
+    # many days old; None: tokens are rotated only by hand.
+    rotate_every_days = models.PositiveIntegerField(
+        "rotate tokens every (days)",
+        null=True,
+        blank=True,
+        help_text="Each token is replaced once it is this many days old; empty: never by itself.",
+    )
+
+    # How many items the proxy spreads this customer's admissions over (proxy/sharded.py): 1
+    # (one transaction a call) suits nearly everyone; a customer sending hundreds of calls a
+    # second at once needs more. Limits held for tokens or money may then be exceeded by up to
+    # one call per shard; prepaid customers are always admitted with one.
+    counter_shards = models.PositiveSmallIntegerField(
+        "admission shards",
+        default=1,
+        help_text="1 for nearly every customer. For one that sends hundreds of requests a "
+        "second at once: 16 admits over 1,000 a second. Request limits stay exact; token and "
+        "money limits may be exceeded by up to one call per shard. Prepaid customers use 1.",
+    )
 
     sync_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -105,6 +125,13 @@ class Token(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expiry_warning_sent_at = models.DateTimeField(null=True, blank=True)
+    # The customer's rotation policy (customers/rotation.py): the notice before the rotation,
+    # the rotation itself (the grace period starts; the replacement is generated when a
+    # customer user reveals it, so no plaintext waits anywhere), and the reminder during the
+    # grace period. Each is set once, by a conditional update or under the row's lock.
+    rotation_notice_sent_at = models.DateTimeField(null=True, blank=True)
+    rotated_on_schedule_at = models.DateTimeField(null=True, blank=True)
+    rotation_reminder_sent_at = models.DateTimeField(null=True, blank=True)
     # The token's own limits, inside the customer's (a request must pass both): None means
     # only the customer's limit applies; an empty list means the customer's models.
     daily_request_limit = models.PositiveIntegerField(null=True, blank=True)
@@ -127,6 +154,11 @@ class Token(models.Model):
         indexes = [
             models.Index(fields=["customer", "status"]),
             models.Index(fields=["status", "expires_at"]),
+            models.Index(
+                fields=["customer"],
+                condition=models.Q(rotated_on_schedule_at__isnull=False, replaced_by__isnull=True),
+                name="token_awaiting_reveal_idx",
+            ),
         ]
 
     def __str__(self):
@@ -155,6 +187,15 @@ class Token(models.Model):
         if self.allowed_models:
             parts.append("models: " + ", ".join(self.allowed_models))
         return parts
+
+    @property
+    def awaiting_reveal(self) -> bool:
+        """Rotated by the policy; its replacement waits for a customer user to reveal it."""
+        return (
+            self.rotated_on_schedule_at is not None
+            and self.replaced_by_id is None
+            and self.status == self.Status.ACTIVE
+        )
 
     @property
     def effective_expires_at(self):

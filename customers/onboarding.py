@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
-from portal.models import User
+from core.models import User
 
 from .audit import audit_record
 from .models import Customer
@@ -183,8 +183,8 @@ def customer_create_with_token(
     source: str = "",
     **limits,
 ) -> tuple[Customer, IssuedToken]:
-    """The seed's `create`: a customer (with `limits`, see customer_create) and its first
-    token, all or nothing."""
+    """`customers create` on the command line: a customer (with `limits`, see customer_create)
+    and its first token, all or nothing."""
     with transaction.atomic():
         customer = customer_create(
             name=name, contact_email=contact_email, actor=actor, ip=ip, source=source, **limits

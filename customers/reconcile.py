@@ -5,7 +5,8 @@ what PostgreSQL says it should be. A missing or different item is re-written thr
 outbox at a fresh version (above whatever DynamoDB holds, so the conditional put wins); an item
 DynamoDB holds but PostgreSQL does not know is disabled (tokens revoked, customers closed),
 because a token nobody can see in the portal must not keep working. The proxy's price items
-are compared with the price book the same way (billing.price_sync.prices_reconcile).
+are compared with the price book the same way: billing owns those, and registers its check with
+`price_check_register` (billing/apps.py), since customers does not import billing.
 """
 
 import dataclasses
@@ -28,6 +29,17 @@ from .sync import (
     token_payload,
 )
 
+# (client=, dry_run=) -> (prices checked, repairs): the proxy's price items against the price
+# book, set by billing when it is installed.
+_price_check = None
+
+
+def price_check_register(function) -> None:
+    """Set (or, with None, remove) the check of the proxy's price items."""
+    global _price_check
+    _price_check = function
+
+
 CUSTOMER_COMPARED = [
     "status",
     "name",
@@ -40,6 +52,7 @@ CUSTOMER_COMPARED = [
     "default_model_params",
     "monthly_budget_micros",
     "prepaid",
+    "counter_shards",
 ]
 TOKEN_COMPARED = [
     "token_id",
@@ -159,9 +172,8 @@ def dynamodb_reconcile(*, dry_run: bool = False, client=None) -> ReconcileReport
                     client, dataclasses.replace(item, status="revoked", version=item.version + 1)
                 )
 
-    from billing.price_sync import prices_reconcile
-
-    report.checked_prices, report.price_repairs = prices_reconcile(client=client, dry_run=dry_run)
+    if _price_check is not None:
+        report.checked_prices, report.price_repairs = _price_check(client=client, dry_run=dry_run)
 
     if not dry_run and (report.repairs or report.price_repairs):
         report.delivered_pending += outbox_deliver(

@@ -66,6 +66,20 @@ def customer_list(
     return customers.order_by(*SORTS.get(order, SORTS["name"]))
 
 
+def customer_page(
+    *, search: str = "", status: str = "", after: Customer | None = None, limit: int = 100
+) -> tuple[list[Customer], bool]:
+    """One page of the customer list in name order (then id), after the customer `after`:
+    (up to `limit` customers, whether more follow). Keyset paging: a page costs the same at
+    the millionth customer as at the first, and a customer added meanwhile is not skipped or
+    repeated because of an offset."""
+    customers = customer_list(search=search, status=status, order="name")
+    if after is not None:
+        customers = customers.filter(Q(name__gt=after.name) | Q(name=after.name, id__gt=after.id))
+    rows = list(customers[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
 @dataclass
 class SyncState:
     state: str  # "in sync", "pending" or "failing"
@@ -86,6 +100,15 @@ def customer_sync_state(*, customer: Customer) -> SyncState:
 
 def token_list(*, customer: Customer) -> QuerySet:
     return customer.tokens.select_related("replaced_by").order_by("status", "-created_at", "pk")
+
+
+def tokens_awaiting_reveal(*, customer: Customer) -> QuerySet:
+    """Tokens the rotation policy rotated whose replacement no one has revealed yet."""
+    return customer.tokens.filter(
+        rotated_on_schedule_at__isnull=False,
+        replaced_by__isnull=True,
+        status=Token.Status.ACTIVE,
+    ).order_by("grace_until", "pk")
 
 
 def token_list_usable(*, customer: Customer) -> list[Token]:

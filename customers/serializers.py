@@ -11,8 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.api.base import storable_json
-from portal.models import User
+from core.api.base import storable_json
+from core.models import User
+from proxy.contract import MAX_COUNTER_SHARDS
 
 from . import validators
 from .models import AuditEvent, Customer, Token
@@ -59,6 +60,29 @@ class BudgetField(serializers.DecimalField):
         return value
 
 
+class RotationDaysField(serializers.IntegerField):
+    """The rotation policy's period in whole days (customers/rotation.py); null: no policy.
+    A JSON integer or its digits as text; anything else is refused with the service's message."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            min_value=1,
+            max_value=validators.ROTATION_DAYS_MAX,
+            allow_null=True,
+            required=False,
+            **kwargs,
+        )
+
+    def to_internal_value(self, data):
+        try:
+            value = validators.rotation_days(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        if value is None:  # "" or "none" as text
+            raise serializers.ValidationError("Send null for no rotation policy, or a number.")
+        return value
+
+
 class LimitsSerializer(serializers.ModelSerializer):
     """What the proxy enforces. null: no limit; an empty allowed_models: every model."""
 
@@ -97,6 +121,18 @@ class LimitsSerializer(serializers.ModelSerializer):
     )
     prepaid = serializers.BooleanField(
         required=False, help_text=Customer._meta.get_field("prepaid").help_text
+    )
+    rotate_every_days = RotationDaysField(
+        help_text="Rotation policy: each token is replaced once it is this many days old (the "
+        "customer is told ahead by email and reveals the new token once on their tokens page; "
+        "the old one works for a grace period); null: tokens are rotated only by hand."
+    )
+
+    counter_shards = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_COUNTER_SHARDS,
+        required=False,
+        help_text=Customer._meta.get_field("counter_shards").help_text,
     )
 
     class Meta:
@@ -235,6 +271,16 @@ class TokenSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The token's own monthly budget (a decimal string); null: the customer's.",
     )
+    rotated_on_schedule_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the customer's rotation policy rotated it (its grace period began).",
+    )
+    awaiting_reveal = serializers.BooleanField(
+        read_only=True,
+        help_text="Rotated by the policy, and its replacement not revealed yet: a customer user "
+        "reveals it, once, on the tokens page (it is generated then; the API never shows it).",
+    )
 
     class Meta:
         model = Token
@@ -255,6 +301,8 @@ class TokenSerializer(serializers.ModelSerializer):
             "revoked_at",
             "last_used_at",
             *TOKEN_LIMIT_FIELDS,
+            "rotated_on_schedule_at",
+            "awaiting_reveal",
         ]
         read_only_fields = fields
 

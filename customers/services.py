@@ -45,8 +45,12 @@ LIMIT_FIELDS = [
     "default_model_params",
     "monthly_budget",
     "prepaid",
+    "rotate_every_days",
+    "counter_shards",
 ]
 SYNCED_DETAIL_FIELDS = {"name"}
+# Limits the portal applies itself (customers/rotation.py): the proxy's item does not carry them.
+PORTAL_ONLY_LIMIT_FIELDS = {"rotate_every_days"}
 # A token's own limits, inside its customer's (the proxy enforces both).
 TOKEN_LIMIT_FIELDS = [
     "daily_request_limit",
@@ -98,6 +102,8 @@ def clean_limits(**raw) -> dict:
         "default_model_params": validators.default_model_params,
         "monthly_budget": validators.monthly_budget,
         "prepaid": lambda v: validators.flag(v, label="Prepaid"),
+        "rotate_every_days": validators.rotation_days,
+        "counter_shards": validators.counter_shards,
     }
     unknown = set(raw) - set(parsers)
     if unknown:
@@ -198,7 +204,9 @@ def _change(customer, values: dict, action, actor, ip, source) -> Customer:
         before, after = changed_only(before, after)
         if after:
             locked.save()
-            if action == "customer.limits" or SYNCED_DETAIL_FIELDS & set(after):
+            if (action == "customer.limits" and set(after) - PORTAL_ONLY_LIMIT_FIELDS) or (
+                SYNCED_DETAIL_FIELDS & set(after)
+            ):
                 outbox_enqueue_customer(customer=locked)
             audit_record(
                 customer=locked,
@@ -377,7 +385,10 @@ def token_rotate(
         if grace_hours == 0:
             old.status, old.revoked_at = Token.Status.REVOKED, now
         else:
-            old.grace_until = now + timedelta(hours=grace_hours)
+            # A token the rotation policy already rotated keeps its announced end, if earlier
+            # (rotating it by hand replaces the reveal; it does not lengthen the grace period).
+            ends = now + timedelta(hours=grace_hours)
+            old.grace_until = min(old.grace_until, ends) if old.grace_until else ends
         old.save()
         outbox_enqueue_token(token=old)
         audit_record(

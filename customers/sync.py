@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from portal.aws import aws_client
+from core.aws import aws_client
 from proxy import contract
 
 from .models import Customer, SyncOutbox, Token
@@ -75,6 +75,7 @@ def customer_payload(customer: Customer) -> dict:
         "updated_at": (customer.updated_at or timezone.now()).isoformat(),
         "monthly_budget_micros": budget_micros(customer.monthly_budget),
         "prepaid": bool(customer.prepaid),
+        "counter_shards": customer.counter_shards,
     }
 
 

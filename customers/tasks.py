@@ -57,6 +57,18 @@ def send_token_expiry_warnings():
     return token_expiry_warnings_send()
 
 
+@shared_task(ignore_result=True)
+def rotate_tokens_on_schedule():
+    """Daily: the customers' rotation policies (notices, rotations, reminders); each step is
+    claimed on its row, so two runs at once do nothing twice. Not delivered again when its
+    worker dies: whatever that run left undone is still due, and the next day's run does it."""
+    from .rotation import rotation_run
+
+    report = rotation_run()
+    logger.info("rotation policy: %s", report.summary())
+    return report.summary()
+
+
 @shared_task(bind=True, max_retries=8, ignore_result=True, reject_on_worker_lost=True)
 def deliver_price_outbox(self):
     """Deliver the price book's pending changes (price items); retried like a customer's."""

@@ -52,9 +52,13 @@ customer_urlpatterns: list = [
         name="customer_token_revoke",
     ),
     path(
+        "tokens/<uuid:token_id>/reveal/",
+        views_customer.customer_token_reveal,
+        name="customer_token_reveal",
+    ),
+    path(
         "tokens/<uuid:token_id>/limits/",
         views_customer.customer_token_limits,
         name="customer_token_limits",
     ),
-    path("account/", views_customer.customer_account, name="customer_account"),
 ]

@@ -11,6 +11,11 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from core import model_catalog
+from proxy import contract
+from proxy.contract import MAX_COUNTER_SHARDS
+from proxy.models import ALIASES, is_allowed
+
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
 TOKEN_IMPORT_RE = re.compile(r"^[\x21-\x7e]{20,256}$")
 MAX_LIST_ITEMS = 200
@@ -29,6 +34,7 @@ INT32_MAX = 2**31 - 1  # PositiveIntegerField columns (daily and per-minute limi
 INT64_MAX = 2**63 - 1  # PositiveBigIntegerField columns (the monthly token quota)
 TPM_MAX = 10**12  # tokens per minute: far above any model's quota, far below the column's
 TOKEN_QUOTA_MAX = 10**12  # a token's own monthly token quota (a trillion tokens)
+ROTATION_DAYS_MAX = 3650  # a rotation policy's period: ten years at most
 
 
 def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int | None:
@@ -42,6 +48,49 @@ def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int 
         raise ValidationError(f"{label} must be a positive number, or empty for no limit.")
     if number > maximum:
         raise ValidationError(f"{label} is too large: at most {maximum:,}.")
+    return number
+
+
+def counter_shards(value, *, label: str = "Admission shards") -> int:
+    """How many items the proxy spreads a customer's admissions over: a whole number from 1
+    to contract.MAX_COUNTER_SHARDS; None or "" mean 1. Text or an int; never a bool."""
+    how = f"{label} must be a whole number from 1 to {MAX_COUNTER_SHARDS} (1 for most customers)."
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(how)
+    text = value.strip() if isinstance(value, str) else str(value)
+    if text == "":
+        return 1
+    if len(text) > 40 or not re.fullmatch(r"-?[0-9]+", text):
+        raise ValidationError(how)
+    number = int(text)
+    if not 1 <= number <= MAX_COUNTER_SHARDS:
+        raise ValidationError(how)
+    return number
+
+
+def rotation_days(value, *, label: str = "Rotation period") -> int | None:
+    """A rotation policy's period in whole days, 1 to ROTATION_DAYS_MAX; None, "" or "none"
+    turn the policy off. Text or an int; never a bool, a float, a list or an object."""
+    how = (
+        f"{label} must be a whole number of days from 1 to {ROTATION_DAYS_MAX:,}, "
+        "or empty for no rotation policy."
+    )
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(how)
+    text = value.strip() if isinstance(value, str) else str(value)
+    if text.lower() in ("", "none"):
+        return None
+    if len(text) > 40 or not re.fullmatch(r"-?[0-9]+", text):
+        raise ValidationError(how)
+    number = int(text)  # at most 40 ASCII digits: cheap
+    if number < 1:
+        raise ValidationError(f"{label} must be at least 1 day, or empty for no rotation policy.")
+    if number > ROTATION_DAYS_MAX:
+        raise ValidationError(f"{label} is too large: at most {ROTATION_DAYS_MAX:,} days.")
     return number
 
 
@@ -96,10 +145,8 @@ def flag(value, *, label: str) -> bool:
 
 
 def allowed_models(value) -> list[str]:
-    """Models of the catalog (billing.catalog): ids, aliases or inference profile ids of them,
-    kept as given; empty means every model."""
-    from billing import catalog
-
+    """Models of the catalog (core/model_catalog.py): ids, aliases or inference profile ids of
+    them, kept as given; empty means every model."""
     out: list[str] = []
     for item in _items(value):
         if not MODEL_NAME_RE.match(item):
@@ -108,13 +155,13 @@ def allowed_models(value) -> list[str]:
             out.append(item)
     if len(out) > MAX_LIST_ITEMS:
         raise ValidationError(f"At most {MAX_LIST_ITEMS} models.")
-    known = catalog.catalog() if out else []
-    unknown = [item for item in out if catalog.find(item, known) is None]
+    known = model_catalog.catalog() if out else []
+    unknown = [item for item in out if model_catalog.find(item, known) is None]
     if unknown:
         names = ", ".join(f"“{item[:60]}”" for item in unknown[:5])
         raise ValidationError(
             f"Unknown model{'s' if len(unknown) > 1 else ''} {names}: allowed models are the "
-            f"models of {catalog.WHERE}, by id or alias, or an inference profile id of one "
+            f"models of {model_catalog.where()}, by id or alias, or an inference profile id of one "
             "(such as us.anthropic.claude-3-haiku-20240307-v1:0)."
         )
     return out
@@ -126,7 +173,6 @@ def models_within(models: list[str], customer_models: list[str]) -> list[str]:
     the same model, the sandboxes are always allowed). The customer's empty list allows all."""
     if not customer_models:
         return models
-    from proxy.models import ALIASES, is_allowed
 
     outside = [
         item
@@ -181,8 +227,8 @@ def default_model_params(value) -> dict:
 
 
 def importable_token(value: str) -> str:
-    """A token brought from elsewhere (the seed's `--token`): printable, 20 to 256 characters."""
-    from proxy import contract
+    """A token brought from elsewhere (`customers create-token --token`): printable, 20 to 256
+    characters."""
 
     token = (value or "").strip()
     if token.startswith(contract.TOKEN_PREFIX) and not contract.token_has_valid_checksum(token):

@@ -8,13 +8,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.access import staff_required
-from portal.once import ALREADY_SENT, form_key_issue, form_key_spent, form_key_use
-from portal.web import confirm_first, paginate, posted_data
-from usage.selectors import month_usage_many, with_last_use
-from usage.services import utc_today
+from core.access import staff_required
+from core.once import ALREADY_SENT, form_key_issue, form_key_spent, form_key_use
+from core.web import audit_context, confirm_first, paginate, posted_data
 
-from . import selectors, services
+from . import live, rotation, selectors, services
 from .forms import (
     BulkForm,
     CustomerDetailsForm,
@@ -34,7 +32,7 @@ from .onboarding import (
     customers_bulk_suspend,
 )
 from .sync import outbox_deliver
-from .views_helpers import audit_context, get_customer_or_404
+from .views_helpers import get_customer_or_404
 from .views_tokens import render_issued
 
 PAGE_SIZE = 50
@@ -60,7 +58,7 @@ def customer_list(request):
     )
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
-    month = month_usage_many(customers=page.object_list, today=utc_today())
+    month = live.month_usage(page.object_list)
     for customer in page.object_list:
         customer.month = month["rows"].get(customer.pk)
     query = request.GET.copy()
@@ -122,7 +120,9 @@ def customer_detail(request, pk):
     tokens = paginate(
         request, selectors.token_list(customer=customer), per_page=PAGE_SIZE, param="tokens_page"
     )
-    tokens.object_list = with_last_use(tokens.object_list)
+    tokens.object_list = rotation.with_rotation_days(
+        live.with_last_use(tokens.object_list), customer
+    )
     users = paginate(
         request, customer.users.order_by("email", "pk"), per_page=PAGE_SIZE, param="users_page"
     )
@@ -133,6 +133,7 @@ def customer_detail(request, pk):
         request,
         "staff/customers/detail.html",
         {
+            "budget": live.budget(customer),
             "customer": customer,
             "tokens": tokens,
             "users": users,

@@ -4,9 +4,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 
-from portal.access import staff_required
-from portal.text import printable, unprintable
-from portal.web import paginate
+from core.access import staff_required
+from core.text import printable, unprintable
+from core.web import paginate
 
 from . import selectors
 from .audit_display import ACTION_LABELS

@@ -3,10 +3,10 @@
 Only `request.customer`'s tokens and users, ever: another customer's ids are 404. Writes go
 through customers.services / customers.onboarding, audited with source "customer portal".
 A new token is rendered in the POST response itself and never stored: reloading cannot show
-it again (the response is never cached).
+it again (the response is never cached). So is the replacement the rotation policy prepared
+(customers/rotation.py): generated when a customer user reveals it, shown that once.
 """
 
-from axes.helpers import get_client_ip_address
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -15,27 +15,15 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from portal.access import customer_required
-from portal.dashboard.snippets import SANDBOX_MODEL, snippets
-from portal.once import ALREADY_SENT, form_key_issue, form_key_use
-from portal.web import confirm_first, paginate
-from usage.forms import UsageSettingsForm
-from usage.selectors import usage_settings_for
-from usage.services import usage_settings_update
+from core.access import customer_required
+from core.once import ALREADY_SENT, form_key_issue, form_key_use
+from core.web import audit_context, confirm_first, paginate
+from customers.snippets import SANDBOX_MODEL, snippets
 
-from . import selectors, services
-from .forms import InviteForm, RotateForm, TokenCreateForm, TokenLimitsForm
-from .onboarding import customer_user_invite
+from . import live, rotation, selectors, services
+from .forms import RotateForm, TokenCreateForm, TokenLimitsForm
 
 PAGE_SIZE = 50
-
-
-def _audit(request) -> dict:
-    return {
-        "actor": request.user,
-        "ip": get_client_ip_address(request),
-        "source": "customer portal",
-    }
 
 
 def _own_token(request, token_id):
@@ -46,12 +34,14 @@ def _own_token(request, token_id):
 
 
 def _tokens_page(request, *, form=None, issued=None, status=200):
-    from usage.selectors import with_last_use
-
     tokens = paginate(request, selectors.token_list(customer=request.customer), per_page=PAGE_SIZE)
-    tokens.object_list = with_last_use(tokens.object_list)
+    tokens.object_list = rotation.with_rotation_days(
+        live.with_last_use(tokens.object_list), request.customer
+    )
     context = {
         "tokens": tokens,
+        "awaiting_reveal": selectors.tokens_awaiting_reveal(customer=request.customer),
+        "rotate_every_days": request.customer.rotate_every_days,
         "form": form or TokenCreateForm(customer=request.customer),
         "rotate_form": RotateForm(),
         "issued": issued,
@@ -79,7 +69,7 @@ def customer_tokens(request):
                 expires_at=form.expires_at(),
                 limits=form.limits(),
                 within_customer=True,
-                **_audit(request),
+                **audit_context(request),
             )
         except ValidationError as error:
             for message in error.messages:
@@ -114,10 +104,32 @@ def customer_token_rotate(request, token_id):
         return redirect("customer:customer_tokens")
     try:
         issued = services.token_rotate(
-            token=token, grace_hours=form.cleaned_data["grace_hours"], **_audit(request)
+            token=token, grace_hours=form.cleaned_data["grace_hours"], **audit_context(request)
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+        return redirect("customer:customer_tokens")
+    return _tokens_page(request, issued=issued)
+
+
+@customer_required
+@never_cache
+@require_POST
+def customer_token_reveal(request, token_id):
+    """The one display of a replacement the rotation policy prepared: generated now, rendered
+    in this answer only. A second reveal (or a reload) shows nothing: it is gone."""
+    token = _own_token(request, token_id)
+    try:
+        issued = rotation.token_reveal(token=token, **audit_context(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("customer:customer_tokens")
+    if issued is None:
+        messages.error(
+            request,
+            f"The new token for “{token.label}” was already revealed: it cannot be shown again. "
+            "If no one kept it, rotate or create a token.",
+        )
         return redirect("customer:customer_tokens")
     return _tokens_page(request, issued=issued)
 
@@ -136,7 +148,7 @@ def customer_token_limits(request, token_id):
     if request.method == "POST" and form.is_valid():
         try:
             services.token_update_limits(
-                token=token, within_customer=True, **form.limits(), **_audit(request)
+                token=token, within_customer=True, **form.limits(), **audit_context(request)
             )
         except ValidationError as error:
             for message in error.messages:
@@ -164,72 +176,6 @@ def customer_token_revoke(request, token_id):
         cancel_url=reverse("customer:customer_tokens"),
     ):
         return page
-    services.token_revoke(token=token, **_audit(request))
+    services.token_revoke(token=token, **audit_context(request))
     messages.success(request, f"Token {token.masked} revoked: it stopped working.")
     return redirect("customer:customer_tokens")
-
-
-class AlertSettingsForm(UsageSettingsForm):
-    """What a customer may set: its alert thresholds and summary emails (staff set the rest)."""
-
-    class Meta(UsageSettingsForm.Meta):
-        fields = [
-            "monthly_token_percents",
-            "daily_request_percents",
-            "monthly_budget_percents",
-            "summary_frequency",
-        ]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        del self.fields["regenerate_secret"]
-        self.fields["monthly_token_percents"].label = "Alert at % of the monthly token quota"
-        self.fields["daily_request_percents"].label = "Alert at % of the daily request limit"
-        self.fields["monthly_budget_percents"].label = "Alert at % of the monthly budget"
-        self.fields["summary_frequency"].label = "Usage summary email"
-
-
-@customer_required
-def customer_account(request):
-    customer = request.customer
-    invite_form = InviteForm(prefix="invite")
-    settings_form = AlertSettingsForm(instance=usage_settings_for(customer=customer))
-    status = 200
-    if request.method == "POST" and request.POST.get("action") == "invite":
-        invite_form = InviteForm(request.POST, prefix="invite")
-        if invite_form.is_valid():
-            try:
-                user = customer_user_invite(
-                    customer=customer,
-                    email=invite_form.cleaned_data["email"],
-                    full_name=invite_form.cleaned_data["full_name"],
-                    **_audit(request),
-                )
-            except ValidationError as error:
-                for message in error.messages:
-                    invite_form.add_error(None, message)
-            else:
-                messages.success(request, f"Invitation sent to {user.email}.")
-                return redirect("customer:customer_account")
-        status = 400
-    elif request.method == "POST" and request.POST.get("action") == "alerts":
-        settings_form = AlertSettingsForm(
-            request.POST, instance=usage_settings_for(customer=customer)
-        )
-        if settings_form.is_valid():
-            usage_settings_update(
-                customer=customer,
-                **{
-                    name: settings_form.cleaned_data[name] for name in AlertSettingsForm.Meta.fields
-                },
-            )
-            messages.success(request, "Your alert and email preferences are saved.")
-            return redirect("customer:customer_account")
-        status = 400
-    context = {
-        "customer": customer,
-        "users": paginate(request, customer.users.order_by("email", "pk"), per_page=PAGE_SIZE),
-        "invite_form": invite_form,
-        "settings_form": settings_form,
-    }
-    return render(request, "customer/account.html", context, status=status)

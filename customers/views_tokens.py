@@ -8,13 +8,13 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 
-from portal.access import staff_required
-from portal.once import ALREADY_SENT, form_key_issue, form_key_use
-from portal.web import posted_data
+from core.access import staff_required
+from core.once import ALREADY_SENT, form_key_issue, form_key_use
+from core.web import audit_context, posted_data
 
 from . import services
 from .forms import RotateForm, TokenCreateForm, TokenLimitsForm
-from .views_helpers import audit_context, get_customer_or_404, get_token_or_404
+from .views_helpers import get_customer_or_404, get_token_or_404
 
 CURL_MODEL = "sandbox.echo-v1"
 

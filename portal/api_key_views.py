@@ -9,11 +9,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .access import staff_required
+from core.access import staff_required
+from core.models import ApiKey
+from core.once import ALREADY_SENT, form_key_issue, form_key_use
+from core.web import confirm_first, paginate, posted_data
+
 from .api.keys import api_key_create, api_key_revoke
-from .models import ApiKey
-from .once import ALREADY_SENT, form_key_issue, form_key_use
-from .web import confirm_first, paginate, posted_data
 
 
 class ApiKeyForm(forms.Form):

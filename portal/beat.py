@@ -12,7 +12,12 @@ import time
 from celery.beat import PersistentScheduler
 from django.db import close_old_connections
 
-from .heartbeats import BEAT, beat_heartbeat_interval, heartbeat_record
+from core.heartbeats import (
+    BEAT,
+    beat_heartbeat_interval,
+    heartbeat_record,
+    worker_heartbeat_interval,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +45,6 @@ class HeartbeatScheduler(PersistentScheduler):
             self._last_heartbeat = time.monotonic()
 
     def _send_first_worker_heartbeat(self) -> None:
-        from .heartbeats import worker_heartbeat_interval
-
         try:
             self.app.send_task("portal.tasks.heartbeat", expires=worker_heartbeat_interval())
         except Exception:  # the broker is down: the scheduled heartbeats will follow

@@ -6,6 +6,8 @@ from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_ready
 
+from core.heartbeats import worker_heartbeat_interval
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
@@ -34,6 +36,11 @@ app.conf.beat_schedule = {
         "task": "customers.tasks.send_token_expiry_warnings",
         "schedule": crontab(minute=0, hour=8),
     },
+    # Customers: rotation policies (notice ahead, rotation, reminder in the grace period).
+    "customers-rotate-tokens-on-schedule": {
+        "task": "customers.tasks.rotate_tokens_on_schedule",
+        "schedule": crontab(minute=15, hour=7),
+    },
     # Billing: every prepaid customer's credit at the proxy checked and repaired (a push that
     # did not land, a grant that expired). A run that waited a minute is dropped: the next
     # one does the same.
@@ -52,10 +59,9 @@ app.conf.beat_schedule = {
 
 @app.on_after_configure.connect
 def _heartbeat_schedule(sender, **kwargs):
-    """The worker heartbeat (portal/heartbeats.py): often enough that a live worker never looks
+    """The worker heartbeat (core/heartbeats.py): often enough that a live worker never looks
     stale (a third of HEALTH_HEARTBEAT_STALE_SECONDS, at most a minute). A heartbeat that
     waited longer than that in the queue is dropped: the next one says the same."""
-    from portal.heartbeats import worker_heartbeat_interval
 
     interval = worker_heartbeat_interval()
     sender.add_periodic_task(
@@ -68,7 +74,7 @@ def _heartbeat_schedule(sender, **kwargs):
 
 @app.on_after_configure.connect
 def _live_schedule(sender, **kwargs):
-    """Staff live figures re-read while staff look at them (portal/live.py); a run that waited
+    """Staff live figures re-read while staff look at them (core/live.py); a run that waited
     longer than its interval is dropped: the next one does the same."""
     from django.conf import settings
 

@@ -5,7 +5,7 @@ probes: a dead worker must not take the web tier out of rotation.
 
 /healthz: everything the product needs, what monitoring alerts on: the database, the broker
 and the AWS endpoint (each with a time limit), the worker and beat heartbeats
-(portal/heartbeats.py) and the age of the oldest change the outbox has not delivered to
+(core/heartbeats.py) and the age of the oldest change the outbox has not delivered to
 DynamoDB yet.
 """
 
@@ -18,9 +18,11 @@ from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
-from .aws import aws_client
+from core.aws import aws_client
+from core.heartbeats import BEAT, WORKER, heartbeats, stale_after
+from customers.models import SyncOutbox
+
 from .celery import app as celery_app
-from .heartbeats import BEAT, WORKER, heartbeats, stale_after
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,6 @@ def check_beat():
 
 def check_outbox():
     """The oldest change the proxy has not seen yet (customers.models.SyncOutbox)."""
-    from customers.models import SyncOutbox
 
     pending = SyncOutbox.objects.filter(delivered_at__isnull=True)
     oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]

@@ -93,24 +93,38 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "axes",
-    "portal",
+    # Two-factor sign-in (core/two_factor.py): authenticator-app codes and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    # Single sign-on for staff through OpenID Connect (core/sso.py); off unless configured.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "core",  # the ground (database label "portal")
     "customers",
     "usage",
     "billing",
+    "portal",  # the top floor: composes the apps above (docs/architecture.md)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "portal.csp.ContentSecurityPolicyMiddleware",
+    "core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # With STAFF_REQUIRE_2FA on, a staff session without a code reaches only the code pages.
+    "core.two_factor.StaffTwoFactorMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "portal.api.errors.ApiJsonErrorsMiddleware",
-    "portal.api.caching.ApiNoStoreMiddleware",
+    "core.api.errors.ApiJsonErrorsMiddleware",
+    "core.errors.ServiceErrorMiddleware",
+    "core.api.caching.ApiNoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns lockouts raised by authentication into responses.
     "axes.middleware.AxesMiddleware",
@@ -129,7 +143,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.context_processors.portal",
+                "core.context_processors.portal",
             ],
         },
     },
@@ -139,6 +153,8 @@ AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Records single sign-on logins (core/sso.py); passwords are checked by ModelBackend.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -159,15 +175,71 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
-AXES_USERNAME_CALLABLE = "portal.forms.axes_username"
+AXES_USERNAME_CALLABLE = "core.forms.axes_username"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0)
+# A wrong two-factor code is a failed login too; the code is never written to axes' records.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+
+# Two-factor sign-in (docs/architecture.md, "Sign-in"). Customer users may turn it on for
+# themselves; with STAFF_REQUIRE_2FA every staff user must (they enrol at their next login).
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=False)
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Bedrock Usage Portal")
+# django-otp's own throttle stays on: after a wrong code the next try waits 1, 2, 4 ... s.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Single sign-on for staff through OpenID Connect (django-allauth, core/sso.py): on when the
+# provider's address, client id and secret are all set. Only existing active staff users whose
+# verified email matches sign in this way; no account is ever created by it.
+OIDC_PROVIDER_URL = env.str("OIDC_PROVIDER_URL", default="").strip()
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="").strip()
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="").strip()
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on").strip()
+_oidc = {"OIDC_PROVIDER_URL": OIDC_PROVIDER_URL, "OIDC_CLIENT_ID": OIDC_CLIENT_ID}
+_oidc["OIDC_CLIENT_SECRET"] = OIDC_CLIENT_SECRET
+if any(_oidc.values()) and not all(_oidc.values()):
+    _missing = ", ".join(name for name, value in _oidc.items() if not value)
+    raise ImproperlyConfigured(f"Single sign-on needs all three OIDC_ settings: set {_missing}.")
+if OIDC_PROVIDER_URL and not (
+    OIDC_PROVIDER_URL.startswith("https://")
+    or OIDC_PROVIDER_URL.startswith(("http://127.0.0.1:", "http://localhost:"))
+):
+    raise ImproperlyConfigured("OIDC_PROVIDER_URL must be an https:// address.")
+SSO_PROVIDER_ID = "sso"  # in the callback address: /accounts/sso/sso/login/callback/
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": SSO_PROVIDER_ID,
+                "name": OIDC_PROVIDER_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": OIDC_CLIENT_SECRET,
+                "settings": {"server_url": OIDC_PROVIDER_URL},
+            }
+        ]
+        if OIDC_PROVIDER_URL
+        else [],
+    }
+}
+SOCIALACCOUNT_ADAPTER = "core.sso.StaffSocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+ACCOUNT_ADAPTER = "core.sso.NoSignupAccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-# One date format on every page ("25 Nov 2026", "25 Nov 2026 14:05 UTC"): portal/formats/en.
-FORMAT_MODULE_PATH = ["portal.formats"]
+# One date format on every page ("25 Nov 2026", "25 Nov 2026 14:05 UTC"): core/formats/en.
+FORMAT_MODULE_PATH = ["core.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
@@ -200,7 +272,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy (portal/csp.py): this host's scripts only, no plugins, no framing.
+# Content-Security-Policy (core/csp.py): this host's scripts only, no plugins, no framing.
 _CSP_COMMON = (
     "default-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -233,6 +305,10 @@ PROXY_BASE_URL = env("PROXY_BASE_URL", default="http://127.0.0.1:8001")
 TOKEN_DEFAULT_LIFETIME_DAYS = env.int("TOKEN_DEFAULT_LIFETIME_DAYS", default=365)
 TOKEN_ROTATION_GRACE_HOURS = env.float("TOKEN_ROTATION_GRACE_HOURS", default=24)
 TOKEN_EXPIRY_WARNING_DAYS = env.int("TOKEN_EXPIRY_WARNING_DAYS", default=14)
+# A customer's rotation policy (customers/rotation.py): the notice goes out this many days
+# before a scheduled rotation; the rotated token then keeps working this many days.
+TOKEN_ROTATION_NOTICE_DAYS = env.int("TOKEN_ROTATION_NOTICE_DAYS", default=7)
+TOKEN_SCHEDULED_ROTATION_GRACE_DAYS = env.int("TOKEN_SCHEDULED_ROTATION_GRACE_DAYS", default=7)
 SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=5)
 SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600)
 
@@ -260,7 +336,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Beat records its own heartbeat (portal/beat.py); portal/heartbeats.py explains both.
+# Beat records its own heartbeat (portal/beat.py); core/heartbeats.py explains both.
 CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatScheduler"
 
 # /healthz (portal/health.py): a worker or beat heartbeat older than this is stale (the worker
@@ -298,13 +374,24 @@ USAGE_INGEST_MINUTE = env.int("USAGE_INGEST_MINUTE", default=0)
 # How far back the nightly run looks for days that were never ingested.
 USAGE_CATCHUP_DAYS = env.int("USAGE_CATCHUP_DAYS", default=35)
 # A run "running" with no progress for this long lost its worker and is resumed (checked every
-# 10 min). Keep it above a day's worst case: three Athena queries of ATHENA_TIMEOUT_SECONDS.
+# 10 min). Keep it above a day's worst case: four Athena queries of ATHENA_TIMEOUT_SECONDS.
 USAGE_INGEST_STALE_MINUTES = env.int("USAGE_INGEST_STALE_MINUTES", default=90)
 USAGE_ALERT_CHECK_MINUTES = env.int("USAGE_ALERT_CHECK_MINUTES", default=5)
 # Default for the hourly rule (tokens per user, application and model in one hour); 0 = off.
 USAGE_HOURLY_TOKEN_THRESHOLD = env.int("USAGE_HOURLY_TOKEN_THRESHOLD", default=0)
 USAGE_WEBHOOK_TIMEOUT_SECONDS = env.int("USAGE_WEBHOOK_TIMEOUT_SECONDS", default=5)
-# Staff live figures (portal/live.py): never shown older than this; re-read by beat every
+# Unusual usage found at import (usage/anomalies.py) also raises an alert (a customer's alert
+# settings can turn it off for that customer); off: the findings are only listed for staff.
+USAGE_ANOMALY_ALERTS = env.bool("USAGE_ANOMALY_ALERTS", default=True)
+# Alert channels beside email and the signed webhooks (usage/notifications.py): the deployment's
+# SNS topic (deploy/template.yaml output AlertsTopicArn; under `make run` a topic of the emulator,
+# created at start), and a Slack-compatible incoming webhook for staff (the customers' own are
+# set per customer). Empty: that channel is off.
+ALERTS_SNS_TOPIC_ARN = env.str("ALERTS_SNS_TOPIC_ARN", default="")
+ALERTS_SLACK_WEBHOOK_URL = env.str("ALERTS_SLACK_WEBHOOK_URL", default="")
+# The debug error page (DEBUG only) hides webhook addresses and *_URL settings too (core/debug.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.debug.SettingsFilter"
+# Staff live figures (core/live.py): never shown older than this; re-read by beat every
 # STAFF_LIVE_REFRESH_SECONDS while a staff page showed one in the last STAFF_LIVE_WATCH_SECONDS.
 STAFF_LIVE_MAX_AGE_SECONDS = env.int("STAFF_LIVE_MAX_AGE_SECONDS", default=10)
 STAFF_LIVE_REFRESH_SECONDS = env.int("STAFF_LIVE_REFRESH_SECONDS", default=5)
@@ -314,19 +401,19 @@ WARM_CACHES_ON_WORKER_START = env.bool("WARM_CACHES_ON_WORKER_START", default=Tr
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.api.auth.ApiKeyAuthentication",
+        "core.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.api.auth.IsStaffWithKeyScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.auth.PerKeyRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.DepthLimitedJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StableCursorPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.IsStaffWithKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.auth.PerKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.DepthLimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StableCursorPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -6,6 +6,11 @@ import logging
 
 from celery import shared_task
 
+from billing.selectors import staff_cost_so_far
+from core import live, model_names
+from core.heartbeats import WORKER, heartbeat_record
+from core.live import refresh
+
 logger = logging.getLogger(__name__)
 
 
@@ -15,7 +20,6 @@ def heartbeat() -> str:
 
     Sent by beat every few seconds to a minute (portal/celery.py); a worker whose pool died or
     hangs stops running it, so its heartbeat goes stale."""
-    from .heartbeats import WORKER, heartbeat_record
 
     at = heartbeat_record(name=WORKER).isoformat()
     logger.debug("worker heartbeat at %s", at)
@@ -33,7 +37,6 @@ def warm_dashboards() -> list[str]:
 @shared_task
 def warm_month_cost() -> str:
     """Recompute this month's cost for the staff pages (every 5 minutes, portal/celery.py)."""
-    from billing.selectors import staff_cost_so_far
 
     return str(staff_cost_so_far(refresh=True)["so_far"])
 
@@ -41,8 +44,7 @@ def warm_month_cost() -> str:
 @shared_task
 def refresh_live_figures() -> list[str]:
     """Re-read the staff live figures while staff look at them (beat, every
-    STAFF_LIVE_REFRESH_SECONDS; portal/live.py)."""
-    from .live import refresh
+    STAFF_LIVE_REFRESH_SECONDS; core/live.py)."""
 
     return refresh()
 
@@ -54,10 +56,7 @@ def warm_after_deploy() -> list[str]:
     starts (portal/celery.py), so the first staff request after a deploy reads the cache."""
     import time
 
-    from billing.selectors import staff_cost_so_far
     from portal.dashboard.selectors import warm_billed_views
-
-    from . import live, model_names
 
     started = time.perf_counter()
     done = []

@@ -3,12 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from billing import urls as billing_urls
+from core import sso, two_factor_views
 from customers import urls as customers_urls
 from usage import urls as usage_urls
 
-from . import api_key_views, views
+from . import account_views, api_key_views, views
 from .dashboard import urls as dashboard_urls
-from .forms import EmailAuthenticationForm
 
 staff_patterns = (
     [
@@ -26,6 +26,7 @@ staff_patterns = (
 customer_patterns = (
     [
         path("", views.customer_home, name="home"),
+        path("account/", account_views.customer_account, name="customer_account"),
         *customers_urls.customer_urlpatterns,
         *usage_urls.customer_urlpatterns,
         *billing_urls.customer_urlpatterns,
@@ -34,13 +35,11 @@ customer_patterns = (
 )
 
 account_patterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login/", two_factor_views.LoginView.as_view(), name="login"),
+    path("login/code/", two_factor_views.login_code, name="login_code"),
+    path("two-factor/", two_factor_views.two_factor, name="two_factor"),
+    path("two-factor/setup/", two_factor_views.two_factor_setup, name="two_factor_setup"),
+    *sso.urlpatterns,
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(

@@ -4,9 +4,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from billing import selectors as billing_selectors
+from core.access import customer_required, is_customer_user, is_staff_user, staff_required
 from customers.models import Customer
+from usage import selectors as usage_selectors
 
-from .access import customer_required, is_customer_user, is_staff_user, staff_required
 from .health import LIVE_CHECKS, run_checks
 
 
@@ -24,12 +26,23 @@ def staff_home(request):
     counts = {status: 0 for status in Customer.Status.values}
     for row in Customer.objects.values("status").order_by().annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
-    return render(request, "staff/home.html", {"customer_counts": counts})
+    context = {
+        "customer_counts": counts,
+        "billing": billing_selectors.home_staff(),
+        "usage": usage_selectors.home_staff(),
+    }
+    return render(request, "staff/home.html", context)
 
 
 @customer_required
 def customer_home(request):
-    return render(request, "customer/home.html", {"customer": request.customer})
+    customer = request.customer
+    context = {
+        "customer": customer,
+        "billing": billing_selectors.home_customer(customer),
+        "usage": usage_selectors.home_customer(customer),
+    }
+    return render(request, "customer/home.html", context)
 
 
 @require_GET

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.models import User
 from customers.models import Customer
-from portal.models import User
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 

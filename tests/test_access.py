@@ -85,7 +85,7 @@ def test_403_and_404_pages_are_friendly(customer_client):
 def test_user_is_staff_or_customer_never_both(customer):
     from django.db import IntegrityError, transaction
 
-    from portal.models import User
+    from core.models import User
 
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create_user("both@example.com", "x" * 12, is_staff=True, customer=customer)

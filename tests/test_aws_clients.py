@@ -1,9 +1,9 @@
-"""portal.aws keeps one boto3 client per service, endpoint and options (building one costs
+"""core.aws keeps one boto3 client per service, endpoint and options (building one costs
 about 10 ms of CPU per page otherwise; see docs/benchmarks.md)."""
 
 from botocore.config import Config
 
-from portal.aws import aws_client
+from core.aws import aws_client
 
 
 def test_the_same_client_is_reused(settings):

@@ -2,9 +2,9 @@ import time
 
 import pytest
 
+from core.heartbeats import BEAT, WORKER, beat_heartbeat_interval, worker_heartbeat_interval
+from core.models import Heartbeat
 from portal.celery import app
-from portal.heartbeats import BEAT, WORKER, beat_heartbeat_interval, worker_heartbeat_interval
-from portal.models import Heartbeat
 from portal.tasks import heartbeat
 
 # Tasks delivered again when the worker process running them dies (acks late + reject on
@@ -20,6 +20,7 @@ REDELIVERED_WHEN_THE_WORKER_IS_LOST = {
     "usage.tasks.resume_stale_ingest_runs_task",
     "usage.tasks.check_alerts_task",
     "usage.tasks.deliver_alert_task",
+    "usage.tasks.deliver_alerts_task",
     "billing.tasks.invoice_run_monthly",
     "billing.tasks.invoice_run_task",
 }

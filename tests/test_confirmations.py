@@ -13,10 +13,10 @@ import pytest
 from django.urls import reverse
 
 from billing.models import Invoice, InvoiceLine
+from core.models import ApiKey
 from customers import services as customer_services
 from customers.models import Customer, Token
 from portal.api.keys import api_key_create
-from portal.models import ApiKey
 from usage.models import IngestRun
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Content-Security-Policy (portal/csp.py): scripts from this host only, on every page; the
+"""Content-Security-Policy (core/csp.py): scripts from this host only, on every page; the
 templates keep it workable (no inline script, no inline event handler). The browser check
 that nothing is blocked is tests/browser/test_csp.py."""
 

@@ -4,10 +4,10 @@ form that creates a token, an API key or a webhook secret carries a one-time key
 import pytest
 from django.urls import reverse
 
+from core.models import ApiKey, FormSubmissionKey
+from core.once import ALREADY_SENT, FIELD
 from customers.models import Customer, Token
 from customers.services import token_create
-from portal.models import ApiKey, FormSubmissionKey
-from portal.once import ALREADY_SENT, FIELD
 from usage.models import CustomerUsageSettings
 
 pytestmark = pytest.mark.django_db

@@ -4,10 +4,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.heartbeats import BEAT, WORKER, heartbeat_record
 from customers.models import SyncOutbox
 from portal import health
 from portal.celery import app as celery_app
-from portal.heartbeats import BEAT, WORKER, heartbeat_record
 
 pytestmark = pytest.mark.django_db
 

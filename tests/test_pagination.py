@@ -13,8 +13,8 @@ from django.core.paginator import Page
 from django.urls import reverse
 
 from billing.models import CreditGrant, Invoice, InvoiceRun
+from core.models import ApiKey, User
 from customers.models import AuditEvent, Customer, Token
-from portal.models import ApiKey, User
 from usage.models import Alert, IngestRun, QuarantinedRow, UsageDifference
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,8 @@
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.models import User
 from customers.models import Customer
-from portal.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,8 @@ def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
     import datetime as dt
     import json
 
+    from django.db.models import Sum
+
     from customers.models import Customer
     from portal.demo_usage import DEMO_DAYS
 
@@ -73,6 +75,13 @@ def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
     assert first["issued"] == 5 and first["paid"] == 1  # last month's, one paid
     assert first["alerts"] == 3
     assert "Demo usage:" in capsys.readouterr().out
+    # The same import fills hourly usage and latency per model (usage/operations.py).
+    from usage.models import IngestedDay, ModelLatencyDaily, UsageHourly
+
+    assert not IngestedDay.objects.filter(hourly_rows__isnull=True).exists()
+    hourly = UsageHourly.objects.aggregate(r=Sum("requests"), i=Sum("input_tokens"))
+    assert (hourly["r"], hourly["i"]) == (len(events), first["tokens"])
+    assert ModelLatencyDaily.objects.filter(latency_p95_ms__gt=0).count() == DEMO_DAYS * 3
 
     call_command("seed_demo")
     assert _usage_figures() == first

@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from core.models import User
 from customers.onboarding import customer_user_set_active
-from portal.models import User
 
 pytestmark = pytest.mark.django_db
 

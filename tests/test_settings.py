@@ -101,3 +101,14 @@ def test_env_example_lists_every_variable_the_settings_read():
     example = (ROOT / ".env.example").read_text()
     missing = sorted(name for name in read if f"{name}=" not in example)
     assert not missing, f".env.example lacks {missing}"
+
+
+def test_the_debug_page_hides_webhook_addresses_and_urls_with_passwords(settings):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.ALERTS_SLACK_WEBHOOK_URL = "https://hooks.slack.com/services/T000/B000/secretpart"
+    settings.REDIS_URL = "redis://:hunter2@127.0.0.1:6379/0"
+    shown = get_default_exception_reporter_filter().get_safe_settings()
+    assert "secretpart" not in str(shown["ALERTS_SLACK_WEBHOOK_URL"])
+    assert "hunter2" not in str(shown["REDIS_URL"])
+    assert shown["TIME_ZONE"] == "UTC"  # the others stay readable

@@ -21,11 +21,11 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from core.heartbeats import BEAT, WORKER, heartbeat_record
+from core.models import Heartbeat
 from customers import services
 from customers.models import SyncOutbox
 from portal.celery import app
-from portal.heartbeats import BEAT, WORKER, heartbeat_record
-from portal.models import Heartbeat
 from proxy import contract
 from tests.proxy.conftest import body_of, chat, event, free_port, make_app
 

@@ -3,7 +3,9 @@ hourly rule, from the usage events).
 
 Exactly once per period: an Alert row is inserted before anything is sent, and its unique key
 (customer, rule, threshold, period, subject) makes a second or concurrent check fail to insert
-instead of sending again. Delivery runs after commit, from a task.
+instead of sending again. Delivery runs after commit, from a task: one per customer for what
+one check recorded, so three thresholds crossed at once make one email (and one message per
+other channel) listing the three.
 """
 
 import datetime as dt
@@ -13,14 +15,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.text import printable
 from customers.models import Customer
 from customers.money import budget_micros
-from portal.text import printable
 
-from . import counters
-from .models import Alert, CustomerUsageSettings
+from . import alert_channels, counters
+from .models import Alert, AlertDelivery, CustomerUsageSettings
 
 logger = logging.getLogger(__name__)
+Status = AlertDelivery.Status
 
 
 def _settings_by_customer(customers) -> dict:
@@ -33,9 +36,19 @@ def _percents(values) -> list[int]:
 
 
 def alert_record(
-    *, customer, rule: str, threshold: int, period: str, value: int, limit: int, subject: str = ""
+    *,
+    customer,
+    rule: str,
+    threshold: int,
+    period: str,
+    value: int,
+    limit: int,
+    subject: str = "",
+    deliver: bool = True,
 ) -> Alert | None:
-    """Insert the crossing; None when this crossing was already recorded (by any process)."""
+    """Insert the crossing, with a pending delivery for each channel configured now; None
+    when this crossing was already recorded (by any process). `deliver=False`: the caller
+    queues the delivery of what it recorded, together (alerts_check: one message a customer)."""
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
@@ -47,12 +60,27 @@ def alert_record(
                 value=value,
                 limit=limit,
             )
+            options = CustomerUsageSettings.objects.filter(customer=customer).first()
+            AlertDelivery.objects.bulk_create(
+                AlertDelivery(alert=alert, channel=channel)
+                for channel in alert_channels.channels_for(options)
+            )
     except IntegrityError:
         return None
-    from .tasks import deliver_alert_task
-
-    transaction.on_commit(lambda: deliver_alert_task.delay(alert.pk))
+    if deliver:
+        _queue_delivery([alert])
     return alert
+
+
+def _queue_delivery(alerts) -> None:
+    """One delivery task per customer, after commit: its alerts go out together."""
+    from .tasks import deliver_alerts_task
+
+    by_customer: dict = {}
+    for alert in alerts:
+        by_customer.setdefault(alert.customer_id, []).append(alert.pk)
+    for ids in by_customer.values():
+        transaction.on_commit(lambda ids=ids: deliver_alerts_task.delay(ids))
 
 
 def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> list[Alert]:
@@ -83,6 +111,7 @@ def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> l
                     period=period,
                     value=value,
                     limit=limit,
+                    deliver=False,
                 )
                 if alert:
                     created.append(alert)
@@ -127,6 +156,7 @@ def hourly_alerts(*, customers, options_by_customer, now, engine=None) -> list[A
             ),
             value=int(tokens),
             limit=threshold,
+            deliver=False,
         )
         if alert:
             created.append(alert)
@@ -165,17 +195,21 @@ def alerts_check(*, now: dt.datetime | None = None, client=None, engine=None) ->
         )
     except Exception:  # the quota alerts above must not be lost to an engine failure
         logger.exception("hourly token rule check failed")
+    _queue_delivery(created)
     _retry_undelivered(now=now)
     return len(created)
 
 
 def _retry_undelivered(*, now: dt.datetime) -> None:
-    """Alerts whose email failed are retried by later checks, for a day."""
-    from .tasks import deliver_alert_task
-
-    stale = now - dt.timedelta(minutes=2)
-    pending = Alert.objects.filter(
-        emailed_at__isnull=True, created_at__lt=stale, created_at__gte=now - dt.timedelta(days=1)
-    ).values_list("pk", flat=True)
-    for alert_id in pending:
-        transaction.on_commit(lambda a=alert_id: deliver_alert_task.delay(a))
+    """Alerts of the last day not delivered everywhere yet, retried by later checks: an email
+    that failed, a delivery still pending (its task was lost), failed (once its delay is over:
+    alert_channels.is_due) or claimed by a worker that stopped. Grouped per customer."""
+    recent = {"created_at__lt": now - dt.timedelta(minutes=2)}
+    recent["created_at__gte"] = now - dt.timedelta(days=1)
+    unmailed = Alert.objects.filter(emailed_at__isnull=True, **recent)
+    waiting = AlertDelivery.objects.filter(
+        status__in=[Status.PENDING, Status.SENDING, Status.FAILED],
+        **{f"alert__{name}": value for name, value in recent.items()},
+    ).select_related("alert")
+    due = {d.alert for d in waiting if alert_channels.is_due(d, now)}
+    _queue_delivery(set(unmailed) | due)

@@ -15,9 +15,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from customers import money
-from customers.models import Customer
-from portal.api.base import (
+from core.api.base import (
     CustomerFilterSet,
     PortalAutoSchema,
     SharedViewSet,
@@ -25,14 +23,16 @@ from portal.api.base import (
     StaffViewSet,
     customer_scope,
 )
-from portal.api.idempotency import IdempotentCreateMixin
-from portal.api.parsers import DepthLimitedJSONParser
+from core.api.idempotency import IdempotentCreateMixin
+from core.api.parsers import DepthLimitedJSONParser
+from customers import money
+from customers.models import Customer
 
 from . import selectors
 from .export import usage_csv_response
 from .forms import MAX_VIEW_DAYS, PERCENT_FIELDS, UsageSettingsForm
-from .models import Alert, CustomerUsageSettings, IngestRun, UsageDaily
-from .services import ingest_range_request, utc_today
+from .models import Alert, AlertDelivery, CustomerUsageSettings, IngestRun, UsageDaily
+from .services import ingest_range_request, usage_settings_update, utc_today
 
 GROUP_BY = ["model_id", "application_id", "cost_center", "environment", "day"]
 
@@ -184,6 +184,13 @@ class UsageViewSet(mixins.ListModelMixin, SharedViewSet):
         )
 
 
+class AlertDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertDelivery
+        fields = ["channel", "status", "attempts", "detail", "sent_at"]
+        read_only_fields = fields
+
+
 class AlertSerializer(serializers.ModelSerializer):
     value = serializers.IntegerField(
         read_only=True,
@@ -203,6 +210,11 @@ class AlertSerializer(serializers.ModelSerializer):
     limit_amount = serializers.DecimalField(
         max_digits=24, decimal_places=6, read_only=True, allow_null=True
     )
+    deliveries = serializers.SerializerMethodField(
+        help_text="Beyond email and the signed webhook: the SNS topic, the customer's and the "
+        "staff Slack webhooks (customers see their own Slack only). Several alerts of one "
+        "check share one message per channel."
+    )
 
     class Meta:
         model = Alert
@@ -221,8 +233,17 @@ class AlertSerializer(serializers.ModelSerializer):
             "created_at",
             "emailed_at",
             "webhook_status",
+            "deliveries",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AlertDeliverySerializer(many=True))
+    def get_deliveries(self, alert) -> list:
+        request = self.context.get("request")
+        shown = alert.deliveries.all()  # prefetched by AlertViewSet
+        if request is not None and customer_scope(request) is not None:
+            shown = [d for d in shown if d.channel == AlertDelivery.Channel.SLACK]
+        return AlertDeliverySerializer(shown, many=True).data
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_currency(self, alert) -> str | None:
@@ -247,7 +268,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SharedViewS
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        return self.scoped(super().get_queryset())
+        return self.scoped(super().get_queryset()).prefetch_related("deliveries")
 
 
 class AlertSettingsSerializer(serializers.ModelSerializer):
@@ -273,6 +294,18 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
         "or regenerate_secret); null otherwise.",
     )
     regenerate_secret = serializers.BooleanField(write_only=True, required=False)
+    slack_webhook_url = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="A Slack-compatible incoming webhook (https); alerts are posted there, several "
+        "at once in one message. Write-only: it is a credential. Empty removes it.",
+    )
+    slack_webhook = serializers.CharField(
+        source="slack_webhook_masked",
+        read_only=True,
+        help_text='The Slack webhook, masked ("https://hooks.slack.com/…x9Zq"); "" when none.',
+    )
 
     class Meta:
         model = CustomerUsageSettings
@@ -286,6 +319,8 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
             "summary_frequency",
             "webhook_secret",
             "regenerate_secret",
+            "slack_webhook_url",
+            "slack_webhook",
         ]
 
 
@@ -329,6 +364,8 @@ class AlertSettingsView(APIView):
         form_data = {k: v for k, v in merged.items() if v is not None and v is not False}
         for name in PERCENT_FIELDS:
             form_data[name] = ", ".join(str(v) for v in merged.get(name) or [])
+        if form_data.get("slack_webhook_url") == "":  # sent empty: remove it
+            form_data["remove_slack_webhook"] = True
         old_secret = current.webhook_secret
         form = UsageSettingsForm(form_data, instance=current)
         if not form.is_valid():
@@ -338,7 +375,7 @@ class AlertSettingsView(APIView):
                     for name, errs in form.errors.get_json_data().items()
                 }
             )
-        saved = form.save()
+        saved = usage_settings_update(customer=current.customer, **form.changes())
         return self._answer(saved, secret_shown=saved.webhook_secret != old_secret)
 
 

@@ -12,16 +12,21 @@ from collections.abc import Callable, Iterator
 
 from django.conf import settings
 
-from portal.aws import aws_client
+from core.aws import aws_client
+from proxy import contract
 
 from .query import (
+    ATHENA_PERCENTILE,
     INTEGER_COLUMNS,
+    OPERATIONS_INTEGER_COLUMNS,
+    OPERATIONS_RESULT_COLUMNS,
     RESULT_COLUMNS,
     TOKEN_RESULT_COLUMNS,
     USER_INTEGER_COLUMNS,
     USER_RESULT_COLUMNS,
     daily_usage_sql,
     hourly_tokens_sql,
+    operations_sql,
     token_last_used_sql,
     user_daily_sql,
 )
@@ -81,6 +86,16 @@ class AthenaEngine:
         execution_id = self.run_query(token_last_used_sql(source=self.source, day=day))
         records = self.result_records(execution_id, TOKEN_RESULT_COLUMNS, frozenset())
         return (tuple(record[c] for c in TOKEN_RESULT_COLUMNS) for record in records)
+
+    def operations_rows(self, day: dt.date) -> Iterator[tuple]:
+        """Hourly usage and latency rows (OPERATIONS_RESULT_COLUMNS order); a percentile Athena
+        returns empty (no latency recorded) is passed on as "", counts as read (strict=False)."""
+        sql = operations_sql(source=self.source, day=day, percentile=ATHENA_PERCENTILE)
+        execution_id = self.run_query(sql)
+        records = self.result_records(
+            execution_id, OPERATIONS_RESULT_COLUMNS, OPERATIONS_INTEGER_COLUMNS, strict=False
+        )
+        return (tuple(record[c] for c in OPERATIONS_RESULT_COLUMNS) for record in records)
 
     def hourly_token_rows(self, now: dt.datetime, minimum: int) -> list[tuple]:
         sql = hourly_tokens_sql(source=self.source, now=now, minimum=minimum)
@@ -163,19 +178,19 @@ def _integer(value, strict: bool):
         return value
 
 
-# Athena DDL for the events (also in docs/usage.md). Partition projection lets new days
+# Athena DDL for the events (the columns of proxy/contract.py USAGE_EVENT_COLUMNS, as the Glue
+# table of deploy/template.yaml has them). Partition projection lets new days
 # appear without a crawler or MSCK REPAIR. The token counts are strings: the JSON SerDe fails
 # the whole query on a value that does not fit a bigint column, so the SQL checks them instead.
 def events_table_ddl(*, bucket: str | None = None) -> str:
     bucket = bucket or settings.USAGE_BUCKET
     location = f"s3://{bucket}/usage-events/"
     table = f"`{settings.ATHENA_DATABASE}`.`{settings.ATHENA_TABLE}`"
+    columns = ",\n".join(
+        f"  `{name}` {kind}" for name, kind in contract.USAGE_EVENT_COLUMNS.items()
+    )
     return f"""CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
-  request_id string, `timestamp` string, customer_id string, token_id string,
-  model_id string, model_alias string, input_tokens string, output_tokens string,
-  cache_read_tokens string, cache_write_tokens string, latency_ms bigint, status string,
-  tags struct<applicationId:string,costCenter:string,environment:string,userId:string>,
-  client_ip string, api_format string, http_status int, error_code string
+{columns}
 )
 PARTITIONED BY (year string, month string, day string)
 ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'

@@ -19,29 +19,39 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .query import daily_usage_sql, hourly_tokens_sql, token_last_used_sql, user_daily_sql
+from proxy import contract
 
-EVENT_COLUMNS = {
-    "request_id": "VARCHAR",
-    "timestamp": "VARCHAR",
-    "customer_id": "VARCHAR",
-    "token_id": "VARCHAR",
-    "model_id": "VARCHAR",
-    "model_alias": "VARCHAR",
-    # Counts are read as text and checked by the SQL (usage/query.py), as the Glue table does.
-    "input_tokens": "VARCHAR",
-    "output_tokens": "VARCHAR",
-    "cache_read_tokens": "VARCHAR",
-    "cache_write_tokens": "VARCHAR",
-    "latency_ms": "BIGINT",
-    "status": "VARCHAR",
-    "tags": "STRUCT(applicationId VARCHAR, costCenter VARCHAR, environment VARCHAR, "
-    "userId VARCHAR)",
-    "client_ip": "VARCHAR",
-    "api_format": "VARCHAR",
-    "http_status": "BIGINT",
-    "error_code": "VARCHAR",
-}
+from .query import (
+    DUCKDB_PERCENTILE,
+    daily_usage_sql,
+    hourly_tokens_sql,
+    operations_sql,
+    token_last_used_sql,
+    user_daily_sql,
+)
+
+# A boolean is read as text: DuckDB would skip a whole line whose `stream` is not a boolean,
+# where the JSON SerDe reads NULL and keeps the line (the import reads neither flag to bill).
+_DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "BIGINT", "boolean": "VARCHAR"}
+
+
+def _duckdb_type(glue_type: str) -> str:
+    """The DuckDB type that reads a column of the event's Glue type (struct<a:string,...>)."""
+    if glue_type.startswith("struct<"):
+        fields = glue_type[len("struct<") : -1].split(",")
+        return (
+            "STRUCT("
+            + ", ".join(
+                f"{name} {_duckdb_type(kind)}" for name, kind in (f.split(":") for f in fields)
+            )
+            + ")"
+        )
+    return _DUCKDB_TYPES[glue_type]
+
+
+# The event's columns as DuckDB reads them, from the one definition (proxy/contract.py). Counts
+# are read as text and checked by the SQL (usage/query.py), as the Glue table does.
+EVENT_COLUMNS = {name: _duckdb_type(kind) for name, kind in contract.USAGE_EVENT_COLUMNS.items()}
 EVENTS_PREFIX = "usage-events"
 
 
@@ -111,6 +121,13 @@ class DuckDBEngine:
     def token_last_used_rows(self, day: dt.date) -> Iterator[tuple]:
         """(token_id, latest "timestamp" string) for each token used on the day."""
         sql = token_last_used_sql(source=_source(self.root, [day]), day=day)
+        yield from self._rows(day, sql)
+
+    def operations_rows(self, day: dt.date) -> Iterator[tuple]:
+        """Rows in OPERATIONS_RESULT_COLUMNS order (usage/operations.py)."""
+        sql = operations_sql(
+            source=_source(self.root, [day]), day=day, percentile=DUCKDB_PERCENTILE
+        )
         yield from self._rows(day, sql)
 
     def _rows(self, day: dt.date, sql: str) -> Iterator[tuple]:

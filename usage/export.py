@@ -5,7 +5,7 @@ import datetime as dt
 
 from django.http import StreamingHttpResponse
 
-from portal.text import printable
+from core.text import printable
 
 from .selectors import COUNT_FIELDS, usage_export_rows
 

@@ -1,7 +1,6 @@
 """Forms of the usage pages: date ranges (validated, never a 500), re-ingest, alert settings."""
 
 import datetime as dt
-import secrets
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -9,6 +8,7 @@ from django.db import models
 
 from customers.models import Customer
 
+from .alert_channels import mask_webhook_url, url_problem
 from .models import CustomerUsageSettings
 from .services import utc_today, validate_ingest_range
 
@@ -134,7 +134,8 @@ def _https_urls(field, **kwargs):
 
 
 class UsageSettingsForm(forms.ModelForm):
-    """Staff edit a customer's alert thresholds, staff copy, webhook and summary emails."""
+    """Staff edit a customer's alert thresholds, staff copy, webhooks (signed, Slack) and
+    summary emails."""
 
     monthly_token_percents = forms.CharField(
         required=False,
@@ -161,11 +162,15 @@ class UsageSettingsForm(forms.ModelForm):
             "daily_request_percents",
             "monthly_budget_percents",
             "hourly_token_threshold",
+            "anomaly_alerts",
             "notify_staff",
             "webhook_url",
             "summary_frequency",
         ]
-        labels = {"hourly_token_threshold": "Tokens per user, application and model per hour"}
+        labels = {
+            "hourly_token_threshold": "Tokens per user, application and model per hour",
+            "anomaly_alerts": "Alert on unusual usage (a spike or a silence)",
+        }
         help_texts = {
             "hourly_token_threshold": "Empty: this rule is off for the customer.",
             "notify_staff": "Copy alerts to the staff alert addresses.",
@@ -177,6 +182,36 @@ class UsageSettingsForm(forms.ModelForm):
         for name in PERCENT_FIELDS:
             if name in self.fields:
                 self.initial[name] = ", ".join(str(v) for v in getattr(self.instance, name) or [])
+        if "webhook_url" in self.fields:  # the staff form: the Slack webhook goes with it
+            self._add_slack_fields()
+
+    def _add_slack_fields(self):
+        """The Slack webhook URL is a credential: typed, never shown again (masked), never
+        filled into the form; empty keeps the current one."""
+        current = self.instance.slack_webhook_url
+        shown = mask_webhook_url(current)
+        self.fields["slack_webhook_url"] = forms.CharField(
+            required=False,
+            strip=True,
+            label="Slack webhook URL",
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+            help_text=(
+                f"Set: {shown}. Type a new URL to replace it (empty keeps it)."
+                if current
+                else "Optional: a Slack (or compatible) incoming webhook, https. Alerts are "
+                "posted there, several at once in one message. It is not shown again."
+            ),
+        )
+        if current:
+            self.fields["remove_slack_webhook"] = forms.BooleanField(
+                required=False, label="Remove the Slack webhook"
+            )
+
+    def clean_slack_webhook_url(self):
+        url = self.cleaned_data.get("slack_webhook_url") or ""
+        if url and (problem := url_problem(url)):
+            raise ValidationError(problem)
+        return url
 
     def clean_monthly_token_percents(self):
         return _parse_percents(self.cleaned_data["monthly_token_percents"])
@@ -193,21 +228,116 @@ class UsageSettingsForm(forms.ModelForm):
             raise ValidationError("The webhook must be an https URL.")
         return url
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("slack_webhook_url") and cleaned.get("remove_slack_webhook"):
+            raise ValidationError("Type a new Slack webhook URL or remove it, not both.")
+        return cleaned
+
     def save(self, commit=True):
-        instance = super().save(commit=False)
-        if instance.webhook_url and (
-            self.cleaned_data.get("regenerate_secret") or not instance.webhook_secret
-        ):
-            instance.webhook_secret = secrets.token_urlsafe(32)
-        if commit:
-            instance.save()
-        return instance
+        raise NotImplementedError(
+            "Write usage settings with usage.services.usage_settings_update(**form.changes())."
+        )
+
+    def changes(self) -> dict:
+        """What the valid form asks to change, for usage_settings_update (the one write path
+        of these settings: staff page, customer pages and API alike)."""
+        fields = [name for name in self._meta.fields or () if name in self.fields]
+        changes = {name: self.cleaned_data[name] for name in fields}
+        for name in ("regenerate_secret", "remove_slack_webhook"):
+            if name in self.fields:
+                changes[name] = bool(self.cleaned_data.get(name))
+        if self.cleaned_data.get("slack_webhook_url"):
+            changes["slack_webhook_url"] = self.cleaned_data["slack_webhook_url"]
+        return changes
 
 
 class SummaryForm(forms.ModelForm):
-    """Customers opt in to weekly or monthly usage summaries."""
+    """Customers opt in to weekly or monthly usage summaries (written, like every usage
+    setting, by usage.services.usage_settings_update)."""
 
     class Meta:
         model = CustomerUsageSettings
         fields = ["summary_frequency"]
         labels = {"summary_frequency": "Usage summary email"}
+
+
+class AlertSettingsForm(UsageSettingsForm):
+    """What a customer may set: its alert thresholds and summary emails (staff set the rest)."""
+
+    class Meta(UsageSettingsForm.Meta):
+        fields = [
+            "monthly_token_percents",
+            "daily_request_percents",
+            "monthly_budget_percents",
+            "summary_frequency",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["regenerate_secret"]
+        self.fields["monthly_token_percents"].label = "Alert at % of the monthly token quota"
+        self.fields["daily_request_percents"].label = "Alert at % of the daily request limit"
+        self.fields["monthly_budget_percents"].label = "Alert at % of the monthly budget"
+        self.fields["summary_frequency"].label = "Usage summary email"
+
+
+MAX_TEXT = 200
+
+
+def _plain_text(value: str, *, what: str) -> str:
+    """Text a query may carry: no NUL (PostgreSQL refuses it: a 500, not "not found")."""
+    if "\x00" in value:
+        raise ValidationError(f"The {what} cannot contain a NUL character.")
+    return value.strip()
+
+
+class AnomalyFilterForm(forms.Form):
+    """GET filters of the unusual-usage page; defaults: the last 7 days, both kinds."""
+
+    days = forms.IntegerField(
+        label="Last days", min_value=1, max_value=366, required=False, initial=7
+    )
+    kind = forms.ChoiceField(
+        choices=[("", "Spikes and silences"), ("spike", "Spikes"), ("silence", "Silences")],
+        required=False,
+    )
+    customer = CustomerChoiceField(queryset=Customer.objects.all(), required=False)
+
+    def filters(self) -> dict:
+        data = self.cleaned_data if self.is_bound else {}
+        return {
+            "days": data.get("days") or 7,
+            "kind": data.get("kind") or "",
+            "customer": data.get("customer"),
+        }
+
+
+class LatencyFilterForm(DateRangeForm):
+    """GET filters of the latency page: a range (default: the last 14 finished days), a model
+    id (exact) and a customer (else every customer)."""
+
+    max_days = 366
+    model = forms.CharField(required=False, max_length=MAX_TEXT, label="Model id")
+    customer = CustomerChoiceField(queryset=Customer.objects.all(), required=False)
+
+    def __init__(self, data=None, **kwargs):
+        yesterday = utc_today() - dt.timedelta(days=1)
+        default = {"start": yesterday - dt.timedelta(days=13), "end": yesterday}
+        if data is not None and not any(data.get(k) for k in ("start", "end", "model", "customer")):
+            data = None
+        elif data is not None and not (data.get("start") or data.get("end")):
+            data = data.copy()  # a model or customer alone: over the default range
+            for key, value in default.items():
+                data[key] = value.isoformat()
+        super().__init__(data, **kwargs)
+        self.initial.update(default)
+
+    def clean_model(self):
+        return _plain_text(self.cleaned_data["model"], what="model id")
+
+    def filters(self) -> dict:
+        start, end = self.range()
+        data = self.cleaned_data if self.is_bound else {}
+        return {"start": start, "end": end, "model_id": data.get("model") or "",
+                "customer": data.get("customer")}  # fmt: skip

@@ -10,8 +10,8 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
+from core.models import BackgroundRun
 from customers.money import amount_from_micros
-from portal.models import BackgroundRun
 
 
 class UsageDaily(models.Model):
@@ -72,6 +72,13 @@ class IngestedDay(models.Model):
         help_text="Result rows set aside because a value could not be stored "
         "(usage/quarantine.py), over every stage of the day's last ingest; see QuarantinedRow.",
     )
+    hourly_rows = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="UsageHourly rows stored for the day; empty while the day's hourly usage has "
+        "not been loaded (days imported before hourly usage existed): anomaly baselines skip "
+        "such days instead of reading them as silent.",
+    )
     ingested_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -124,6 +131,7 @@ class QuarantinedRow(models.Model):
         DAILY = "daily", "Billed usage"
         USERS = "users", "Per-user usage"
         TOKENS = "tokens", "Token last use"
+        OPERATIONS = "operations", "Hourly usage and latency"
 
     day = models.DateField()
     run = models.ForeignKey(
@@ -205,13 +213,28 @@ class CustomerUsageSettings(models.Model):
     notify_staff = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True)
     webhook_secret = models.CharField(max_length=128, blank=True)
+    # A Slack-compatible incoming webhook. Its URL is its credential: written by staff, shown
+    # afterwards only masked (usage/notifications.py mask_webhook_url), never logged.
+    slack_webhook_url = models.CharField(max_length=500, blank=True)
     summary_frequency = models.CharField(
         max_length=16, choices=Summary.choices, default=Summary.NONE, blank=True
+    )
+    anomaly_alerts = models.BooleanField(
+        default=True,
+        help_text="Alert when an hour's requests are far above or below the usual for that "
+        "hour of the week (usage/anomalies.py).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
         return f"usage settings of {self.customer_id}"
+
+    @property
+    def slack_webhook_masked(self) -> str:
+        """The Slack webhook as pages and the API show it: "https://hooks.slack.com/…x9Zq"."""
+        from .alert_channels import mask_webhook_url
+
+        return mask_webhook_url(self.slack_webhook_url)
 
 
 class Alert(models.Model):
@@ -223,9 +246,12 @@ class Alert(models.Model):
         DAILY_REQUESTS = "daily_requests", "Daily request limit"
         HOURLY_TOKENS = "hourly_tokens", "Tokens per user, application and model in an hour"
         MONTHLY_BUDGET = "monthly_budget", "Monthly budget"
+        USAGE_ANOMALY = "usage_anomaly", "Unusual usage (spike or silence)"
 
     # Rules whose value and limit are money: micro-units of the portal's currency.
     MONEY_RULES = frozenset({Rule.MONTHLY_BUDGET})
+    # Rules whose 100 % means a limit of the proxy is reached (calls may be refused).
+    LIMIT_RULES = frozenset({Rule.MONTHLY_TOKENS, Rule.DAILY_REQUESTS, Rule.MONTHLY_BUDGET})
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, related_name="usage_alerts"
@@ -276,6 +302,45 @@ class Alert(models.Model):
         return 100 * self.value // self.limit if self.limit else None
 
 
+class AlertDelivery(models.Model):
+    """An alert's delivery to one channel beyond email and the signed webhook: the deployment's
+    SNS topic, the customer's Slack webhook, the staff Slack webhook. Created with the alert (in
+    its transaction), for the channels configured then, so nothing is lost to a worker that
+    stops: later checks send what is still pending or failed (usage/alerts.py). Alerts of one
+    customer claimed together are sent as one message per channel."""
+
+    class Channel(models.TextChoices):
+        SNS = "sns", "SNS topic"
+        SLACK = "slack", "Slack (customer)"
+        STAFF_SLACK = "staff_slack", "Slack (staff)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed, will retry"
+        REJECTED = "rejected", "Not delivered (refused, or out of attempts)"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # "HTTP 200", an SNS message id, or what failed; never a webhook URL.
+    detail = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["alert_id", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="usage_alert_delivery_once")
+        ]
+        indexes = [models.Index(fields=["status", "alert"])]
+
+    def __str__(self):
+        return f"{self.alert_id} {self.channel} {self.status}"
+
+
 class SummaryDelivery(models.Model):
     """A weekly or monthly summary already mailed (unique: sent once per period)."""
 
@@ -324,3 +389,122 @@ class UsageUserDaily(models.Model):
 
     def __str__(self):
         return f"{self.customer_id} {self.day} {self.application_id}/{self.user_id}"
+
+
+class UsageHourly(models.Model):
+    """Requests, tokens and failed calls per customer, UTC hour and model, from the same events
+    as UsageDaily (never billed from). Replaced with its day at each ingest (usage/operations.py);
+    the anomaly baselines read it."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_hourly"
+    )
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    model_id = models.CharField(max_length=200)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "hour", "model_id"], name="usage_hourly_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["hour", "customer"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.hour:%Y-%m-%dT%H} {self.model_id}"
+
+
+class LatencyFigures(models.Model):
+    """Requests, failed calls and latency percentiles (milliseconds, measured by the proxy from
+    the request's arrival to its answer) of one UTC day and model."""
+
+    day = models.DateField()
+    model_id = models.CharField(max_length=200)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    latency_p50_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    latency_p95_ms = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def error_percent(self) -> Decimal | None:
+        """Failed calls as a percent of requests, to 0.01 (exact Decimal arithmetic)."""
+        if not self.requests:
+            return None
+        return (Decimal(100 * self.errors) / Decimal(self.requests)).quantize(Decimal("0.01"))
+
+
+class UsageLatencyDaily(LatencyFigures):
+    """One customer's calls of one model on one UTC day (usage/operations.py)."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_latency_daily"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "day", "model_id"], name="usage_latency_daily_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["day", "model_id"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.day} {self.model_id}"
+
+
+class ModelLatencyDaily(LatencyFigures):
+    """Every customer's calls of one model on one UTC day: percentiles cannot be summed from the
+    per-customer rows, so the engine computes them over all the model's events."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "model_id"], name="model_latency_daily_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.model_id}"
+
+
+class UsageAnomaly(models.Model):
+    """An hour whose requests were far from that customer's usual for the hour of the week
+    (usage/anomalies.py), found after the hour's day was imported; replaced with the day."""
+
+    class Kind(models.TextChoices):
+        SPIKE = "spike", "Spike"
+        SILENCE = "silence", "Silence"
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="usage_anomalies"
+    )
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    requests = models.BigIntegerField()
+    # Median and robust spread of the same hour in earlier weeks: halves and quarters of a
+    # request, kept exact.
+    baseline = models.DecimalField(max_digits=22, decimal_places=2)
+    spread = models.DecimalField(max_digits=22, decimal_places=2)
+    score = models.DecimalField(
+        max_digits=12, decimal_places=1, help_text="Spreads from the baseline."
+    )
+    weeks = models.PositiveSmallIntegerField(help_text="Earlier weeks in the baseline.")
+    explanation = models.CharField(max_length=300)
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-hour", "customer_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "hour", "kind"], name="usage_anomaly_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["-hour"]), models.Index(fields=["customer", "-hour"])]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.kind} {self.hour:%Y-%m-%dT%H}"

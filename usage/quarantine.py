@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from portal.text import UNPRINTABLE, unprintable
+from core.text import UNPRINTABLE, unprintable
 
 from .models import QuarantinedRow
 from .query import MAX_COUNT

@@ -264,3 +264,94 @@ def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:
         since=since.strftime("%Y-%m-%dT%H:%M:%S"),
         minimum=int(minimum),
     )
+
+
+# Operations figures of the day, from the same events in one scan (GROUPING SETS): requests,
+# tokens and failed calls per customer, model and UTC hour (UsageHourly, the anomaly baselines),
+# and requests, failed calls and latency percentiles per customer and model and per model over
+# every customer (the latency page). `grain` says which: "hour", "day" or "model". A call is
+# failed when its status is not "success", its http_status is 400 or more, or it carries an
+# error_code (a stream cut by an upstream error; failures before any answer are not stored).
+# Events set aside from the billed rows (an unusable token count) and unreadable lines are left
+# out. The percentile function is the engine's: quantile_cont on DuckDB (exact),
+# approx_percentile on Athena (Trino's, within about 1 %).
+OPERATIONS_SQL = (
+    """\
+WITH day_events AS (
+    SELECT
+        request_id,
+        customer_id,
+        model_id,
+        "timestamp",
+        latency_ms,
+        status,
+        http_status,
+        error_code,
+"""
+    + _counts(_TOKEN_COUNTS)
+    + """\
+        row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
+    FROM {source}
+    WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+),
+checked AS (
+    SELECT
+        customer_id,
+        coalesce(model_id, '') AS model_id,
+        coalesce(substr("timestamp", 1, 13), '') AS event_hour,
+        latency_ms,
+        CASE WHEN coalesce(status, 'success') <> 'success' OR coalesce(http_status, 200) >= 400
+            OR coalesce(error_code, '') <> '' THEN 1 ELSE 0 END AS failed,
+"""
+    + _count_names(_TOKEN_COUNTS)
+    + _first_invalid(_TOKEN_COUNTS)
+    + """\
+    FROM day_events
+    WHERE (copy_number = 1 OR request_id IS NULL) AND customer_id IS NOT NULL
+)
+SELECT
+    CASE WHEN grouping(customer_id) = 1 THEN 'model'
+        WHEN grouping(event_hour) = 1 THEN 'day' ELSE 'hour' END AS grain,
+    customer_id,
+    event_hour AS hour,
+    model_id,
+    count(*) AS requests,
+    coalesce(sum(input_tokens_count), 0) AS input_tokens,
+    coalesce(sum(output_tokens_count), 0) AS output_tokens,
+    sum(failed) AS errors,
+    {p50} AS latency_p50_ms,
+    {p95} AS latency_p95_ms
+FROM checked
+WHERE invalid_column = ''
+GROUP BY GROUPING SETS ((customer_id, model_id, event_hour), (customer_id, model_id), (model_id))
+"""
+)
+OPERATIONS_RESULT_COLUMNS = (
+    "grain",
+    "customer_id",
+    "hour",
+    "model_id",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "errors",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
+OPERATIONS_INTEGER_COLUMNS = frozenset(OPERATIONS_RESULT_COLUMNS[4:8])
+# The percentile expressions of each engine, in whole milliseconds.
+DUCKDB_PERCENTILE = "CAST(round(quantile_cont(latency_ms, {fraction})) AS BIGINT)"
+ATHENA_PERCENTILE = "approx_percentile(latency_ms, {fraction})"
+
+
+def operations_sql(*, source: str, day: dt.date, percentile: str) -> str:
+    if not isinstance(day, dt.date):
+        raise TypeError("day must be a datetime.date")
+    return OPERATIONS_SQL.format(
+        source=source,
+        year=f"{day.year:04d}",
+        month=f"{day.month:02d}",
+        day=f"{day.day:02d}",
+        p50=percentile.format(fraction="0.5"),
+        p95=percentile.format(fraction="0.95"),
+    )

@@ -1,4 +1,4 @@
-"""Plain-text usage report (the seed's `customer-management.py usage`), shared by commands."""
+"""Plain-text usage report (`manage.py customers usage`), shared by commands."""
 
 import datetime as dt
 

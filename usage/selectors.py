@@ -5,7 +5,9 @@ import logging
 
 from django.db.models import Q, Sum
 
+from core import live
 from customers import money
+from customers.models import Customer
 
 from . import counters
 from .models import (
@@ -220,8 +222,7 @@ def with_last_use(tokens, *, client=None) -> list:
 
 def staff_live_today() -> dict:
     """Today's live totals of the active customers (staff home, overview, usage dashboard);
-    pages read it through portal.live.figure, which bounds its age."""
-    from customers.models import Customer
+    pages read it through core.live.figure, which bounds its age."""
 
     from .services import utc_today
 
@@ -345,3 +346,42 @@ def quota_usage_all(*, customers, today: dt.date, client=None) -> dict:
         )
     rows.sort(key=lambda r: (-r["worst_percent"], r["customer"].name))
     return {"error": "", "rows": rows}
+
+
+def latency_rows(*, start: dt.date, end: dt.date, model_id: str = "", customer_id=None):
+    """Requests, failed calls and latency p50 / p95 by day and model over [start, end], newest
+    day first: every customer's (ModelLatencyDaily) or one customer's (UsageLatencyDaily)."""
+    from .models import ModelLatencyDaily, UsageLatencyDaily
+
+    if customer_id is None:
+        qs = ModelLatencyDaily.objects.all()
+    else:
+        qs = UsageLatencyDaily.objects.filter(customer_id=customer_id)
+    qs = qs.filter(day__gte=start, day__lte=end)
+    if model_id:
+        qs = qs.filter(model_id=model_id)
+    return qs.order_by("-day", "model_id")
+
+
+# --- Home pages (the portal's home views put these beside the other apps' figures) ---------
+
+
+def home_customer(customer, *, alerts: int = 5) -> dict:
+    """A customer's live usage today and its latest alerts (usage/_home_customer.html,
+    dashboard/_recent_alerts.html)."""
+    from .services import utc_today  # services reads selectors
+
+    return {
+        "live": realtime_usage(customer=customer, today=utc_today()),
+        "alerts": list(alert_list(customer_id=customer.pk)[:alerts]),
+    }
+
+
+def home_staff() -> dict:
+    """Today's live totals across customers (at most STAFF_LIVE_MAX_AGE_SECONDS old,
+    core/live.py) and the import pipeline's health (usage/_home_staff.html)."""
+    return {
+        "live": live.figure(live.STAFF_TODAY),
+        "last_run": ingest_run_list().first(),
+        "differences": difference_list().count(),
+    }

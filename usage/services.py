@@ -2,6 +2,7 @@
 
 import datetime as dt
 import logging
+import secrets
 import uuid
 from collections.abc import Iterable
 
@@ -12,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.services import tokens_record_last_used
 
 from . import counters
 from .models import (
@@ -22,11 +24,14 @@ from .models import (
     UsageDaily,
     UsageDifference,
 )
+from .operations import operations_stage
 from .quarantine import Quarantine, check_row, invalid_events_problem, unreadable_problem
 
 logger = logging.getLogger(__name__)
 
 MAX_RANGE_DAYS = 366
+# Stages whose failure is reported on the run without failing it (billing reads only "ingest").
+OPTIONAL_STAGES = ("reconcile", "users", "tokens", "operations", "anomalies", "resumed")
 _TEXT_COLUMNS = (("model_id", 200), ("application_id", 200), ("cost_center", 200),
                  ("environment", 100))  # fmt: skip
 _COUNT_COLUMNS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -156,12 +161,14 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
                 )
             _replace_user_rows(engine, day, run)
             _record_tokens_last_used(engine, day, run)
+            operations_stage(engine, day, run)  # hourly usage, latency, unusual hours
         run.days_done += 1
         run.progress_at = timezone.now()
         run.save(update_fields=["rows_written", "errors", "days_done", "progress_at"])
-    # Billing depends on the billed rows only; a failed reconciliation, per-user view or
-    # token last-used update is reported on the run but does not fail it, nor does a resume.
-    failed = any(e["stage"] not in ("reconcile", "users", "tokens", "resumed") for e in run.errors)
+    # Billing depends on the billed rows only; a failed reconciliation, per-user view, token
+    # last-used update, hourly usage or anomaly check is reported on the run but does not fail
+    # it, nor does a resume.
+    failed = any(e["stage"] not in OPTIONAL_STAGES for e in run.errors)
     run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])
@@ -221,7 +228,6 @@ def _record_tokens_last_used(engine, day: dt.date, run: IngestRun) -> None:
     token_rows = getattr(engine, "token_last_used_rows", None)
     if token_rows is None:
         return
-    from customers.services import tokens_record_last_used
 
     try:
         quarantine = Quarantine(day=day, stage=QuarantinedRow.Stage.TOKENS, run=run)
@@ -398,11 +404,50 @@ def reconcile_day(*, day: dt.date, client=None) -> int:
     return len(differences)
 
 
-def usage_settings_update(*, customer, **changes) -> CustomerUsageSettings:
-    from .selectors import usage_settings_for
+# What usage_settings_update may change besides the rules below (the model's own settings).
+SETTING_FIELDS = frozenset(
+    {
+        "monthly_token_percents",
+        "daily_request_percents",
+        "monthly_budget_percents",
+        "hourly_token_threshold",
+        "anomaly_alerts",
+        "notify_staff",
+        "webhook_url",
+        "summary_frequency",
+    }
+)
 
-    current = usage_settings_for(customer=customer)
-    for name, value in changes.items():
-        setattr(current, name, value)
-    current.save()
+
+def usage_settings_update(
+    *,
+    customer,
+    regenerate_secret: bool = False,
+    slack_webhook_url: str = "",
+    remove_slack_webhook: bool = False,
+    **changes,
+) -> CustomerUsageSettings:
+    """The one way a customer's usage settings are written (the staff page, the customer's
+    pages and the API all come here, with values their forms validated). Applies `changes`
+    and the rules: a signed webhook gets a signing secret when it has none, a new one on
+    `regenerate_secret`; a Slack webhook URL given replaces the stored one and
+    `remove_slack_webhook` clears it (neither: it stays)."""
+    unknown = set(changes) - SETTING_FIELDS
+    if unknown:
+        raise TypeError(f"not usage settings: {', '.join(sorted(unknown))}")
+    from .selectors import usage_settings_for  # selectors reads services' helpers
+
+    with transaction.atomic():
+        current = CustomerUsageSettings.objects.select_for_update().filter(
+            customer=customer
+        ).first() or usage_settings_for(customer=customer)
+        for name, value in changes.items():
+            setattr(current, name, value)
+        if slack_webhook_url:
+            current.slack_webhook_url = slack_webhook_url
+        elif remove_slack_webhook:
+            current.slack_webhook_url = ""
+        if current.webhook_url and (regenerate_secret or not current.webhook_secret):
+            current.webhook_secret = secrets.token_urlsafe(32)
+        current.save()
     return current

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from .comparisons import compare_periods
 from .models import CustomerUsageSettings, SummaryDelivery
 from .notifications import send_templated
 from .selectors import ingested_days, usage_by_model, usage_totals
@@ -27,6 +28,12 @@ def summary_period(*, frequency: str, today: dt.date) -> tuple[str, dt.date, dt.
         end = today.replace(day=1) - dt.timedelta(days=1)
         return f"{end:%Y-%m}", end.replace(day=1), end
     raise ValueError(f"Unknown summary frequency {frequency!r}")
+
+
+def summary_comparison(*, customer_id, frequency: str, start: dt.date, end: dt.date) -> dict:
+    """The period against the one before: the previous ISO week or the previous month."""
+    kind = "week" if frequency == "weekly" else "month"
+    return compare_periods(customer_id=customer_id, periods={kind: (start, end)})[kind]
 
 
 def summaries_send(*, frequency: str, today: dt.date | None = None) -> int:
@@ -53,6 +60,9 @@ def summaries_send(*, frequency: str, today: dt.date | None = None) -> int:
                         "end": end,
                         "rows": usage_by_model(customer_id=customer.pk, start=start, end=end),
                         "totals": usage_totals(customer_id=customer.pk, start=start, end=end),
+                        "comparison": summary_comparison(
+                            customer_id=customer.pk, frequency=frequency, start=start, end=end
+                        ),
                         "days_missing": (end - start).days
                         + 1
                         - len(ingested_days(start=start, end=end)),

@@ -6,12 +6,12 @@ set only where running again is safe; docs/architecture.md lists which tasks and
 
 from celery import shared_task
 
+from .signals import usage_imported
+
 
 def _warm_dashboards() -> None:
-    """New billed rows: recompute the staff dashboards' cached views in the background."""
-    from portal.tasks import warm_dashboards
-
-    warm_dashboards.delay()
+    """New billed rows: whoever shows them (the staff dashboards) recomputes its views."""
+    usage_imported.send(sender=__name__)
 
 
 @shared_task(reject_on_worker_lost=True)
@@ -48,9 +48,19 @@ def check_alerts_task():
 
 @shared_task(reject_on_worker_lost=True)
 def deliver_alert_task(alert_id: int):
+    """Kept for tasks queued before alerts were delivered together (deliver_alerts_task)."""
     from .notifications import alert_deliver
 
     alert_deliver(alert_id=alert_id)
+
+
+@shared_task(reject_on_worker_lost=True)
+def deliver_alerts_task(alert_ids: list[int]):
+    """Run again after a lost worker: each email and channel message is claimed first
+    (usage/notifications.py, usage/alert_channels.py), so nothing already sent goes twice."""
+    from .notifications import alerts_deliver
+
+    return alerts_deliver(alert_ids=alert_ids)
 
 
 @shared_task

@@ -12,6 +12,8 @@ staff_urlpatterns: list = [
     path("usage/ingest/<int:run_id>/", staff.usage_ingest_run, name="usage_ingest_run"),
     path("usage/reconciliation/", staff.usage_reconciliation, name="usage_reconciliation"),
     path("usage/alerts/", staff.usage_alerts, name="usage_alerts"),
+    path("usage/anomalies/", staff.usage_anomalies, name="usage_anomalies"),
+    path("usage/latency/", staff.usage_latency, name="usage_latency"),
     path("usage/export.csv", staff.usage_export, name="usage_export"),
     path("usage/customers/<uuid:customer_id>/", staff.usage_customer, name="usage_customer"),
     path(

@@ -3,10 +3,12 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
 
-from portal.access import customer_required
-from portal.web import paginate
+from core.access import customer_required
+from core.web import paginate
 
 from . import selectors
+from .charts import customer_usage_charts
+from .comparisons import quick_ranges, range_comparison
 from .costing import usage_costs
 from .export import usage_csv_response
 from .forms import DateRangeForm, SummaryForm
@@ -56,6 +58,9 @@ def usage_overview(request):
             days_missing=(end - start).days
             + 1
             - len(selectors.ingested_days(start=start, end=end)),
+            comparison=range_comparison(customer_id=customer.pk, start=start, end=end, today=today),
+            quick_ranges=quick_ranges(today),
+            charts=customer_usage_charts(customer_id=customer.pk, start=start, end=end),
         )
     return render(request, "usage/customer_overview.html", context)
 

@@ -1,4 +1,5 @@
-"""Staff usage pages: ingest runs and re-ingest, reconciliation, alerts, per-customer usage."""
+"""Staff usage pages: ingest runs and re-ingest, reconciliation, alerts, per-customer usage,
+unusual usage and latency by model."""
 
 import datetime as dt
 
@@ -8,18 +9,27 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
+from core.access import staff_required
+from core.live import STAFF_TODAY
+from core.live import figure as live_figure
+from core.once import ALREADY_SENT, form_key_issue, form_key_use
+from core.web import confirm_first, paginate, posted_data
 from customers.models import Customer
-from portal.access import staff_required
-from portal.live import STAFF_TODAY
-from portal.live import figure as live_figure
-from portal.once import ALREADY_SENT, form_key_issue, form_key_use
-from portal.web import confirm_first, paginate, posted_data
 
 from . import selectors
+from .anomalies import anomaly_list, recent_anomalies
+from .comparisons import quick_ranges, range_comparison, staff_comparisons
 from .export import usage_csv_response
-from .forms import DateRangeForm, IngestForm, StaffExportForm, UsageSettingsForm
+from .forms import (
+    AnomalyFilterForm,
+    DateRangeForm,
+    IngestForm,
+    LatencyFilterForm,
+    StaffExportForm,
+    UsageSettingsForm,
+)
 from .models import IngestRun
-from .services import days_between, ingest_range_request, utc_today
+from .services import days_between, ingest_range_request, usage_settings_update, utc_today
 from .views_customer import GROUPS, usage_breakdown
 
 
@@ -33,6 +43,8 @@ def usage_dashboard(request):
         "differences": selectors.difference_list().count(),
         "alerts": selectors.alert_list()[:10],
         "export_form": StaffExportForm(),
+        "comparisons": staff_comparisons(today=utc_today()),
+        "anomalies": recent_anomalies(days=7, limit=10),
     }
     return render(request, "usage/staff_dashboard.html", context)
 
@@ -144,6 +156,10 @@ def usage_customer(request, customer_id):
             totals=selectors.usage_totals(customer_id=customer.pk, start=start, end=end),
             days_missing=len(days_between(start, end))
             - len(selectors.ingested_days(start=start, end=end)),
+            comparison=range_comparison(
+                customer_id=customer.pk, start=start, end=end, today=utc_today()
+            ),
+            quick_ranges=quick_ranges(utc_today()),
         )
     return render(request, "usage/staff_customer.html", context)
 
@@ -163,7 +179,7 @@ def usage_customer_settings(request, customer_id):
         form.add_error(None, ALREADY_SENT)  # a reload: the secret shown then stays the one
         status = 409
     elif request.method == "POST" and form.is_valid():
-        saved = form.save()
+        saved = usage_settings_update(customer=customer, **form.changes())
         messages.success(request, "Usage alert settings saved.")
         if saved.webhook_secret != old_secret:
             # Shown once, in this answer, like a new token: a flash message would carry the
@@ -184,3 +200,38 @@ def usage_customer_settings(request, customer_id):
     form_key = form_key_issue(user=request.user, purpose="usage_settings")
     context = {"customer": customer, "form": form, "form_key": form_key}
     return render(request, "usage/staff_customer_settings.html", context, status=status)
+
+
+@staff_required
+def usage_anomalies(request):
+    """Hours of unusual usage (usage/anomalies.py), newest first; bad filters are a 400."""
+    form = AnomalyFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return render(request, "usage/staff_anomalies.html", {"form": form}, status=400)
+    filters = form.filters()
+    customer = filters["customer"]
+    found = anomaly_list(
+        since=utc_today() - dt.timedelta(days=filters["days"]),
+        kind=filters["kind"],
+        customer_id=customer.pk if customer else None,
+    )
+    page = paginate(request, found, per_page=50)
+    return render(request, "usage/staff_anomalies.html", {"form": form, "page": page, **filters})
+
+
+@staff_required
+def usage_latency(request):
+    """p50 / p95 latency and failed calls by model and day, from the usage events."""
+    form = LatencyFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return render(request, "usage/staff_latency.html", {"form": form}, status=400)
+    filters = form.filters()
+    customer = filters["customer"]
+    rows = selectors.latency_rows(
+        start=filters["start"],
+        end=filters["end"],
+        model_id=filters["model_id"],
+        customer_id=customer.pk if customer else None,
+    )
+    page = paginate(request, rows, per_page=50)
+    return render(request, "usage/staff_latency.html", {"form": form, "page": page, **filters})

@@ -1,27 +1,9 @@
-"""Snippets for the home pages, so portal/views.py needs no billing code."""
+"""Filters and snippets for the billing pages: prices per 1M tokens, an invoice's due date.
+They only format what the view passed; none reads the database."""
 
 from django import template
 
-from .. import selectors
-
 register = template.Library()
-
-
-@register.inclusion_tag("billing/_home_customer.html")
-def billing_customer_summary(customer):
-    return {
-        "cost": selectors.cost_so_far(customer.pk),
-        "balance": selectors.credit_balance(customer.pk),
-    }
-
-
-@register.inclusion_tag("billing/_home_staff.html")
-def billing_staff_summary():
-    """All active customers' cost so far (kept in the cache by beat)."""
-    return {
-        "cost": selectors.staff_cost_so_far(),
-        "drafts": selectors.invoice_list_for_staff(status="draft").count(),
-    }
 
 
 @register.filter

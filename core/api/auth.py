@@ -1,3 +1,4 @@
+import hashlib
 from datetime import timedelta
 
 from django.utils import timezone
@@ -6,12 +7,15 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
-from portal.access import is_customer_user, is_staff_user
-from portal.models import ApiKey
-
-from .keys import hash_api_key
+from core.access import is_customer_user, is_staff_user
+from core.models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_api_key(key: str) -> str:
+    """How an API key is stored and looked up: its SHA-256, never the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -3,20 +3,24 @@ context for services, JSON-only bodies, filters safe on PostgreSQL, and the erro
 its schema documents (service refusals become 400/409 in errors.py)."""
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import django_filters
-from axes.helpers import get_client_ip_address
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, viewsets
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
+from rest_framework.schemas.inspectors import ViewInspector
 
-from portal.access import is_customer_user, is_staff_user
+from core.access import is_customer_user, is_staff_user
 
 from .auth import IsCustomerReadOnly, IsStaffWithKeyScope
 from .parsers import DepthLimitedJSONParser
 
-API_SOURCE = "api"
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 
 ErrorSerializer = inline_serializer(
     "Error",
@@ -88,11 +92,6 @@ class PortalAutoSchema(AutoSchema):
         return super()._is_list_view(serializer)
 
 
-def audit_context(request) -> dict:
-    """What services record in the audit log: who acted, from where, through what."""
-    return {"actor": request.user, "ip": get_client_ip_address(request), "source": API_SOURCE}
-
-
 NO_CUSTOMER = "00000000-0000-0000-0000-000000000000"
 
 
@@ -125,17 +124,17 @@ class StaffOrOwnCustomerReadOnly(BasePermission):
 
 
 class StaffViewSetMixin:
-    schema = PortalAutoSchema()
-    parser_classes = [DepthLimitedJSONParser]
-    permission_classes = [IsStaffWithKeyScope]
+    schema: ViewInspector | None = PortalAutoSchema()
+    parser_classes: Sequence[type[BaseParser]] = [DepthLimitedJSONParser]
+    permission_classes: Sequence["_PermissionClass"] = [IsStaffWithKeyScope]
 
 
 class SharedViewSetMixin:
     """Readable by customer users too; `scoped(queryset, field)` keeps them to their own data."""
 
-    schema = PortalAutoSchema()
-    parser_classes = [DepthLimitedJSONParser]
-    permission_classes = [StaffOrOwnCustomerReadOnly]
+    schema: ViewInspector | None = PortalAutoSchema()
+    parser_classes: Sequence[type[BaseParser]] = [DepthLimitedJSONParser]
+    permission_classes: Sequence["_PermissionClass"] = [StaffOrOwnCustomerReadOnly]
 
     def scoped(self, queryset, field="customer_id"):
         customer_id = customer_scope(self.request)

@@ -11,6 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.errors import ServiceError
+
 logger = logging.getLogger(__name__)
 
 
@@ -66,19 +68,20 @@ def _first_message(detail) -> str:
 
 
 def _from_service(exc):
-    """Services refuse with Django's ValidationError or billing's own errors: never a 500."""
-    from billing.models import InvoiceImmutable
-    from billing.pricing import PricingError
-    from billing.services import InvoiceStateError
-
+    """Services refuse with Django's ValidationError or a ServiceError (core/errors.py), which
+    carries its status: never a 500."""
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             return exceptions.ValidationError(exc.message_dict)
         return exceptions.ValidationError({"non_field_errors": exc.messages})
-    if isinstance(exc, InvoiceStateError | InvoiceImmutable):
-        return Conflict(str(exc))
-    if isinstance(exc, PricingError):
-        return exceptions.ValidationError({"non_field_errors": [str(exc)]})
+    if isinstance(exc, ServiceError):
+        if exc.status == 400:
+            return exceptions.ValidationError({"non_field_errors": [str(exc)]})
+        if exc.status == 409:
+            return Conflict(str(exc))
+        refused = exceptions.APIException(str(exc), code=exc.code)
+        refused.status_code = exc.status
+        return refused
     return exc
 
 

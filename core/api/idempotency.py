@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.response import Response
 
-from portal.models import IdempotencyRecord
+from core.models import IdempotencyRecord
 
 from .errors import error_body
 

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import portal.models
+import core.models
 from django.db import migrations, models
 
 
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('customer__isnull', True), ('is_staff', True)), models.Q(('customer__isnull', False), ('is_staff', False)), _connector='OR'), name='user_is_staff_or_customer_user', violation_error_message='A user is either staff or belongs to one customer.')],
             },
             managers=[
-                ('objects', portal.models.UserManager()),
+                ('objects', core.models.UserManager()),
             ],
         ),
     ]

@@ -1,6 +1,5 @@
 """API keys for staff service accounts: created once, shown once, stored as SHA-256 hashes."""
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,14 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from core.api.auth import hash_api_key
+from core.models import ApiKey, User
 from customers.audit import audit_record
-from portal.models import ApiKey, User
 
 API_KEY_PREFIX = "bpk_"
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

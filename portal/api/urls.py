@@ -8,11 +8,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from core.api.errors import api_not_found
 from customers import api as customers_api
 from usage import api as usage_api
 
 from . import views
-from .errors import api_not_found
 
 router = DefaultRouter(trailing_slash=True)
 customers_api.register(router)

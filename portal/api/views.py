@@ -4,10 +4,9 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from portal.access import is_staff_user
-from portal.models import ApiKey
-
-from .base import ErrorSerializer
+from core.access import is_staff_user
+from core.api.base import ErrorSerializer
+from core.models import ApiKey
 
 
 @extend_schema(

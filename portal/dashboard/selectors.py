@@ -9,20 +9,21 @@ default views after each ingest, so no one waits for them.
 """
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 
-from django.core.cache import cache
-from django.db.models import Count, Max, Q
+from django.db.models import Q
 
 from billing import selectors as billing_selectors
+from core import charts
+from core.live import QUOTA_WATCH, STAFF_TODAY, figure
+from core.model_names import display_name
 from customers import selectors as customer_selectors
 from customers.models import Customer
 from usage import selectors as usage_selectors
-from usage.models import IngestedDay
+from usage.billed_cache import until_next_ingest
+from usage.comparisons import staff_comparisons
+from usage.forms import StaffExportForm
 from usage.services import days_between, utc_today
-
-from . import charts
 
 TREND_DAYS = 30
 TOP_CUSTOMERS = 10
@@ -39,8 +40,7 @@ def _customer_names(ids) -> dict:
 
 def live_today() -> dict:
     """Today's live totals of the active customers, at most STAFF_LIVE_MAX_AGE_SECONDS old
-    (portal/live.py)."""
-    from portal.live import STAFF_TODAY, figure
+    (core/live.py)."""
 
     return figure(STAFF_TODAY)
 
@@ -48,24 +48,6 @@ def live_today() -> dict:
 def month_cost() -> dict:
     """This month's cost so far and forecast over active customers (billing's cached figure)."""
     return billing_selectors.staff_cost_so_far()
-
-
-BILLED_CACHE_SECONDS = 24 * 3600
-
-
-def until_next_ingest(name: str, params: tuple, compute, *, extra: str = ""):
-    """Billed usage rows change only when a day is ingested or re-ingested, so a figure made
-    from them is cached under a key made of the ingest state (one cheap query): the next
-    ingest makes a new key. Aggregates over a month of 10,000 customers take about 1 s."""
-    state = IngestedDay.objects.aggregate(n=Count("id"), last=Max("ingested_at"))
-    stamp = state["last"].timestamp() if state["last"] else 0
-    parts = ":".join(str(p) for p in (state["n"], stamp, extra, *params))
-    key = f"dashboard:{name}:{hashlib.sha256(parts.encode()).hexdigest()}"
-    found = cache.get(key)
-    if found is None:
-        found = compute()
-        cache.set(key, found, BILLED_CACHE_SECONDS)
-    return found
 
 
 def overview(*, today: dt.date) -> dict:
@@ -134,8 +116,7 @@ def trend_with_today(trend: dict, *, live: dict, today: dt.date) -> dict:
 
 def quota_watch(*, today: dt.date | None = None) -> dict:
     """Customers at or over NEAR_QUOTA_PERCENT of a limit (live counters, at most
-    STAFF_LIVE_MAX_AGE_SECONDS old: portal/live.py)."""
-    from portal.live import QUOTA_WATCH, figure
+    STAFF_LIVE_MAX_AGE_SECONDS old: core/live.py)."""
 
     return figure(QUOTA_WATCH)
 
@@ -163,7 +144,6 @@ def recent_alerts(limit: int = 10) -> list:
 def model_labels(model_ids) -> dict:
     """{model id: the catalog's display name} for chart legends and tables; a name two ids
     share, and the "Other" and "(none)" labels, keep the id."""
-    from portal.model_names import display_name
 
     names = {m: display_name(m) for m in model_ids if m not in (charts.OTHER, charts.NONE_LABEL)}
     shared = {n for n in names.values() if list(names.values()).count(n) > 1}
@@ -305,79 +285,9 @@ def _cost_by_tag(*, start: dt.date, end: dt.date, by: str, customer_id=None) -> 
     return {**result, "chart": chart, "shown": len(rows), "by_label": COST_TAG_LABELS[by]}
 
 
-# --- Customer pages (only ever one customer's rows) ---------------------------------------
-
-
-def customer_usage_charts(*, customer_id, start: dt.date, end: dt.date) -> list[dict]:
-    """Daily tokens by model (stacked), requests per day, tokens by application and by cost
-    center: three grouped queries whatever the range or the number of models."""
-    by_day_model = usage_selectors.usage_grouped_by(
-        start=start, end=end, fields=("day", "model_id"), customer_id=customer_id
-    )
-    days = days_between(start, end)
-    model_totals = defaultdict(int)
-    for r in by_day_model:
-        model_totals[r["model_id"]] += tokens(r)
-    keep = charts.top_keys(model_totals, 8)
-    series = {charts.label(m): [0] * len(days) for m in keep}
-    if len(model_totals) > len(keep):
-        series[charts.OTHER] = [0] * len(days)
-    requests = [0] * len(days)
-    index = {d: i for i, d in enumerate(days)}
-    for r in by_day_model:
-        i = index[r["day"]]
-        name = charts.label(r["model_id"]) if r["model_id"] in keep else charts.OTHER
-        series[name][i] += tokens(r)
-        requests[i] += r["requests"]
-    x = [d.isoformat() for d in days]
-    result = [
-        charts.stacked_bars(
-            "daily-tokens-by-model",
-            "Tokens per day by model",
-            x_labels=x if model_totals else [],
-            series=series,
-            x_title="Day (UTC)",
-            y_title="Tokens",
-            x_type="date",
-        ),
-        charts.lines(
-            "requests-per-day",
-            "Requests per day",
-            x_labels=x if model_totals else [],
-            series={"Requests": requests},
-            x_title="Day (UTC)",
-            y_title="Requests",
-        ),
-    ]
-    for by, title, chart_id in (
-        ("application_id", "Application", "tokens-by-application"),
-        ("cost_center", "Cost center", "tokens-by-cost-center"),
-    ):
-        rows = usage_selectors.usage_grouped(customer_id=customer_id, start=start, end=end, by=by)
-        rows.sort(key=lambda r: -tokens(r))
-        rows = rows[:20]
-        result.append(
-            charts.bars(
-                chart_id,
-                f"Tokens by {title.lower()}",
-                labels=[charts.label(r[by]) for r in rows],
-                values=[tokens(r) for r in rows],
-                x_title="Tokens",
-                y_title=title,
-                columns=[title, "Requests", "Input tokens", "Output tokens"],
-                rows=[
-                    [charts.label(r[by]), r["requests"], r["input_tokens"], r["output_tokens"]]
-                    for r in rows
-                ],
-            )
-        )
-    return result
-
-
 def warm_billed_views(*, today: dt.date | None = None) -> list[str]:
     """Compute the default (unfiltered, this month) billed views into the cache: run after an
     ingest, so the first staff member to open a dashboard does not wait for the aggregates."""
-    from usage.forms import StaffExportForm
 
     today = today or utc_today()
     start, end = StaffExportForm().range()
@@ -386,4 +296,11 @@ def warm_billed_views(*, today: dt.date | None = None) -> list[str]:
     application_heatmap(start=start, end=end)
     for by in COST_TAG_LABELS:
         cost_by_tag(start=start, end=end, by=by)
-    return ["overview", "models", "heatmap", *(f"cost:{by}" for by in COST_TAG_LABELS)]
+    staff_comparisons(today=today)
+    return [
+        "overview",
+        "models",
+        "heatmap",
+        *(f"cost:{by}" for by in COST_TAG_LABELS),
+        "usage-comparisons",
+    ]

@@ -3,7 +3,7 @@ in selectors.py."""
 
 from django.shortcuts import render
 
-from portal.access import staff_required
+from core.access import staff_required
 from usage.forms import StaffExportForm
 from usage.services import utc_today
 

@@ -5,8 +5,8 @@ from django.core import signals
 from django.db import close_old_connections
 from rest_framework.test import APIClient
 
+from core.models import ApiKey
 from portal.api.keys import api_key_create
-from portal.models import ApiKey
 
 
 def _json_client() -> APIClient:

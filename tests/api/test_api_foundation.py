@@ -11,9 +11,9 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
-from portal.api.idempotency import IdempotentCreateMixin
+from core.api.idempotency import IdempotentCreateMixin
+from core.models import ApiKey, IdempotencyRecord
 from portal.api.keys import api_key_create, api_key_revoke
-from portal.models import ApiKey, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +212,7 @@ def test_idempotency_key_with_other_body_is_refused(staff_user):
 
 
 def test_idempotency_keys_are_per_caller(staff_user):
-    from portal.models import User
+    from core.models import User
 
     other = User.objects.create_user("other@example.com", "x" * 12, is_staff=True)
     _post(staff_user, {"name": "a"}, "shared")

@@ -6,7 +6,7 @@ import logging
 import pytest
 from rest_framework.test import APIClient
 
-from portal.models import ApiKey
+from core.models import ApiKey
 
 from .conftest import error_of
 from .test_schemathesis import _load_schema

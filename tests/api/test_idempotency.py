@@ -10,9 +10,9 @@ import pytest
 
 from billing.models import CreditGrant, CustomerPlan, Invoice, InvoiceLine, PricingPlan
 from billing.services import invoice_issue, invoice_line_add
+from core.models import User
 from customers.models import Customer, Token
 from customers.services import token_create
-from portal.models import User
 from usage.models import IngestRun
 
 from .test_schemathesis import CHECKS, schema

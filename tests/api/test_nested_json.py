@@ -9,8 +9,8 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 
 from billing.models import Invoice, ModelPrice, PricingPlan
+from core.api.parsers import MAX_DEPTH, nesting_depth
 from customers.services import token_create
-from portal.api.parsers import MAX_DEPTH, nesting_depth
 from usage.models import Alert, IngestRun
 
 from .conftest import error_of

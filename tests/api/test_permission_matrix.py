@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from billing.models import Invoice
 from billing.services import invoice_issue, invoice_line_add
+from core.models import ApiKey
 from customers.services import token_create
 from portal.api.keys import api_key_create, api_key_revoke
-from portal.models import ApiKey
 from usage.models import Alert
 
 from .test_schemathesis import _load_schema

@@ -22,10 +22,10 @@ from schemathesis.specs.openapi.checks import (
 
 from billing.models import Invoice, ModelPrice, PricingPlan
 from billing.services import invoice_line_add
+from core.models import ApiKey, User
 from customers.models import AuditEvent
 from customers.services import token_create
 from portal.api.keys import api_key_create
-from portal.models import ApiKey, User
 from portal.wsgi import application
 from usage.models import Alert, IngestRun, UsageDaily
 

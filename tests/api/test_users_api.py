@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.models import User
+from core.models import User
 
 from .conftest import error_of
 

@@ -9,8 +9,8 @@ from django.db import connection
 from bench import bench_pages, bench_proxy, bench_proxy_rps, dataset
 from bench import run as bench_run
 from billing.models import Invoice, InvoiceLine
+from core.models import User
 from customers.models import Customer, Token
-from portal.models import User
 from usage.models import IngestedDay, UsageDaily
 
 CUSTOMERS = 3

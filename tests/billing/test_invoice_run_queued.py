@@ -19,8 +19,8 @@ from billing.services import (
     plan_assign,
 )
 from billing.tasks import invoice_run_monthly
+from core.models import User
 from customers.models import Customer
-from portal.models import User
 
 from .conftest import OCTOBER, TWO_TIERS, written_around_the_rule
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from billing.models import PricingPlan
 from billing.plan_form import TIER_ROWS, PricingPlanForm
-from portal.models import User
+from core.models import User
 
 pytestmark = pytest.mark.django_db
 

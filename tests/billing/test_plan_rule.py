@@ -138,8 +138,8 @@ def test_a_plan_written_around_the_rule_is_not_assigned(customer, make_plan, rw)
 def rw(staff_user):
     from rest_framework.test import APIClient
 
+    from core.models import ApiKey
     from portal.api.keys import api_key_create
-    from portal.models import ApiKey
 
     issued = api_key_create(name="plans", scope=ApiKey.Scope.READ_WRITE, created_by=staff_user)
     client = APIClient()

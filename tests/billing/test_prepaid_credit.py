@@ -23,8 +23,8 @@ from billing.services import (
     invoice_line_add,
     invoice_void,
 )
+from core.aws import aws_client
 from customers.models import Customer
-from portal.aws import aws_client
 from proxy import contract
 
 OCTOBER = date(2026, 10, 1)

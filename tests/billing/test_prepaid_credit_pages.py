@@ -8,8 +8,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from billing.services import credit_grant
-from portal.aws import aws_client
-from portal.models import User
+from core.aws import aws_client
+from core.models import User
 from proxy import contract
 
 from .test_prepaid_credit import make_prepaid, proxy_spends

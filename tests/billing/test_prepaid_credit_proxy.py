@@ -16,8 +16,8 @@ from botocore.stub import Stubber
 from billing.credit_sync import credit_live
 from billing.models import Invoice
 from billing.services import credit_grant, invoice_issue, invoice_line_add, invoice_void
+from core.aws import aws_client
 from customers import services
-from portal.aws import aws_client
 from proxy import contract
 from tests.proxy.conftest import body_of, chat, converse_response, event, make_app
 

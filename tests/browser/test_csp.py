@@ -1,4 +1,4 @@
-"""The Content-Security-Policy (portal/csp.py) blocks nothing the pages need: charts drawn by
+"""The Content-Security-Policy (core/csp.py) blocks nothing the pages need: charts drawn by
 plotly.js, htmx, the copy buttons, the API docs. Any violation the browser reports fails."""
 
 import datetime as dt

@@ -3,9 +3,9 @@ them: a change there would skip the audit and the sync (a deleted token would ke
 
 import pytest
 
+from core.models import User
 from customers import services
 from customers.models import AuditEvent, Customer, SyncOutbox, Token
-from portal.models import User
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -84,8 +84,8 @@ def test_the_service_refuses_and_saves_nothing(ddb, customer):
 def test_the_api_refuses_with_the_message(ddb, customer, staff_user):
     from rest_framework.test import APIClient
 
+    from core.models import ApiKey
     from portal.api.keys import api_key_create
-    from portal.models import ApiKey
 
     key = api_key_create(name="ops", scope=ApiKey.Scope.READ_WRITE, created_by=staff_user)
     client = APIClient()

@@ -121,6 +121,56 @@ def test_list(ddb, customer, other_customer):
     assert "0 customers" in run("list", "--status", "suspended")
 
 
+def _listed_ids(out: str) -> list[str]:
+    return [line.split()[0] for line in out.splitlines()[1:-1]]
+
+
+def test_list_pages_through_every_customer_once_in_name_order():
+    # Names that tie, so the id decides the order inside them, across page boundaries.
+    Customer.objects.bulk_create(
+        Customer(name=f"Acme {i % 7:02d}", contact_email=f"c{i}@acme.ex") for i in range(23)
+    )
+    expected = [
+        str(pk) for pk in Customer.objects.order_by("name", "id").values_list("pk", flat=True)
+    ]
+    seen, after, pages = [], None, 0
+    while True:
+        out = run("list", "--limit", "5", *(["--after", after] if after else []))
+        ids = _listed_ids(out)
+        pages += 1
+        seen += ids
+        if "more follow" not in out:
+            assert f"{len(ids)} customers" in out
+            break
+        after = out.rsplit("--after ", 1)[1].strip()
+        assert after == ids[-1]
+    assert seen == expected and pages == 5
+    assert "3 customers" in run("list", "--limit", "10", "--after", expected[19])
+
+
+def test_list_takes_filters_with_paging():
+    Customer.objects.bulk_create(
+        Customer(name=f"Globex {i}", contact_email=f"g{i}@globex.ex", status=status)
+        for i, status in enumerate(["active", "suspended", "active", "active"])
+    )
+    out = run("list", "--status", "active", "--limit", "2")
+    assert "2 customers; more follow" in out
+    rest = run("list", "--status", "active", "--after", _listed_ids(out)[-1])
+    assert "1 customers" in rest and "more follow" not in rest
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "1001", "10" * 20, "abc", "1.5", "5\x00", ""])
+def test_list_refuses_a_bad_limit_saying_what_fits(limit):
+    with pytest.raises(CommandError, match="--limit must be a whole number from 1 to 1000"):
+        run("list", "--limit", limit)
+
+
+@pytest.mark.parametrize("after", ["not-a-uuid", "\x00\x01", str(uuid.uuid4())])
+def test_list_refuses_an_unknown_start(after):
+    with pytest.raises(CommandError, match=r"customer id|No customer"):
+        run("list", "--after", after)
+
+
 def test_update_token_replaces_at_once(ddb):
     customer_id, old = _created(run("create", "--name", "Initech", "--email", "it@initech.ex"))
     new = "ReplacementToken0123456789abcdef"

@@ -2,8 +2,8 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from core.models import User
 from customers.models import AuditEvent, Customer
-from portal.models import User
 from proxy import contract
 
 from .conftest import remote_token

@@ -85,8 +85,8 @@ def test_customer_pages(ddb, customer_client, customer):
 def test_api(ddb, customer):
     from rest_framework.test import APIClient
 
+    from core.models import ApiKey, User
     from portal.api.keys import api_key_create
-    from portal.models import ApiKey, User
 
     staff = User.objects.create_user("ops@example.test", "pw-unused-123", is_staff=True)
     key = api_key_create(name="ops", scope=ApiKey.Scope.READ_WRITE, created_by=staff)

@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from billing.models import Invoice
 from billing.services import credit_grant, invoice_issue, invoice_line_add
+from core.models import User
 from customers import services
-from portal.models import User
 from proxy import contract
 from usage import counters
 from usage.models import Alert, CustomerUsageSettings, UsageDaily
@@ -199,7 +199,9 @@ def test_every_customer_url_with_an_id_is_404_for_another_customers_objects(
             url = url.replace(f"<uuid:{name}>", str(value))
         assert "<" not in url, f"{route}: add its id kind to this test"
         method = (
-            customer_client.post if "/rotate/" in url or "/revoke/" in url else customer_client.get
+            customer_client.post
+            if any(action in url for action in ("/rotate/", "/revoke/", "/reveal/"))
+            else customer_client.get
         )
         assert method(url).status_code == 404, url
     token.refresh_from_db()
@@ -228,7 +230,7 @@ def test_customer_pages_query_count_does_not_grow(
     _issued_invoice(customer, month=12)
     Alert.objects.create(customer=customer, rule="daily_requests", threshold=50,
                          period="2026-11-01", value=1, limit=2)  # fmt: skip
-    from portal import model_names
+    from core import model_names
 
     model_names.refresh()  # the catalog of display names is cached: one query per 5 minutes
     with django_assert_max_num_queries(40) as small:

@@ -102,7 +102,7 @@ def test_get_on_write_urls_is_refused(customer_client, customer):
 
 
 def test_python_snippets_are_valid_python(settings):
-    from portal.dashboard.snippets import snippets
+    from customers.snippets import snippets
 
     settings.PROXY_BASE_URL = "https://proxy.example.test/"
     by_id = {s["id"]: s["code"] for s in snippets("bup_example")}

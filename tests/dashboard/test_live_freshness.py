@@ -5,7 +5,7 @@ a deploy reads no counters and rates no month."""
 import pytest
 from django.urls import reverse
 
-from portal import live
+from core import live
 from portal.celery import app
 from portal.dashboard.selectors import live_today
 from usage import counters

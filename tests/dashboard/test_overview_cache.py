@@ -75,14 +75,17 @@ def test_warming_after_an_ingest_fills_every_default_view(
     many_customers, make_usage, prices, django_assert_max_num_queries
 ):
     from portal.tasks import warm_dashboards
+    from usage.comparisons import staff_comparisons
 
     make_usage(many_customers(2), days=2)
     cache.clear()
     assert warm_dashboards.delay().get() == [
         "overview", "models", "heatmap", "cost:cost_center", "cost:environment",
-        "cost:application_id",
+        "cost:application_id", "usage-comparisons",
     ]  # fmt: skip
     start, end = StaffExportForm().range()
+    with django_assert_max_num_queries(1):  # the ingest state only: the aggregate is cached
+        staff_comparisons(today=utc_today())
     with django_assert_max_num_queries(1):
         selectors.overview(today=utc_today())
     with django_assert_max_num_queries(1):

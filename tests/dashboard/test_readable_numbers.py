@@ -8,7 +8,7 @@ import re
 from django.template import Context, Template
 from django.urls import reverse
 
-from portal.dashboard import charts
+from core import charts
 from portal.dashboard.selectors import trend_with_today
 from proxy import contract
 from usage import counters

@@ -39,9 +39,10 @@ def _usage(client, customer, *, month_tokens=0, day_requests=0):
     put_counter(client, customer.pk, "DAY#2026-11-23", requests=day_requests, input_tokens=0)
 
 
-def test_crossings_are_recorded_and_mailed(
+def test_crossings_are_recorded_and_mailed_together(
     dynamodb, limited, settings, django_capture_on_commit_callbacks
 ):
+    """Three thresholds crossed in one check: three alerts, ONE email listing them."""
     settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
     _usage(dynamodb, limited, month_tokens=850, day_requests=5)
 
@@ -55,17 +56,38 @@ def test_crossings_are_recorded_and_mailed(
         ("monthly_tokens", 80, "2026-11"),
         ("daily_requests", 50, "2026-11-23"),
     }
-    assert len(mail.outbox) == 3
-    message = next(m for m in mail.outbox if "80%" in m.subject)
-    assert message.subject == "[Usage alert] Acme Analytics reached 80% of its monthly token quota"
+    (message,) = mail.outbox
+    assert message.subject == "[Usage alert] Acme Analytics: 3 alert thresholds crossed"
     assert message.to == ["billing@acme.example", "cto@acme.example"]
     assert message.bcc == ["ops@example.com"]
-    assert "used 850 of its 1,000 tokens for 2026-11 (85%)" in message.body
-    assert "provisional" in message.body
+    for line in (
+        "- 50% of the daily request limit: 5 of 10 requests on 2026-11-23 (UTC) (50%)",
+        "- 50% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)",
+        "- 80% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)",
+    ):
+        assert line in message.body
+    assert "provisional" in message.body and "may be refused" not in message.body
     html = message.alternatives[0][0]
-    assert "<strong>850</strong> of its 1,000 tokens" in html
+    assert "<li>80% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)</li>" in html
     assert "http://127.0.0.1:8000/app/usage/" in message.body
     assert all(a.emailed_at for a in Alert.objects.all())
+
+
+def test_a_single_crossing_gets_its_own_email(
+    dynamodb, limited, settings, django_capture_on_commit_callbacks
+):
+    settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
+    CustomerUsageSettings.objects.create(
+        customer=limited, monthly_token_percents=[80], daily_request_percents=[]
+    )
+    _usage(dynamodb, limited, month_tokens=850, day_requests=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
+    (message,) = mail.outbox
+    assert message.subject == "[Usage alert] Acme Analytics reached 80% of its monthly token quota"
+    assert "used 850 of its 1,000 tokens for 2026-11 (85%)" in message.body
+    assert "<strong>850</strong> of its 1,000 tokens" in message.alternatives[0][0]
+    assert message.bcc == ["ops@example.com"]
 
 
 def test_a_second_check_sends_nothing_new(dynamodb, limited, django_capture_on_commit_callbacks):
@@ -77,10 +99,9 @@ def test_a_second_check_sends_nothing_new(dynamodb, limited, django_capture_on_c
             alerts_check(now=NOW + dt.timedelta(minutes=5), client=dynamodb, engine=DuckDBEngine())
             == 0
         )
-    assert len(mail.outbox) == 3
-    assert "Further requests may be refused" in next(
-        m.body for m in mail.outbox if "100%" in m.subject
-    )
+    (message,) = mail.outbox
+    assert "100% of the monthly token quota: 1,200 of 1,000 tokens" in message.body
+    assert "further requests may be refused" in message.body
 
 
 def test_next_month_alerts_again(dynamodb, limited, django_capture_on_commit_callbacks):
@@ -271,5 +292,11 @@ def test_concurrent_checks_alert_exactly_once(dynamodb, limited):
 
     assert not errors
     assert Alert.objects.count() == 6  # 3 monthly + 3 daily thresholds, once each
-    assert len(mail.outbox) == 6
-    assert sorted(m.subject for m in mail.outbox) == sorted({m.subject for m in mail.outbox})
+    # However the six checks shared the crossings out, each is in exactly one email.
+    listed = []
+    for message in mail.outbox:
+        listed += [line for line in message.body.splitlines() if line.startswith("- ")]
+        if "reached" in message.subject:  # an email of a single alert
+            listed.append(message.subject)
+    assert len(listed) == 6 and len(set(listed)) == 6
+    assert all(a.emailed_at for a in Alert.objects.all())

@@ -110,23 +110,27 @@ def test_budget_crossings_alert_once_each_with_money_in_the_email(
         40_000_000,
         50_000_000,
     )
-    message = next(m for m in mail.outbox if "(80%)" in m.subject)
-    assert message.subject == (
-        "[Usage alert] Acme Analytics spent 40.00 USD of its 50.00 USD monthly budget (80%)"
-    )
-    assert "spent 40.00 USD of the 50.00 USD monthly budget for 2026-11 (80 %)" in message.body
+    (message,) = mail.outbox  # 50 and 80 % crossed in one check: one email lists both
+    assert message.subject == "[Usage alert] Acme Analytics: 2 alert thresholds crossed"
+    for percent in (50, 80):
+        line = f"- {percent}% of the monthly budget: 40.00 USD of 50.00 USD for 2026-11 (80%)"
+        assert line in message.body
     assert "refused" not in message.body
     assert message.bcc == ["ops@example.com"]
     html = message.alternatives[0][0]
-    assert "<strong>40.00 USD</strong> of the 50.00 USD monthly budget" in html
+    assert "<li>80% of the monthly budget: 40.00 USD of 50.00 USD for 2026-11 (80%)</li>" in html
 
     _spend(dynamodb, budgeted, 50_000_001)
     with django_capture_on_commit_callbacks(execute=True):
         assert _check(dynamodb) == 1
-    full = next(m for m in mail.outbox if "(100%)" in m.subject)
+    full = next(m for m in mail.outbox if "(100%)" in m.subject)  # alone: its own email
+    assert full.subject == (
+        "[Usage alert] Acme Analytics spent 50.00 USD of its 50.00 USD monthly budget (100%)"
+    )
     assert "spent 50.00 USD of the 50.00 USD monthly budget for 2026-11 (100 %)" in full.body
     assert "Further calls are refused until the budget resets on the 1st" in full.body
-    assert len(mail.outbox) == 3
+    assert "<strong>50.00 USD</strong> of the 50.00 USD monthly budget" in full.alternatives[0][0]
+    assert len(mail.outbox) == 2
 
     # a new month: the same thresholds again, once
     put_counter(dynamodb, budgeted.pk, "MONTH#2026-12", requests=1, spend_micros=30_000_000)
@@ -231,8 +235,8 @@ def test_staff_and_customers_edit_budget_thresholds(staff_client, customer, cust
 def rw_api(staff_user):
     from rest_framework.test import APIClient
 
+    from core.models import ApiKey
     from portal.api.keys import api_key_create
-    from portal.models import ApiKey
 
     issued = api_key_create(name="t", scope=ApiKey.Scope.READ_WRITE, created_by=staff_user)
     client = APIClient()

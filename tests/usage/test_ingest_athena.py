@@ -13,14 +13,27 @@ from customers.models import Token
 from customers.services import token_create
 from proxy import contract
 from usage.athena import AthenaEngine, AthenaQueryError, AthenaTimeout
-from usage.models import IngestedDay, IngestRun, UsageDaily, UsageDifference, UsageUserDaily
-from usage.query import RESULT_COLUMNS, TOKEN_LAST_USED_SQL, USER_RESULT_COLUMNS
+from usage.models import (
+    IngestedDay,
+    IngestRun,
+    UsageDaily,
+    UsageDifference,
+    UsageHourly,
+    UsageUserDaily,
+)
+from usage.query import (
+    OPERATIONS_RESULT_COLUMNS,
+    RESULT_COLUMNS,
+    TOKEN_LAST_USED_SQL,
+    USER_RESULT_COLUMNS,
+)
 from usage.selectors import usage_totals
 from usage.services import ingest_run_create, ingest_run_execute, usage_day_replace
 
 DAY = dt.date(2026, 11, 20)
 COLUMNS = list(RESULT_COLUMNS)
 USER_COLUMNS = list(USER_RESULT_COLUMNS)
+OPERATIONS_COLUMNS = list(OPERATIONS_RESULT_COLUMNS)
 
 
 @pytest.fixture
@@ -192,6 +205,14 @@ def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer,
     inject_results([(customer.pk, "chatbot", "alice", "haiku-model", 3, 300, 60)], USER_COLUMNS)
     token = token_create(customer=customer).token
     inject_results([(token.pk, "2026-11-20T17:45:01.250Z")], ["token_id", "last_used"])
+    inject_results(
+        [
+            ("hour", customer.pk, "2026-11-20T17", "haiku-model", 3, 300, 60, 1, 410, 900),
+            ("day", customer.pk, None, "haiku-model", 3, None, None, 1, 410, 900),
+            ("model", None, None, "haiku-model", 5, None, None, 1, 400, 880),
+        ],
+        OPERATIONS_COLUMNS,
+    )
     run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
 
     run = ingest_run_execute(run_id=run.pk)
@@ -205,7 +226,10 @@ def test_a_run_on_the_configured_athena_engine(athena, customer, other_customer,
         athena.get_query_execution(QueryExecutionId=e)["QueryExecution"]["Query"]
         for e in executions
     ]
-    assert len(queries) == 3 and all("day = '20'" in q for q in queries)
+    assert len(queries) == 4 and all("day = '20'" in q for q in queries)
+    assert "approx_percentile(latency_ms, 0.95)" in queries[3]
+    assert UsageHourly.objects.get().errors == 1
+    assert IngestedDay.objects.get(day=DAY).hourly_rows == 1
     assert Token.objects.get(pk=token.pk).last_used_at == dt.datetime(
         2026, 11, 20, 17, 45, 1, 250_000, tzinfo=dt.UTC
     )
@@ -230,6 +254,7 @@ def test_token_last_used_query_and_it_only_moves_forward(athena, customer, monke
         ],
         ["token_id", "last_used"],
     )
+    inject_results([], OPERATIONS_COLUMNS)
     client = Recorder(athena)
     run = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.COMMAND, engine="athena")
 
@@ -241,10 +266,54 @@ def test_token_last_used_query_and_it_only_moves_forward(athena, customer, monke
     )
     assert Token.objects.get(pk=stale.pk).last_used_at == later
     assert Token.objects.get(pk=unused.pk).last_used_at is None
-    sql = [kw["QueryString"] for name, kw in client.calls if name == "start_query_execution"][-1]
+    sql = [kw["QueryString"] for name, kw in client.calls if name == "start_query_execution"][-2]
     assert sql == TOKEN_LAST_USED_SQL.format(
         source='"bedrock_usage"."usage_events"', year="2026", month="11", day="20"
     )
     assert "WHERE year = '2026' AND month = '11' AND day = '20'" in sql
     assert "row_number() OVER (PARTITION BY request_id" in sql and "copy_number = 1" in sql
     assert 'max("timestamp") AS last_used' in sql
+
+
+def test_hourly_usage_and_latency_from_athena(athena, customer, other_customer):
+    """The operations query on Athena: one scan, GROUPING SETS, Trino's approx_percentile, the
+    day's partition and deduplication; its three kinds of rows loaded, bad ones quarantined."""
+    from usage.models import ModelLatencyDaily, QuarantinedRow, UsageLatencyDaily
+    from usage.operations import operations_day_replace
+
+    IngestedDay.objects.create(day=DAY, engine="athena")
+    inject_results(
+        [
+            ("hour", customer.pk, "2026-11-20T09", "haiku", 4, 400, 40, 0, 300, 700),
+            ("hour", customer.pk, "2026-11-20T10", "haiku", 2, 200, 20, 1, 350, 900),
+            ("hour", other_customer.pk, "2026-11-20T10", "nova", 1, 10, 1, 0, 90, 90),
+            ("hour", customer.pk, "2026-11-21T00", "haiku", 1, 1, 1, 0, 5, 5),  # not the day
+            ("hour", customer.pk, "2026-11-20T11", "bad\x00model", 1, 1, 1, 0, 5, 5),
+            ("day", customer.pk, None, "haiku", 6, 600, 60, 1, 320, 880),
+            ("day", other_customer.pk, None, "nova", 1, 10, 1, 0, None, None),
+            ("model", None, None, "haiku", 6, 600, 60, 1, 320, 880),
+            ("model", None, None, "nova", 1, 10, 1, 0, None, None),
+        ],
+        OPERATIONS_COLUMNS,
+    )
+    client = Recorder(athena)
+    engine, _ = _engine(client)
+
+    stored = operations_day_replace(day=DAY, rows=engine.operations_rows(DAY))
+
+    sql = client.calls[0][1]["QueryString"]
+    assert "WHERE year = '2026' AND month = '11' AND day = '20'" in sql
+    assert "GROUP BY GROUPING SETS" in sql and "copy_number = 1" in sql
+    assert "approx_percentile(latency_ms, 0.5)" in sql
+    assert stored == 3 and IngestedDay.objects.get(day=DAY).hourly_rows == 3
+    assert UsageHourly.objects.filter(customer=customer).count() == 2
+    haiku = UsageLatencyDaily.objects.get(customer=customer)
+    assert (haiku.requests, haiku.errors, haiku.latency_p50_ms, haiku.latency_p95_ms) == (
+        6, 1, 320, 880,
+    )  # fmt: skip
+    assert str(haiku.error_percent) == "16.67"
+    nova = ModelLatencyDaily.objects.get(model_id="nova")
+    assert (nova.latency_p50_ms, nova.latency_p95_ms) == (None, None)
+    reasons = sorted(QuarantinedRow.objects.values_list("reason", flat=True))
+    assert len(reasons) == 2
+    assert "not an hour of 2026-11-20" in reasons[0] and "control character" in reasons[1]

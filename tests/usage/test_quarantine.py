@@ -141,7 +141,12 @@ def _hostile_day_ingests_every_good_row(events_dir, a, b, c):
     assert users.filter(reason="user_id contains a control character (U+0007)").count() == 1
     tokens = list(QuarantinedRow.objects.filter(day=DAY, stage="tokens"))
     assert [t.reason for t in tokens] == ["token_id is not a token id"]
-    assert ingested.quarantined_rows == 8 + 8 + 1
+    # The hour of the customer whose token sum is past bigint cannot be stored either.
+    operations = QuarantinedRow.objects.filter(day=DAY, stage="operations")
+    assert [o.reason for o in operations] == [
+        f"input_tokens is {2**63 + 202}, above the largest storable count {MAX_COUNT}"
+    ]
+    assert ingested.quarantined_rows == 8 + 8 + 1 + 1
     assert set(QuarantinedRow.objects.values_list("run", flat=True)) == {run.pk}
 
     # The raw rows are stored made safe: NUL as the six characters \u0000, never NUL itself.
@@ -187,7 +192,7 @@ def test_reingest_replaces_the_days_quarantined_rows(
     )
     second = ingest_run_create(days=[DAY], trigger=IngestRun.Trigger.STAFF, engine="duckdb")
     second = ingest_run_execute(run_id=second.pk)
-    assert QuarantinedRow.objects.filter(day=DAY).count() == 17  # replaced, not added
+    assert QuarantinedRow.objects.filter(day=DAY).count() == 18  # replaced, not added
     assert set(QuarantinedRow.objects.values_list("run", flat=True)) == {second.pk}
     assert not first.quarantined.exists()
 

@@ -1,11 +1,12 @@
 from decimal import Decimal
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from billing.models import PricingPlan
 
 # One example of each kind, with the worked numbers used in docs/billing.md. Idempotent by code.
-EXAMPLE_PLANS = [
+EXAMPLE_PLANS: list[dict[str, Any]] = [  # PricingPlan fields
     {
         "code": "payg-markup-20",
         "name": "Pay as you go (+20 %)",

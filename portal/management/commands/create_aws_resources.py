@@ -7,12 +7,15 @@ embedded emulator and for a first look at a fresh account. Nothing is created on
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal.aws import aws_client
+from core.aws import aws_client
 from proxy import contract
 
 
 class Command(BaseCommand):
-    help = "Create the DynamoDB tables, the usage S3 bucket and the SES sender identity."
+    help = (
+        "Create the DynamoDB tables, the usage S3 bucket, the SNS alert topic (when "
+        "ALERTS_SNS_TOPIC_ARN is set) and the SES sender identity."
+    )
 
     def handle(self, *args, **options):
         dynamodb = aws_client("dynamodb")
@@ -28,6 +31,13 @@ class Command(BaseCommand):
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.AWS_REGION}
             s3.create_bucket(**kwargs)
         self.stdout.write(f"S3 bucket ready: {settings.USAGE_BUCKET}")
+
+        topic = settings.ALERTS_SNS_TOPIC_ARN
+        if topic:  # CreateTopic with an existing name returns that topic: idempotent
+            made = aws_client("sns").create_topic(Name=topic.rsplit(":", 1)[-1])["TopicArn"]
+            if made != topic:
+                self.stderr.write(f"ALERTS_SNS_TOPIC_ARN is {topic}, but this account made {made}.")
+            self.stdout.write(f"SNS alert topic ready: {made}")
 
         sender = settings.DEFAULT_FROM_EMAIL.rsplit("<", 1)[-1].rstrip(">").strip()
         aws_client("ses").verify_email_identity(EmailAddress=sender)

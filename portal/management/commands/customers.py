@@ -1,8 +1,9 @@
-"""The seed's customer-management.py workflow, on the portal's services.
+"""The command-line tool for customers and their tokens, on the apps' services (it lives in
+the portal package, the top floor, because it reports usage too).
 
     manage.py customers create --name N --email E [--token T] [--label L] [--expires YYYY-MM-DD]
         [--monthly-budget AMOUNT] [--prepaid]
-    manage.py customers list [--status S] [--search Q]
+    manage.py customers list [--status S] [--search Q] [--limit N] [--after ID]
     manage.py customers create-token --customer-id ID [--label L] [--token T]
         [--expires YYYY-MM-DD | --no-expiry] [token limits]
     manage.py customers update-token --customer-id ID [--token T] [--grace-hours H]
@@ -11,7 +12,8 @@
     manage.py customers revoke-token --customer-id ID [--token-prefix P]
     manage.py customers update-limits --customer-id ID [--daily-limit N]
         [--monthly-tokens N] [--rpm N] [--tpm N] [--allowed-models A,B] [--ip-allowlist ...]
-        [--monthly-budget AMOUNT] [--prepaid | --no-prepaid]
+        [--monthly-budget AMOUNT] [--prepaid | --no-prepaid] [--rotate-every-days N|none]
+        [--admission-shards N]
 
 Token limits (the token's own, inside the customer's; "none" clears one, '' for the models
 gives the token the customer's): --daily-request-limit N, --rpm-limit N,
@@ -35,6 +37,13 @@ from django.core.management.base import BaseCommand, CommandError
 from customers import selectors, services
 from customers.models import Customer, Token
 from customers.money import money_text
+from customers.onboarding import customer_create_with_token
+from customers.reconcile import dynamodb_reconcile
+from usage.reports import parse_range, print_usage_by_model
+
+
+def _rotation_text(days) -> str:
+    return "none" if days is None else f"{days} day{'s' if days != 1 else ''}"
 
 
 def _source() -> str:
@@ -101,8 +110,22 @@ def _date(value: str):
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+LIST_PAGE = 100
+LIST_PAGE_MAX = 1000
+
+
+def _page_size(raw: str) -> int:
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= LIST_PAGE_MAX:
+        raise CommandError(f"--limit must be a whole number from 1 to {LIST_PAGE_MAX}.")
+    return size
+
+
 class Command(BaseCommand):
-    help = "Manage customers and their Bearer tokens (the seed's customer-management.py)."
+    help = "Manage customers and their Bearer tokens."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="subcommand")
@@ -116,9 +139,19 @@ class Command(BaseCommand):
         create.add_argument("--no-expiry", action="store_true", help="The token never expires.")
         _add_customer_money(create, clear=False)
 
-        listing = sub.add_parser("list", help="List customers.")
+        listing = sub.add_parser(
+            "list", help="List customers, a page at a time (name order; --after to go on)."
+        )
         listing.add_argument("--status", choices=Customer.Status.values)
         listing.add_argument("--search", default="")
+        listing.add_argument(
+            "--limit",
+            default=str(LIST_PAGE),
+            help=f"Customers per page, 1 to {LIST_PAGE_MAX} (default {LIST_PAGE}).",
+        )
+        listing.add_argument(
+            "--after", default="", help="Start after this customer id (the last one listed)."
+        )
 
         new_token = sub.add_parser(
             "create-token", help="Issue another token for a customer, with its own limits."
@@ -163,6 +196,18 @@ class Command(BaseCommand):
         )
         limits.add_argument("--ip-allowlist", help="Comma-separated CIDRs ('' for any).")
         _add_customer_money(limits, clear=True)
+        limits.add_argument(
+            "--rotate-every-days",
+            metavar="N",
+            help="Rotation policy: replace each token once it is N days old (1 to 3650); "
+            "'none' turns it off.",
+        )
+        limits.add_argument(
+            "--admission-shards",
+            metavar="N",
+            help="Spread the customer's admissions over N items (1 to 64; 1 for most customers, "
+            "16 for one sending over 1,000 requests a second).",
+        )
 
         for name in ("suspend", "reactivate"):
             status = sub.add_parser(name, help=f"{name.capitalize()} a customer.")
@@ -184,8 +229,6 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from None
 
     def do_usage(self, *, customer_id, start_date, end_date, **_):
-        from usage.reports import parse_range, print_usage_by_model
-
         customer = self._customer(customer_id)
         try:
             start, end = parse_range(start_date, end_date)
@@ -229,8 +272,6 @@ class Command(BaseCommand):
 
     def do_create(self, *, name, email, token, label, expires, no_expiry, **options):
         expires_at = None if no_expiry else (_date(expires) if expires else services.DEFAULT)
-        from customers.onboarding import customer_create_with_token
-
         customer, issued = customer_create_with_token(
             name=name,
             contact_email=email,
@@ -244,17 +285,22 @@ class Command(BaseCommand):
         self.stdout.write(f"Bearer token: {issued.plaintext}")
         self.stdout.write("Store the token now: it is not stored and cannot be shown again.")
 
-    def do_list(self, *, status, search, **_):
-        rows = selectors.customer_list(search=search, status=status or "", order="name")
+    def do_list(self, *, status, search, limit, after, **_):
+        limit = _page_size(limit)
+        start = self._customer(after) if after else None
+        rows, more = selectors.customer_page(
+            search=search, status=status or "", after=start, limit=limit
+        )
         self.stdout.write(f"{'ID':36}  {'STATUS':9}  {'TOKENS':6}  {'SYNC':8}  NAME <EMAIL>")
-        count = 0
-        for customer in rows.iterator(chunk_size=2000):
-            count += 1
+        for customer in rows:
             self.stdout.write(
                 f"{customer.pk}  {customer.status:9}  {customer.active_tokens:6}  "
                 f"{customer.sync_state:8}  {customer.name} <{customer.contact_email}>"
             )
-        self.stdout.write(f"{count} customers")
+        summary = f"{len(rows)} customers"
+        if more:
+            summary += f"; more follow: add --after {rows[-1].pk}"
+        self.stdout.write(summary)
 
     def _token_by_id(self, customer, token_id) -> Token:
         try:
@@ -332,13 +378,16 @@ class Command(BaseCommand):
             "tpm_limit": options.get("tpm"),
             "allowed_models": options.get("allowed_models"),
             "ip_allowlist": options.get("ip_allowlist"),
+            "rotate_every_days": options.get("rotate_every_days"),
+            "counter_shards": options.get("admission_shards"),
         }
         limits = {k: v for k, v in optional.items() if v is not None}
         limits.update(_customer_money(options))
         if not limits:  # a usage error, as argparse reports one (exit code 2)
             raise CommandError(
                 "Give at least one limit to set: --daily-limit, --monthly-tokens, --rpm, --tpm, "
-                "--allowed-models, --ip-allowlist, --monthly-budget, --prepaid/--no-prepaid.",
+                "--allowed-models, --ip-allowlist, --monthly-budget, --prepaid/--no-prepaid, "
+                "--rotate-every-days, --admission-shards.",
                 returncode=2,
             )
         customer = self._customer(customer_id)
@@ -348,7 +397,9 @@ class Command(BaseCommand):
             f"Limits of {customer.name}: daily {customer.daily_request_limit or 'none'}, "
             f"monthly tokens {customer.monthly_token_quota or 'none'}, "
             f"rpm {customer.rpm_limit or 'none'}, tpm {customer.tpm_limit or 'none'}, "
-            f"monthly budget {budget}, prepaid {'yes' if customer.prepaid else 'no'}."
+            f"monthly budget {budget}, prepaid {'yes' if customer.prepaid else 'no'}, "
+            f"rotate tokens every {_rotation_text(customer.rotate_every_days)}, "
+            f"admission shards {customer.counter_shards}."
         )
 
     def do_suspend(self, *, customer_id, **_):
@@ -362,8 +413,6 @@ class Command(BaseCommand):
         self.stdout.write(f"{customer.name} is {customer.status}.")
 
     def do_reconcile(self, *, dry_run, **_):
-        from customers.reconcile import dynamodb_reconcile
-
         report = dynamodb_reconcile(dry_run=dry_run)
         for line in [*report.repairs, *report.price_repairs]:
             self.stdout.write(("would repair " if dry_run else "repaired ") + line)

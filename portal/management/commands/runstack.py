@@ -5,7 +5,7 @@ resources the code expects, then runs the web server, a Celery worker with beat,
 proxy as child processes. Ctrl-C (or any child dying) stops everything it started.
 
 Every few seconds (a third of HEALTH_HEARTBEAT_STALE_SECONDS, at most 30) it reads the worker
-and beat heartbeats (portal/heartbeats.py). A worker that has not run a task for longer than
+and beat heartbeats (core/heartbeats.py). A worker that has not run a task for longer than
 that threshold, or not at all within a start-up grace, is hung (its pool died, say): it says so
 and restarts the worker, stopping its whole process group (pool processes and beat included).
 """
@@ -26,8 +26,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from core.heartbeats import BEAT, WORKER, heartbeats
 from portal import emulator
-from portal.heartbeats import BEAT, WORKER, heartbeats
 from portal.management.commands.seed_demo import DEMO_CUSTOMER_EMAIL, DEMO_STAFF_EMAIL
 
 # Seconds a stopping worker gets between SIGTERM and SIGKILL (to its whole process group);
@@ -44,6 +44,10 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# In moto's default account; create_aws_resources makes the topic named by the ARN's end.
+EMULATOR_ALERTS_TOPIC = "arn:aws:sns:{region}:123456789012:bedrock-usage-alerts"
 
 
 def _set_local_addresses(portal_port: int, proxy_port: int) -> None:
@@ -164,6 +168,10 @@ class Command(BaseCommand):
         settings.AWS_ENDPOINT_URL = endpoint
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local-emulator")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local-emulator")
+        # Usage alerts go to a topic of the emulator too (created by create_aws_resources).
+        topic = EMULATOR_ALERTS_TOPIC.format(region=settings.AWS_REGION)
+        os.environ.setdefault("ALERTS_SNS_TOPIC_ARN", topic)
+        settings.ALERTS_SNS_TOPIC_ARN = os.environ["ALERTS_SNS_TOPIC_ARN"]
         _set_local_addresses(portal_port, proxy_port)
 
         # With DynamoDB's per-request atomicity (portal/emulator.py): exact limits under load.

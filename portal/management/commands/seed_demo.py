@@ -4,8 +4,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from core.models import User
+from customers import services
 from customers.models import Customer
-from portal.models import User
 
 DEMO_STAFF_EMAIL = "staff@example.com"
 DEMO_CUSTOMER_EMAIL = "customer@example.com"
@@ -72,7 +73,6 @@ class Command(BaseCommand):
     def _limits_and_tokens(self, customers):
         """Limits and a first token for each demo customer, through the customers services (so
         they are audited and synced to DynamoDB). A token is created, and printed, only once."""
-        from customers import services
 
         for index, customer in enumerate(customers):
             services.customer_update_limits(
