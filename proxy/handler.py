@@ -524,7 +524,7 @@ class ProxyApp:
             **(result.usage if result else {}),
         )
         try:
-            self.sink.emit(event, now, billable=state["status"] == "success")
+            self.sink.emit(event, now, store=state["status"] in usage.STORED_STATUSES)
         except Exception as exc:
             logger.error("usage event not emitted: %s", type(exc).__name__)
         metrics.emit(event, now, state.get("admission"), self.sink.stream)

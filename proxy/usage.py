@@ -13,8 +13,9 @@ token's `last_used` on its own LAST item (the call's admission time, epoch secon
 once a minute per token and container, so the portal shows a token's last use live (to the
 minute) without an extra DynamoDB call.
 
-Events: exactly one JSON line per request on stdout (CloudWatch). Successful calls (the billable
-ones; the usage SQL counts every stored event as a request) also go to S3 under
+Events: exactly one JSON line per request on stdout (CloudWatch). The calls that were admitted
+(STORED_STATUSES: successful ones, which are billed, and those Bedrock then failed, which the
+import counts for the error rates and never bills: usage/query.py) also go to S3 under
 `usage-events/year=YYYY/month=MM/day=DD/<request_id>.json` when USAGE_BUCKET is set, and to
 `$USAGE_EVENTS_DIR/usage-events/year=YYYY/month=MM/day=DD/proxy-<pid>.jsonl` when that is set.
 """
@@ -57,6 +58,9 @@ logger = logging.getLogger("proxy")
 EVENTS_PREFIX = "usage-events"
 TOKEN_FIELDS = contract.USAGE_TOKEN_FIELDS
 EVENT_FIELDS = contract.USAGE_EVENT_FIELDS  # the event's fields, in order (proxy/contract.py)
+# Events stored for the import: admitted calls. "success" is billed; "upstream_error" (Bedrock
+# failed an admitted call) only counts in the error rates.
+STORED_STATUSES = frozenset({"success", "upstream_error"})
 _file_lock = threading.Lock()
 
 # A counter item's (pk, sk), and what one transaction adds to each item's counters by name.
@@ -277,12 +281,12 @@ class EventSink:
         self.s3, self.bucket, self.events_dir = s3, bucket, events_dir
         self.stream = stream
 
-    def emit(self, event: Mapping[str, Any], now: datetime, billable: bool) -> None:
+    def emit(self, event: Mapping[str, Any], now: datetime, store: bool) -> None:
         line = json.dumps(event, separators=(",", ":"))
         out = self.stream or sys.stdout
         out.write(line + "\n")
         out.flush()
-        if not billable:
+        if not store:  # refused before admission: CloudWatch only (a refused flood costs no PUT)
             return
         folder = partition(now)
         if self.bucket and self.s3 is not None:

@@ -4,6 +4,10 @@ Athena (Trino) and DuckDB both run it; only `{source}` differs: the Glue table o
 Athena, `read_json(...)` over the local event files for DuckDB. Both expose the hive partition
 columns year, month and day as strings, so the WHERE clause prunes to one day's partition.
 The events are deduplicated by request_id (the proxy or a retry may write an event twice).
+Only successful calls are billed: the proxy also stores the calls it admitted that then failed
+upstream (for the error rates of the latency page), and every query but the operations one
+keeps to `status = 'success'` (a line without a status, from before failed calls were stored,
+or unreadable, counts as one).
 Values are formatted from a `datetime.date` only, never from user text.
 
 Token counts are read as text (string in the Glue table, VARCHAR in DuckDB) and checked here, per
@@ -63,6 +67,7 @@ WITH day_events AS (
         row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
     FROM {source}
     WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+      AND coalesce(status, 'success') = 'success'
 ),
 checked AS (
     SELECT
@@ -113,6 +118,7 @@ WITH recent AS (
     WHERE ((year = '{year}' AND month = '{month}' AND day = '{day}')
         OR (year = '{since_year}' AND month = '{since_month}' AND day = '{since_day}'))
       AND "timestamp" >= '{since}'
+      AND coalesce(status, 'success') = 'success'
 ),
 checked AS (
     SELECT
@@ -157,6 +163,7 @@ WITH day_events AS (
         row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
     FROM {source}
     WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+      AND coalesce(status, 'success') = 'success'
 ),
 checked AS (
     SELECT
@@ -207,6 +214,7 @@ WITH day_events AS (
         row_number() OVER (PARTITION BY request_id ORDER BY "timestamp") AS copy_number
     FROM {source}
     WHERE year = '{year}' AND month = '{month}' AND day = '{day}'
+      AND coalesce(status, 'success') = 'success'
 )
 SELECT
     token_id,
@@ -271,7 +279,8 @@ def hourly_tokens_sql(*, source: str, now: dt.datetime, minimum: int) -> str:
 # and requests, failed calls and latency percentiles per customer and model and per model over
 # every customer (the latency page). `grain` says which: "hour", "day" or "model". A call is
 # failed when its status is not "success", its http_status is 400 or more, or it carries an
-# error_code (a stream cut by an upstream error; failures before any answer are not stored).
+# error_code: an admitted call Bedrock failed, or a stream cut by an upstream error (requests
+# refused before admission, by authentication or a limit, are only on CloudWatch).
 # Events set aside from the billed rows (an unusable token count) and unreadable lines are left
 # out. The percentile function is the engine's: quantile_cont on DuckDB (exact),
 # approx_percentile on Athena (Trino's, within about 1 %).

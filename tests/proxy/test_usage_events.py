@@ -102,3 +102,43 @@ def test_the_usage_apps_duckdb_engine_reads_the_proxys_files(dynamodb, principal
             "invalid_column": "",
         }
     ]
+
+
+def test_a_call_bedrock_failed_is_stored_for_the_error_rate_and_never_billed(
+    dynamodb, principal, tmp_path
+):
+    """An admitted call that Bedrock fails goes to the event files (the latency page's error
+    rate reads it); the billed rows keep to successful calls; a refusal before admission stays
+    on stdout only (a flood of refused calls costs no S3 write)."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from usage.duckdb_engine import DuckDBEngine
+    from usage.query import OPERATIONS_RESULT_COLUMNS, RESULT_COLUMNS
+
+    class FailingBedrock:
+        def converse(self, **kwargs):
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:1/model/converse")
+
+    token = principal[0]
+    app = make_app(dynamodb, FailingBedrock(), usage_events_dir=str(tmp_path))
+    assert app.handle(event(chat(), token=token))["statusCode"] == 200  # the sandbox answers
+    assert app.handle(event(chat(model="nova-lite"), token=token))["statusCode"] == 504
+    assert app.handle(event(chat(model="nope-model"), token=token))["statusCode"] == 400
+    stored = [
+        json.loads(line)
+        for path in tmp_path.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(e["status"] for e in stored) == ["success", "upstream_error"]
+    day = datetime.now(UTC).date()
+    engine = DuckDBEngine(tmp_path)
+    billed = [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in engine.daily_rows(day)]
+    assert [(r["model_id"], r["requests"]) for r in billed] == [("sandbox.echo-v1", 1)]
+    operations = [
+        dict(zip(OPERATIONS_RESULT_COLUMNS, row, strict=True))
+        for row in engine.operations_rows(day)
+    ]
+    by_model = {r["model_id"]: r for r in operations if r["grain"] == "model"}
+    assert by_model["sandbox.echo-v1"]["errors"] == 0
+    failed = next(r for model, r in by_model.items() if "nova" in model)
+    assert (failed["requests"], failed["errors"]) == (1, 1)

@@ -44,8 +44,8 @@ def make_event(customer_id, *, when: dt.datetime, **overrides) -> dict:
 
 
 def write_events(root: Path, events: list[dict]) -> None:
-    """Write billable events with the proxy's own sink (its partitioned JSON-lines layout)."""
+    """Write stored events with the proxy's own sink (its partitioned JSON-lines layout)."""
     sink = EventSink(events_dir=str(root), stream=_Quiet())
     for event in events:
         when = dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-        sink.emit(event, when, billable=True)
+        sink.emit(event, when, store=True)
