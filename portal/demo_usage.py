@@ -151,7 +151,9 @@ def import_days(today: dt.date, events_dir: Path, report: DemoUsageReport) -> No
     if not todo:
         return
     run = ingest_run_create(days=todo, trigger=IngestRun.Trigger.COMMAND, engine="duckdb")
-    ingest_run_execute(run_id=run.pk, engine=DuckDBEngine(events_dir))
+    # No reconciliation: the proxy never counted demo usage (every day would show a difference),
+    # and `make run` seeds before the emulator starts.
+    ingest_run_execute(run_id=run.pk, engine=DuckDBEngine(events_dir), reconcile=False)
     report.days_imported += len(todo)
 
 

@@ -82,6 +82,12 @@ def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
     hourly = UsageHourly.objects.aggregate(r=Sum("requests"), i=Sum("input_tokens"))
     assert (hourly["r"], hourly["i"]) == (len(events), first["tokens"])
     assert ModelLatencyDaily.objects.filter(latency_p95_ms__gt=0).count() == DEMO_DAYS * 3
+    # Demo usage was never counted by the proxy: it is not reconciled with its counters (which
+    # would flag every day, and `make run` seeds before the emulator is up).
+    from usage.models import IngestRun, UsageDifference
+
+    assert not UsageDifference.objects.exists()
+    assert [run.errors for run in IngestRun.objects.all()] == [[]]
 
     call_command("seed_demo")
     assert _usage_figures() == first

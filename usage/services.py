@@ -124,8 +124,10 @@ def ingest_nightly(*, today: dt.date | None = None, engine=None) -> IngestRun:
     return ingest_run_execute(run_id=run.pk, engine=engine)
 
 
-def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
-    """Ingest each day of a queued run; a failing day is recorded and the others continue."""
+def ingest_run_execute(*, run_id: int, engine=None, reconcile: bool = True) -> IngestRun:
+    """Ingest each day of a queued run; a failing day is recorded and the others continue.
+    `reconcile=False` skips comparing the days with the proxy's counters (demo usage, which
+    the proxy never counted: every day would differ, and the emulator is not up yet)."""
     now = timezone.now()
     claimed = IngestRun.objects.filter(pk=run_id, status=IngestRun.Status.QUEUED).update(
         status=IngestRun.Status.RUNNING, started_at=now, progress_at=now
@@ -153,7 +155,8 @@ def ingest_run_execute(*, run_id: int, engine=None) -> IngestRun:
             run.errors.append({"day": day.isoformat(), "stage": "ingest", "error": str(exc)[:500]})
         else:
             try:
-                reconcile_day(day=day)
+                if reconcile:
+                    reconcile_day(day=day)
             except Exception as exc:
                 logger.exception("reconciliation of %s failed", day)
                 run.errors.append(
