@@ -17,7 +17,7 @@ from proxy import contract
 
 from .conftest import remote_token
 
-IMPORTED = "Seed2Tok3nABCDEFwxyz"  # 20 characters, as the seed's `--token` might give
+IMPORTED = "Seed2Tok3nABCDEFwxyz"  # 20 characters, as `customers create-token --token` might bring
 assert len(IMPORTED) == 20
 
 

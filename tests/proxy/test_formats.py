@@ -9,7 +9,7 @@ from botocore.response import StreamingBody
 
 from .conftest import body_of, chat, converse_response, event, put_customer, put_token
 
-SEED_002_BODY = {
+NATIVE_BODY = {
     "modelId": "anthropic.claude-3-sonnet-20240229-v1:0",
     "anthropic_version": "bedrock-2023-05-31",
     "max_tokens": 1000,
@@ -42,8 +42,8 @@ def invoke_response(payload: dict, headers: dict | None = None) -> dict:
     return response
 
 
-def test_seed_002_body_goes_to_invoke_model_with_header_counts(app, bedrock, principal):
-    native = {k: v for k, v in SEED_002_BODY.items() if k != "modelId"}
+def test_the_native_body_goes_to_invoke_model_with_header_counts(app, bedrock, principal):
+    native = {k: v for k, v in NATIVE_BODY.items() if k != "modelId"}
     bedrock.stubber.add_response(
         "invoke_model",
         invoke_response(
@@ -55,19 +55,19 @@ def test_seed_002_body_goes_to_invoke_model_with_header_counts(app, bedrock, pri
             },
         ),
         {
-            "modelId": SEED_002_BODY["modelId"],
+            "modelId": NATIVE_BODY["modelId"],
             "body": json.dumps(native).encode(),
             "contentType": "application/json",
             "accept": "application/json",
         },
     )
-    response = app.handle(event(SEED_002_BODY, token=principal[0], path="/prod/bedrock"))
+    response = app.handle(event(NATIVE_BODY, token=principal[0], path="/prod/bedrock"))
     assert response["statusCode"] == 200, response["body"]
     assert body_of(response) == ANTHROPIC_ANSWER  # the native answer, untouched
     (logged,) = app.sink.stream.events()
     # the headers win over the body's own usage
     assert (logged["input_tokens"], logged["output_tokens"]) == (15, 5)
-    assert logged["model_id"] == SEED_002_BODY["modelId"] and logged["api_format"] == "native"
+    assert logged["model_id"] == NATIVE_BODY["modelId"] and logged["api_format"] == "native"
 
 
 def test_invoke_model_cache_token_headers(app, dynamodb, bedrock, principal):
@@ -92,7 +92,7 @@ def test_invoke_model_cache_token_headers(app, dynamodb, bedrock, principal):
         "x-amzn-bedrock-cache-write-input-token-count": "512",
     }
     bedrock.stubber.add_response("invoke_model", invoke_response(answer, headers))
-    response = app.handle(event(SEED_002_BODY, token=principal[0], path="/bedrock"))
+    response = app.handle(event(NATIVE_BODY, token=principal[0], path="/bedrock"))
     assert response["statusCode"] == 200, response["body"]
     (logged,) = app.sink.stream.events()
     assert [logged[k] for k in ("input_tokens", "output_tokens")] == [21, 4]
@@ -114,7 +114,7 @@ def test_invoke_model_without_headers_uses_the_body_usage(app, bedrock, principa
     }
     bedrock.stubber.add_response("invoke_model", invoke_response(answer))
     assert (
-        app.handle(event(SEED_002_BODY, token=principal[0], path="/bedrock"))["statusCode"] == 200
+        app.handle(event(NATIVE_BODY, token=principal[0], path="/bedrock"))["statusCode"] == 200
     )
     (logged,) = app.sink.stream.events()
     assert (logged["input_tokens"], logged["output_tokens"], logged["cache_read_tokens"]) == (
@@ -124,15 +124,15 @@ def test_invoke_model_without_headers_uses_the_body_usage(app, bedrock, principa
     )
 
 
-def test_seed_002_with_the_sandbox(app, principal):
-    body = {**SEED_002_BODY, "modelId": "sandbox.echo-v1"}
+def test_the_native_body_with_the_sandbox(app, principal):
+    body = {**NATIVE_BODY, "modelId": "sandbox.echo-v1"}
     response = app.handle(event(body, token=principal[0], path="/bedrock"))
     answer = body_of(response)
     assert answer["content"][0]["text"] == "Echo: What is the capital of France?"
     assert answer["usage"]["input_tokens"] >= 1
 
 
-def test_seed_004_prompt_with_system_parameters_and_header_tags(app, bedrock, principal):
+def test_a_prompt_with_system_parameters_and_header_tags(app, bedrock, principal):
     bedrock.stubber.add_response(
         "converse",
         converse_response("Hola", input_tokens=9, output_tokens=2),

@@ -82,12 +82,15 @@ def test_openai_sdk_against_the_local_runner(runner):
     events = [
         json.loads(line) for f in folder.glob("*.jsonl") for line in f.read_text().splitlines()
     ]
-    assert len(events) == 5 and {e["status"] for e in events} == {"success"}
+    # The five answered calls, and the admitted one that found no Bedrock (stored for the error
+    # rates, never billed); the refused ones (bad token, rate limit) are on stdout only.
+    statuses = sorted(e["status"] for e in events)
+    assert statuses == ["success"] * 5 + ["upstream_error"]
     snapshot = contract.get_usage_snapshot(dynamodb, customer.customer_id, now.date())
     assert snapshot["day"]["requests"] == 5
 
 
-def test_seed_002_python_example_with_the_sandbox(runner):
+def test_the_python_example_of_the_docs_with_the_sandbox(runner):
     base, token, *_ = runner
     payload = {
         "modelId": "sandbox.echo-v1",
@@ -109,7 +112,7 @@ def test_seed_002_python_example_with_the_sandbox(runner):
 
 
 # The documented JavaScript client, unchanged but for the endpoint, token and model (the sandbox).
-SEED_002_JAVASCRIPT = """
+DOCS_JAVASCRIPT_EXAMPLE = """
 async function callBedrockAPI(prompt) {
   const apiEndpoint = process.env.PROXY_URL + '/bedrock';
   const authToken = process.env.PROXY_TOKEN;
@@ -138,17 +141,17 @@ callBedrockAPI('What is the capital of France?')
 
 
 @pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
-def test_seed_002_javascript_example_with_the_sandbox(runner):
+def test_the_javascript_example_of_the_docs_with_the_sandbox(runner):
     base, token, *_ = runner
     env = {**os.environ, "PROXY_URL": base, "PROXY_TOKEN": token}
     done = subprocess.run(
-        ["node", "-e", SEED_002_JAVASCRIPT], env=env, capture_output=True, text=True, timeout=60
+        ["node", "-e", DOCS_JAVASCRIPT_EXAMPLE], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["content"][0]["text"] == "Echo: What is the capital of France?"
     env["PROXY_TOKEN"] = contract.generate_token()  # unknown: the example's own error path
     refused = subprocess.run(
-        ["node", "-e", SEED_002_JAVASCRIPT], env=env, capture_output=True, text=True, timeout=60
+        ["node", "-e", DOCS_JAVASCRIPT_EXAMPLE], env=env, capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 1 and "API request failed: 401" in refused.stderr
 
