@@ -113,9 +113,7 @@ def test_invoke_model_without_headers_uses_the_body_usage(app, bedrock, principa
         "usage": {"input_tokens": 14, "output_tokens": 4, "cache_read_input_tokens": 100},
     }
     bedrock.stubber.add_response("invoke_model", invoke_response(answer))
-    assert (
-        app.handle(event(NATIVE_BODY, token=principal[0], path="/bedrock"))["statusCode"] == 200
-    )
+    assert app.handle(event(NATIVE_BODY, token=principal[0], path="/bedrock"))["statusCode"] == 200
     (logged,) = app.sink.stream.events()
     assert (logged["input_tokens"], logged["output_tokens"], logged["cache_read_tokens"]) == (
         14,
