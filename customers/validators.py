@@ -51,20 +51,29 @@ def positive_int_or_none(value, *, label: str, maximum: int = INT32_MAX) -> int 
     return number
 
 
-def counter_shards(value, *, label: str = "Admission shards") -> int:
-    """How many items the proxy spreads a customer's admissions over: a whole number from 1
-    to contract.MAX_COUNTER_SHARDS; None or "" mean 1. Text or an int; never a bool."""
-    how = f"{label} must be a whole number from 1 to {MAX_COUNTER_SHARDS} (1 for most customers)."
+def _whole_number(value, how: str) -> int | None:
+    """An int or its digits as text (at most 40 ASCII digits, a minus sign allowed so the
+    caller can say why it is refused); None for None or blank text. A bool, a float, a list,
+    an object or any other text is refused with `how`."""
     if value is None:
-        return 1
+        return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValidationError(how)
     text = value.strip() if isinstance(value, str) else str(value)
     if text == "":
-        return 1
+        return None
     if len(text) > 40 or not re.fullmatch(r"-?[0-9]+", text):
         raise ValidationError(how)
-    number = int(text)
+    return int(text)
+
+
+def counter_shards(value, *, label: str = "Admission shards") -> int:
+    """How many items the proxy spreads a customer's admissions over: a whole number from 1
+    to contract.MAX_COUNTER_SHARDS; None or "" mean 1."""
+    how = f"{label} must be a whole number from 1 to {MAX_COUNTER_SHARDS} (1 for most customers)."
+    number = _whole_number(value, how)
+    if number is None:
+        return 1
     if not 1 <= number <= MAX_COUNTER_SHARDS:
         raise ValidationError(how)
     return number
@@ -77,16 +86,11 @@ def rotation_days(value, *, label: str = "Rotation period") -> int | None:
         f"{label} must be a whole number of days from 1 to {ROTATION_DAYS_MAX:,}, "
         "or empty for no rotation policy."
     )
-    if value is None:
+    if isinstance(value, str) and value.strip().lower() == "none":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValidationError(how)
-    text = value.strip() if isinstance(value, str) else str(value)
-    if text.lower() in ("", "none"):
+    number = _whole_number(value, how)
+    if number is None:
         return None
-    if len(text) > 40 or not re.fullmatch(r"-?[0-9]+", text):
-        raise ValidationError(how)
-    number = int(text)  # at most 40 ASCII digits: cheap
     if number < 1:
         raise ValidationError(f"{label} must be at least 1 day, or empty for no rotation policy.")
     if number > ROTATION_DAYS_MAX:

@@ -157,16 +157,7 @@ class UsageSettingsForm(forms.ModelForm):
     class Meta:
         model = CustomerUsageSettings
         formfield_callback = _https_urls
-        fields = [
-            "monthly_token_percents",
-            "daily_request_percents",
-            "monthly_budget_percents",
-            "hourly_token_threshold",
-            "anomaly_alerts",
-            "notify_staff",
-            "webhook_url",
-            "summary_frequency",
-        ]
+        fields = list(CustomerUsageSettings.EDITABLE)
         labels = {
             "hourly_token_threshold": "Tokens per user, application and model per hour",
             "anomaly_alerts": "Alert on unusual usage (a spike or a silence)",

@@ -196,6 +196,19 @@ def default_percents() -> list[int]:
 class CustomerUsageSettings(models.Model):
     """Alert thresholds, webhook and summary emails of one customer (defaults when absent)."""
 
+    # The settings people edit (the staff form, the API; usage_settings_update writes them).
+    # The secrets beside them, the signing secret and the Slack URL, follow rules of their own.
+    EDITABLE = (
+        "monthly_token_percents",
+        "daily_request_percents",
+        "monthly_budget_percents",
+        "hourly_token_threshold",
+        "anomaly_alerts",
+        "notify_staff",
+        "webhook_url",
+        "summary_frequency",
+    )
+
     class Summary(models.TextChoices):
         NONE = "", "No summary"
         WEEKLY = "weekly", "Weekly"

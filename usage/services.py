@@ -407,21 +407,6 @@ def reconcile_day(*, day: dt.date, client=None) -> int:
     return len(differences)
 
 
-# What usage_settings_update may change besides the rules below (the model's own settings).
-SETTING_FIELDS = frozenset(
-    {
-        "monthly_token_percents",
-        "daily_request_percents",
-        "monthly_budget_percents",
-        "hourly_token_threshold",
-        "anomaly_alerts",
-        "notify_staff",
-        "webhook_url",
-        "summary_frequency",
-    }
-)
-
-
 def usage_settings_update(
     *,
     customer,
@@ -435,7 +420,7 @@ def usage_settings_update(
     and the rules: a signed webhook gets a signing secret when it has none, a new one on
     `regenerate_secret`; a Slack webhook URL given replaces the stored one and
     `remove_slack_webhook` clears it (neither: it stays)."""
-    unknown = set(changes) - SETTING_FIELDS
+    unknown = set(changes) - set(CustomerUsageSettings.EDITABLE)
     if unknown:
         raise TypeError(f"not usage settings: {', '.join(sorted(unknown))}")
     from .selectors import usage_settings_for  # selectors reads services' helpers
