@@ -171,7 +171,7 @@ class ConflictingDynamoDB:
         self._rng = rng or random.Random()  # noqa: S311 (latency jitter, not security)
         self._mutex = threading.Lock()
         self._held: dict[tuple, object] = {}  # item -> the transaction holding it
-        self._queues: dict[tuple, threading.Lock] = {}  # item -> its single-write queue
+        self._queues: dict[tuple, _ItemQueue] = {}  # item -> its single-write queue
         self._windows: dict[tuple, tuple[deque, list]] = {}  # (kind, scope) -> (entries, [sum])
         self._schemas: dict[str, list[tuple[str, str]]] = {}
         self._parser = parsers.create_parser("json")  # DynamoDB speaks awsJson1_0
@@ -381,15 +381,43 @@ class ConflictingDynamoDB:
 
     @contextmanager
     def _queued(self, items):
-        """Wait for the items' single-write queues (sorted, so two callers never deadlock)."""
+        """Wait for the items' single-write queues. Several items (a transaction) are taken all
+        at once or not at all: a caller never holds one item's queue while it waits for
+        another's. (Holding them in turn let a transaction that stamps a shard keep the
+        customer's and token's queues while it waited behind the callers' writes on a busy
+        shard, and the portal's write of the customer item waited behind it, past
+        `queue_timeout` when the machine was short of CPU.) One item's queue is first come,
+        first served, and times out only when it stops moving (_ItemQueue)."""
         with self._mutex:
-            locks = [self._queues.setdefault(item, threading.Lock()) for item in sorted(set(items))]
+            locks = [self._queues.setdefault(item, _ItemQueue()) for item in sorted(set(items))]
+        deadline = time.monotonic() + self.queue_timeout
         with ExitStack() as stack:
-            for lock in locks:
-                if not lock.acquire(timeout=self.queue_timeout):
+            if len(locks) == 1:
+                if not locks[0].acquire(timeout=self.queue_timeout):
                     raise TimeoutError("an item's write queue did not move within queue_timeout")
-                stack.callback(lock.release)
+                stack.callback(locks[0].release)
+            else:
+                while not self._take_all(locks):
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            "an item's write queue did not move within queue_timeout"
+                        )
+                    time.sleep(0.0005)
+                for lock in locks:
+                    stack.callback(lock.release)
             yield
+
+    @staticmethod
+    def _take_all(locks) -> bool:
+        """Every lock of `locks`, or none of them (those taken are given back)."""
+        taken = []
+        for lock in locks:
+            if not lock.try_acquire():
+                for held in reversed(taken):
+                    held.release()
+                return False
+            taken.append(lock)
+        return True
 
     # --- ceilings ----------------------------------------------------------------------------
 
@@ -492,6 +520,50 @@ class ConflictingDynamoDB:
         if isinstance(spec, tuple):
             return self._rng.uniform(*spec)
         return float(spec)
+
+
+class _ItemQueue:
+    """One item's single-write queue: first come, first served (a ticket each), so a writer
+    waits for the writers ahead of it and no longer. `acquire` gives up only when the queue has
+    not moved (no writer finished) for `timeout` seconds: a stuck item, not a busy one. (A plain
+    lock is not fair: under a short CPU, a writer could lose the race to newcomers for 30 s while
+    the item kept accepting writes, and fail with a TimeoutError no DynamoDB would raise.)"""
+
+    def __init__(self) -> None:
+        self._moved = threading.Condition(threading.Lock())
+        self._next = 0  # the next ticket to hand out
+        self._serving = 0  # the ticket that holds the item (== _next: free)
+        self._abandoned: set[int] = set()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._moved:
+            ticket, self._next = self._next, self._next + 1
+            seen, deadline = self._serving, time.monotonic() + timeout
+            while self._serving != ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._abandoned.add(ticket)
+                    return False
+                self._moved.wait(remaining)
+                if self._serving != seen:  # a writer finished: the queue moves
+                    seen, deadline = self._serving, time.monotonic() + timeout
+            return True
+
+    def try_acquire(self) -> bool:
+        """The item at once if nobody holds it or waits for it."""
+        with self._moved:
+            if self._serving != self._next:
+                return False
+            self._next += 1
+            return True
+
+    def release(self) -> None:
+        with self._moved:
+            self._serving += 1
+            while self._serving in self._abandoned:  # those who gave up are skipped
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._moved.notify_all()
 
 
 def _label(item) -> str:

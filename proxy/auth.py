@@ -7,11 +7,13 @@ The cache only saves reads, in both directions:
   and customer's status and version inside DynamoDB, and a mismatch reads both items again.
 - Loosening (reactivation, a wider IP allowlist, a model allowed to the account or the token): a
   request refused on cached items (customer status, IP allowlist, the account's or the token's
-  models) that were read more than
-  `recheck_seconds` ago (PROXY_REFUSAL_RECHECK_SECONDS) is decided again on both items read
-  afresh, and the cache keeps what was read. So every request that arrives `recheck_seconds` or
-  more after the change reached DynamoDB sees it, and a client repeating a refused request
-  costs at most two reads per `recheck_seconds` per container, never a read per request.
+  models) is decided again on both items read afresh before it is refused, and the cache keeps
+  what was read. So the very next request after the change reached DynamoDB sees it, and a
+  refused request costs one read of the two items (two GetItem calls) more, never more.
+  Operators may set a bound, `recheck_seconds` (PROXY_REFUSAL_RECHECK_SECONDS, default 0): a
+  refusal decided on items read less than that long ago then stands without a read, so a
+  client repeating a refused request costs at most one read of the two items per bound and
+  container, and a loosening is seen within the bound.
   An admitted warm request reads nothing (two DynamoDB calls in all: admission and usage).
 
 A token's own refusals (revoked, expired, past its grace) are final: the portal never makes a
@@ -168,7 +170,7 @@ class Authenticator:
         *,
         size: int,
         ttl_seconds: float,
-        recheck_seconds: float = 2.0,
+        recheck_seconds: float = 0.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.dynamodb, self.tables = dynamodb, tables
@@ -190,10 +192,10 @@ class Authenticator:
     ) -> Principal:
         """The principal if the account allows the request: check_access, or only `check`
         (e.g. the model) when given, for a principal that passed check_access already. A
-        refusal decided on a cached customer item read `recheck_seconds` ago or more is decided
-        again on both items read afresh (check_access and `check`): the fresh principal if they
-        allow it. Every refusal here comes from the customer item (status, IP allowlist,
-        models) or the token's own models."""
+        refusal decided on cached items (read `recheck_seconds` ago or more; 0, the default:
+        any cached read) is decided again on both items read afresh, once (check_access and
+        `check`): the fresh principal if they allow it. Every refusal here comes from the
+        customer item (status, IP allowlist, models) or the token's own models."""
         try:
             (check or (lambda p: check_access(p, client_ip)))(principal)
             return principal
@@ -219,8 +221,9 @@ class Authenticator:
                 self.tokens.drop(token_hash)
                 raise ProxyError("unknown_token")
             self.tokens.put(token_hash, token)
-            token_read_at = now
+            token_read_at, read_token = now, True
         else:
+            read_token = False
             token, token_read_at = token_entry
         check_token(token, time.time())
         entry = None if fresh else self.customers.entry(token.customer_id)
@@ -231,8 +234,9 @@ class Authenticator:
                 self.customers.drop(token.customer_id)
             else:
                 self.customers.put(token.customer_id, customer)
-            read_at = now
+            read_at, read_customer = now, True
         else:
+            read_customer = False
             customer, read_at = entry
         # The token's own models refuse too: a refusal is as fresh as the older of the two.
         read_at = min(read_at, token_read_at)
@@ -243,7 +247,7 @@ class Authenticator:
             token=token,
             customer=cast("contract.CustomerItem", customer),
             read_at=read_at,
-            fresh=read_at == now,
+            fresh=read_token and read_customer,
         )
 
     def forget(self, token_hash: str, customer_id: str | None = None) -> None:

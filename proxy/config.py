@@ -38,9 +38,11 @@ class Settings:
     # How long a container keeps the model prices it read (proxy/prices.py) before reading
     # them again: a price change reaches it within this bound.
     price_cache_seconds: int = 60
-    # A request refused on a cached customer item (suspended, IP or model not allowed) read this
-    # long ago or more is decided again on a fresh read: a loosening is seen within this bound.
-    refusal_recheck_seconds: float = 2.0
+    # A request refused on cached items (customer suspended, IP or model not allowed) read this
+    # long ago or more is decided again on a fresh read. 0 (the default): every refusal decided
+    # on cached items reads them again first, so a loosening is seen on the very next request;
+    # an operator may set a bound to spare the reads of a client repeating a refused request.
+    refusal_recheck_seconds: float = 0.0
     # Lambda's limit for a synchronous request is 6 MB; images in chat requests need room.
     max_body_bytes: int = 6_000_000
     cors_origins: tuple[str, ...] = ()
@@ -66,7 +68,7 @@ def load() -> Settings:
         cache_ttl_seconds=_int("PROXY_CACHE_TTL_SECONDS", 300),
         cache_size=_int("PROXY_CACHE_SIZE", 10_000),
         price_cache_seconds=_int("PROXY_PRICE_CACHE_SECONDS", 60),
-        refusal_recheck_seconds=_float("PROXY_REFUSAL_RECHECK_SECONDS", 2.0),
+        refusal_recheck_seconds=_float("PROXY_REFUSAL_RECHECK_SECONDS", 0.0),
         max_body_bytes=_int("PROXY_MAX_BODY_BYTES", 6_000_000),
         cors_origins=_list("PROXY_CORS_ORIGINS"),
         warning_percent=_int("PROXY_RATE_WARNING_PERCENT", 80),

@@ -1,8 +1,15 @@
-"""One error shape everywhere: {"error": {"type", "code", "message", "request_id"}}."""
+"""One error shape everywhere: {"error": {"type", "code", "message", "request_id"}}.
+
+A money refusal (`budget_exceeded`, `insufficient_credit`) adds one field to the same object,
+`limit`: what refused, in numbers a client can use without parsing the message (amounts are
+decimal strings, never floats), e.g. {"kind": "monthly_budget", "scope": "customer",
+"cap": "10.00", "spent": "10.12", "currency": "USD", "resets_at": "2026-12-01T00:00:00Z"}.
+Clients that read only the four fields above are unaffected."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 # code -> (HTTP status, type, default message)
 ERRORS: dict[str, tuple[int, str, str]] = {
@@ -70,21 +77,29 @@ class ProxyError(Exception):
     """Raised anywhere in the request path; the handler turns it into the JSON error shape."""
 
     def __init__(
-        self, code: str, message: str | None = None, *, headers: Mapping[str, str] | None = None
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        limit: Mapping[str, str | bool] | None = None,
     ) -> None:
         status, kind, default = ERRORS[code]
         super().__init__(message or default)
         self.code, self.status, self.type = code, status, kind
         self.message = message or default
         self.headers = dict(headers or {})
+        # The limit that refused, as structured fields of the error body (money refusals).
+        self.limit = dict(limit) if limit else None
 
 
-def error_body(exc: ProxyError, request_id: str) -> dict[str, dict[str, str]]:
-    return {
-        "error": {
-            "type": exc.type,
-            "code": exc.code,
-            "message": exc.message,
-            "request_id": request_id,
-        }
+def error_body(exc: ProxyError, request_id: str) -> dict[str, dict[str, Any]]:
+    error: dict[str, Any] = {
+        "type": exc.type,
+        "code": exc.code,
+        "message": exc.message,
+        "request_id": request_id,
     }
+    if exc.limit is not None:
+        error["limit"] = exc.limit
+    return {"error": error}

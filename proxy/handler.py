@@ -253,7 +253,7 @@ class ProxyApp:
             hold = formats.quota_hold(call)
         with limits.store_errors():
             # A model refused on a cached customer item is decided again on a fresh read
-            # (auth.Authenticator.confirm), so allowing a model is seen within seconds.
+            # (auth.Authenticator.confirm), so allowing a model is seen on the next request.
             principal = self.auth.confirm(
                 principal, request.client_ip, lambda fresh: self._check_model(fresh, call)
             )

@@ -445,7 +445,14 @@ class Limiter:
             admission.quota_held, admission.holds, admission.token_requests = planned[2:]
             admission.price = price
             return admission
-        raise ProxyError("internal_error", "Could not admit the request; retry.")
+        # The portal changed the token or customer item on every attempt (each reread found a
+        # newer version): nothing is wrong with the request, so the client retries shortly.
+        raise ProxyError(
+            "service_unavailable",
+            "The account's settings were changing while the request was checked; retry after "
+            "the Retry-After delay.",
+            headers={"Retry-After": "1"},
+        )
 
     def _admit_sharded(
         self,
@@ -462,10 +469,10 @@ class Limiter:
         """A customer spread over admission shards: one UpdateItem (sharded.py)."""
         if not free and price is None:
             self._refuse_unpriced(principal)
-        principal, state, attempts = self.sharded.admit(
-            principal, recheck, now, slots, quota_hold, free, money_hold
-        )
         currency = price.currency if price is not None else ""
+        principal, state, attempts = self.sharded.admit(
+            principal, recheck, now, slots, quota_hold, free, money_hold, currency
+        )
         admission = self._admitted(
             principal, self._scopes(principal), slots, now, attempts, currency
         )
@@ -513,7 +520,7 @@ class Limiter:
             for dimension in DIMENSIONS:
                 limit = limits[dimension]
                 if limit is not None and limit <= 0:
-                    raise self._refusal(scope, dimension, limit, slots)
+                    raise self._refusal(scope, dimension, limit, slots, currency=currency)
             is_customer = scope == "customer"
 
             def planned(
@@ -662,36 +669,24 @@ class Limiter:
         item = item or {}
         currency = entry.currency
         if entry.dimension == "credit":
-            available = _number(item, contract.CREDIT_GRANTED) - _number(item, entry.attribute)
-            return ProxyError(
-                "insufficient_credit",
-                f"Prepaid credit is used up (available: {money(max(available, 0), currency)});"
-                " top up to continue. Calls resume on the next request after a top-up.",
-                headers={"X-Credit-Available": money(max(available, 0), currency), SCOPE_HEADER:
-                         "customer"},
-            )  # fmt: skip
+            granted = _number(item, contract.CREDIT_GRANTED)
+            used = _number(item, entry.attribute)
+            return credit_refusal(granted, used, currency)
         spent = _number(item, entry.attribute)
-        _, reset_at = slots["budget"]
-        assert reset_at is not None  # only the credit never resets
-        retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
-        who = "Token monthly budget" if entry.scope == "token" else "Monthly budget"
-        return ProxyError(
-            "budget_exceeded",
-            f"{who} of {money(entry.limit, currency)} reached (spent "
-            f"{money(spent, currency)}); it resets on {reset_at:%Y-%m-%d} at 00:00 UTC.",
-            headers={
-                "Retry-After": str(retry_after),
-                "X-RateLimit-Limit-Budget-Month": money(entry.limit, currency),
-                "X-Budget-Spent": money(spent, currency),
-                "X-RateLimit-Reset": str(int(reset_at.timestamp())),
-                SCOPE_HEADER: entry.scope,
-            },
-        )
+        return budget_refusal(entry.scope, entry.limit, slots, now, currency, spent)
 
     def _refusal(
-        self, scope: str, dimension: str, limit: int, slots: Slots, now: datetime | None = None
+        self,
+        scope: str,
+        dimension: str,
+        limit: int,
+        slots: Slots,
+        now: datetime | None = None,
+        currency: str = "",
     ) -> ProxyError:
         now = now or datetime.now(UTC)
+        if dimension == "budget":  # a budget of 0: refused before anything is counted
+            return budget_refusal(scope, limit, slots, now, currency, None)
         _, reset_at = slots[dimension]
         assert reset_at is not None  # only the credit never resets, and it has its own refusal
         retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
@@ -708,7 +703,6 @@ class Limiter:
             "tpm": f"tokens-per-minute limit of {limit} reached; retry in {retry_after} s.",
             "daily": f"daily request limit of {limit} reached; it resets at 00:00 UTC.",
             "monthly": f"monthly token quota of {limit} used up; it resets on the 1st (UTC).",
-            "budget": f"monthly budget of {money(limit)} reached; it resets on the 1st (UTC).",
         }[dimension]
         message = f"Token {message}" if scope == "token" else message[0].upper() + message[1:]
         return ProxyError(CODES[dimension], message, headers=headers)
@@ -761,6 +755,85 @@ class Limiter:
             headers=headers,
             attempts=attempts,
         )
+
+
+def amount(micros: int) -> str:
+    """Micro-units as an exact decimal string for clients: 10120000 -> "10.12",
+    204000 -> "0.204" (at least two decimals, never a float)."""
+    value = (Decimal(int(micros)) / contract.MICROS_PER_UNIT).quantize(Decimal("0.000001"))
+    text = f"{value:f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def budget_refusal(
+    scope: str,
+    limit: int,
+    slots: Slots,
+    now: datetime,
+    currency: str,
+    spent: int | None,
+    at_least: bool = False,
+) -> ProxyError:
+    """`budget_exceeded`: the budget, the amount spent (None: not known, a budget of 0; with
+    `at_least`, a lower bound: what the shards the request saw had spent) and the reset, in the
+    message, the headers and the error body's `limit` object."""
+    _, reset_at = slots["budget"]
+    assert reset_at is not None  # only the credit never resets
+    retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
+    who = "Token monthly budget" if scope == "token" else "Monthly budget"
+    headers = {
+        "Retry-After": str(retry_after),
+        "X-RateLimit-Limit-Budget-Month": money(limit, currency),
+        "X-RateLimit-Reset": str(int(reset_at.timestamp())),
+        SCOPE_HEADER: scope,
+    }
+    fields: dict[str, str | bool] = {
+        "kind": "monthly_budget",
+        "scope": scope,
+        "cap": amount(max(limit, 0)),
+        "currency": currency,
+        "resets_at": _iso(reset_at),
+    }
+    spent_text = ""
+    if spent is not None:
+        bound = "at least " if at_least else ""
+        spent_text = f" (spent {bound}{money(spent, currency)})"
+        headers["X-Budget-Spent"] = money(spent, currency)
+        fields["spent"] = amount(spent)
+        if at_least:
+            fields["spent_is_minimum"] = True
+    return ProxyError(
+        "budget_exceeded",
+        f"{who} of {money(limit, currency)} reached{spent_text}; it resets on "
+        f"{reset_at:%Y-%m-%d} at 00:00 UTC.",
+        headers=headers,
+        limit=fields,
+    )
+
+
+def credit_refusal(granted: int, used: int, currency: str) -> ProxyError:
+    """`insufficient_credit`: what was granted, used and is left, in the message, the
+    X-Credit-Available header and the error body's `limit` object (the credit never resets)."""
+    available = max(granted - used, 0)
+    return ProxyError(
+        "insufficient_credit",
+        f"Prepaid credit is used up (available: {money(available, currency)}); top up to "
+        "continue. Calls resume on the next request after a top-up.",
+        headers={"X-Credit-Available": money(available, currency), SCOPE_HEADER: "customer"},
+        limit={
+            "kind": "prepaid_credit",
+            "scope": "customer",
+            "cap": amount(granted),
+            "spent": amount(used),
+            "available": amount(available),
+            "currency": currency,
+        },
+    )
 
 
 def _status_check(table: str, key: str, value: str, version: int) -> TransactWriteItemTypeDef:

@@ -165,6 +165,7 @@ class ShardedAdmission:
         quota_hold: int,
         free: bool,
         money_hold: int,
+        currency: str = "",
     ) -> list[Need]:
         out: list[Need] = []
         for scope, key, _, limits in scopes:
@@ -172,7 +173,7 @@ class ShardedAdmission:
                 limits = {**limits, "tpm": None, "monthly": None, "budget": None}
             for dimension, limit in limits.items():
                 if limit is not None and limit <= 0:
-                    raise self.limiter._refusal(scope, dimension, limit, slots)
+                    raise self.limiter._refusal(scope, dimension, limit, slots, currency=currency)
             prefix = "" if scope == "customer" else f"T#{principal.token.token_id}#"
             adds = {"rpm": 1, "tpm": quota_hold, "daily": 1, "monthly": quota_hold}
             adds["budget"] = money_hold
@@ -324,8 +325,10 @@ class ShardedAdmission:
         quota_hold: int,
         free: bool,
         money_hold: int,
+        currency: str = "",
     ) -> tuple[auth.Principal, ShardState, int]:
-        """(principal, ShardState, attempts) or raises ProxyError."""
+        """(principal, ShardState, attempts) or raises ProxyError. `currency`: the price's, for
+        a budget refusal."""
         limiter = self.limiter
         table = limiter.tables.usage_counters
         pk = contract.counter_pk(principal.customer.customer_id)
@@ -337,7 +340,7 @@ class ShardedAdmission:
             customer, token = principal.customer, principal.token
             shards = max(1, min(customer.counter_shards, contract.MAX_COUNTER_SHARDS))
             scopes = limiter._scopes(principal)
-            needs = self.needs(principal, scopes, slots, quota_hold, free, money_hold)
+            needs = self.needs(principal, scopes, slots, quota_hold, free, money_hold, currency)
             candidates, blocking = self._candidates(needs, shards, slots)
             if not candidates:
                 # Every shard full as far as this container knows: one shard asked all the
@@ -345,7 +348,7 @@ class ShardedAdmission:
                 # refund or a higher limit is seen.
                 if probed:
                     assert blocking is not None  # no candidate: some need blocked them all
-                    raise self._refusal(blocking, slots, now)
+                    raise self._refusal(blocking, slots, now, currency, shards, seen_by_shard)
                 probed, shard = True, random.randrange(shards)  # noqa: S311
             elif again is not None and again in candidates:
                 shard = again
@@ -482,18 +485,50 @@ class ShardedAdmission:
             return True
         return _condition_item(reasons[2])
 
-    def _refusal(self, need: Need, slots: Slots, now: datetime) -> ProxyError:
-        from .limits import Planned
+    def _refusal(
+        self,
+        need: Need,
+        slots: Slots,
+        now: datetime,
+        currency: str,
+        shards: int,
+        seen_by_shard: Mapping[int, Mapping[str, AttributeValueTypeDef]],
+    ) -> ProxyError:
+        from .limits import budget_refusal
 
         limit = need.limit
         assert limit is not None  # a blocking need is a limited one (_candidates)
         if need.dimension == "budget":
-            entry = Planned(0, need.scope, need.key, "budget", limit, limit, False,
-                            contract.SPEND_MICROS)  # fmt: skip
-            # Every shard is at its part of the budget: at least the budget is spent.
-            item = {contract.SPEND_MICROS: _n(limit)}
-            return self.limiter._money_refusal(entry, item, slots, now)
+            spent, exact = self._spent(need, slots, shards, seen_by_shard)
+            return budget_refusal(
+                need.scope, limit, slots, now, currency, spent, at_least=not exact
+            )
         return self.limiter._refusal(need.scope, need.dimension, limit, slots, now)
+
+    def _spent(
+        self,
+        need: Need,
+        slots: Slots,
+        shards: int,
+        seen_by_shard: Mapping[int, Mapping[str, AttributeValueTypeDef]],
+    ) -> tuple[int, bool]:
+        """(the month's spend of `need`'s scope over the shards, exact): the spend each shard
+        this request saw had (as its failed condition returned it), plus, for a shard it did not
+        see that this container knows full, its part of the budget (a lower bound). Exact when
+        the request saw every shard."""
+        assert need.limit is not None
+        period = slots[need.dimension][0]
+        stamp = need.prefix + GROUPS[need.group][0]
+        full = self.full.get((need.key, need.dimension, period), set())
+        spent = 0
+        for shard in range(shards):
+            item = seen_by_shard.get(shard)
+            if item is not None:
+                if item.get(stamp, {}).get("S") == period:
+                    spent += _number(item, need.counter)
+            elif shard in full:
+                spent += split_cap(need.limit, shards, shard)
+        return spent, len(seen_by_shard) >= shards
 
 
 # --- after the call ---------------------------------------------------------------------------

@@ -117,16 +117,18 @@ def test_a_revoked_token_or_suspended_customer_is_refused_on_the_next_request(
 
     with ThreadPoolExecutor(max_workers=CALLERS) as pool:
         futures = [pool.submit(caller, i) for i in range(CALLERS)]
-        time.sleep(2.0)  # every container warm, every shard stamped
-        if change == "revoke":
-            retried(contract.put_token, double, dataclasses.replace(item, status="revoked",
-                                                                    version=2))  # fmt: skip
-        else:
-            retried(contract.put_customer, double,
-                    dataclasses.replace(customer, status="suspended", version=2))  # fmt: skip
-        changed_at.append(time.monotonic())
-        time.sleep(1.0)
-        stop.set()
+        try:
+            time.sleep(2.0)  # every container warm, every shard stamped
+            if change == "revoke":
+                retried(contract.put_token, double, dataclasses.replace(item, status="revoked",
+                                                                        version=2))  # fmt: skip
+            else:
+                retried(contract.put_customer, double,
+                        dataclasses.replace(customer, status="suspended", version=2))  # fmt: skip
+            changed_at.append(time.monotonic())
+            time.sleep(1.0)
+        finally:
+            stop.set()  # whatever happened above, the callers stop (else the pool waits forever)
         seen = [pair for f in futures for pair in f.result()]
     after = [response for started, response in seen if started > changed_at[0]]
     before = [response for started, response in seen if started <= changed_at[0]]
@@ -251,7 +253,7 @@ class ShardedLimiterMachine(RuleBasedStateMachine):
         )
         self.token_requests = self.token_given_back = 0  # the current token's own counts
         # A refusal on cached items is read again at once, so a reactivation is seen at once.
-        self.apps = [make_app(self.dynamodb, refusal_recheck_seconds=0) for _ in range(2)]
+        self.apps = [make_app(self.dynamodb) for _ in range(2)]
         self.in_flight: list = []
         self.requests = self.exact_tokens = 0
         # Given back after being counted: refunded requests, and tokens held but not used. A

@@ -112,7 +112,7 @@ def code_of(response) -> str:
 
 
 def test_reactivation_in_the_portal_is_admitted_by_a_warm_container(aws, customer, staff_user):
-    app = make_app(aws.client("dynamodb"), refusal_recheck_seconds=0)
+    app = make_app(aws.client("dynamodb"))
     issued = services.token_create(customer=customer, actor=staff_user)
     assert call(app, issued.plaintext)["statusCode"] == 200  # warm
     services.customer_suspend(customer=customer, actor=staff_user)
@@ -125,7 +125,7 @@ def test_reactivation_in_the_portal_is_admitted_by_a_warm_container(aws, custome
 
 
 def test_a_wider_ip_allowlist_in_the_portal_is_seen(aws, customer, staff_user):
-    app = make_app(aws.client("dynamodb"), refusal_recheck_seconds=0)
+    app = make_app(aws.client("dynamodb"))
     issued = services.token_create(customer=customer, actor=staff_user)
     assert call(app, issued.plaintext)["statusCode"] == 200  # from 203.0.113.7
     services.customer_update_limits(
@@ -146,7 +146,7 @@ def test_a_model_allowed_in_the_portal_is_seen(aws, customer, staff_user):
     from .conftest import converse_response
 
     bedrock = aws.client("bedrock-runtime")
-    app = make_app(aws.client("dynamodb"), bedrock, refusal_recheck_seconds=0)
+    app = make_app(aws.client("dynamodb"), bedrock)
     issued = services.token_create(customer=customer, actor=staff_user)
     services.customer_update_limits(customer=customer, actor=staff_user, allowed_models="nova-lite")
     delivered(customer)
@@ -249,7 +249,7 @@ def test_a_tokens_models_set_in_the_portal(aws, customer, staff_user):
     from .conftest import converse_response
 
     bedrock = aws.client("bedrock-runtime")
-    app = make_app(aws.client("dynamodb"), bedrock, refusal_recheck_seconds=0)
+    app = make_app(aws.client("dynamodb"), bedrock)
     services.customer_update_limits(
         customer=customer, actor=staff_user, allowed_models=["nova-lite", "claude-3-haiku"]
     )
