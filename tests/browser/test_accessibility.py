@@ -1,163 +1,95 @@
-"""The main pages, staff and customer, in chromium: no serious or critical axe-core violation,
-and at a 390 px wide viewport (a phone) no sideways page scroll and a one-line top bar whose
-"Menu" opens the navigation.
+"""The main pages, staff and customer, at a 390 px wide viewport (a phone): no serious or
+critical axe-core violation, no sideways page scroll, and a one-line top bar whose "Menu" opens
+the navigation; plotly's chart toolbars clear of the legends.
 
-axe-core is the copy that the `axe-playwright-python` package ships (a dev dependency); it is
-evaluated in the page through the DevTools protocol, which the page's CSP does not apply to.
+Every page at desktop width is checked by test_every_page_a11y.py; the helpers and the objects
+the pages show are in tests/browser/a11y.py.
 """
 
-import datetime as dt
-from decimal import Decimal
-from pathlib import Path
-
-import axe_playwright_python
 import pytest
 from playwright.sync_api import expect
 
-from billing.models import Invoice
-from billing.services import invoice_issue, invoice_line_add
-from customers import services
-from portal.api.keys import api_key_create
-from tests.browser.test_dashboard_journeys import _log_in, _usage
-from usage.services import utc_today
+from tests.browser.a11y import DESKTOP, PHONE, build_world, date_range, page_problems, settle
+from tests.browser.test_dashboard_journeys import _log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE_SCRIPT = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-BLOCKING = ("serious", "critical")
-# Nothing is excluded: every rule runs on every element, plotly's charts included.
-AXE_OPTIONS = {"resultTypes": ["violations"]}
 
-
-def _range():
-    today = utc_today()
-    return f"start={today - dt.timedelta(days=14)}&end={today - dt.timedelta(days=1)}"
-
-
-def _staff_pages(customer):
+def _staff_pages(world):
+    customer, invoice = world["customer"].pk, world["invoices"]["issued"].pk
     return {
         "home": "/staff/",
         "customers": "/staff/customers/",
-        "customer detail": f"/staff/customers/{customer.pk}/",
-        "new token": f"/staff/customers/{customer.pk}/tokens/new/",
+        "customer detail": f"/staff/customers/{customer}/",
+        "new token": f"/staff/customers/{customer}/tokens/new/",
         "API keys": "/staff/api-keys/",
         "usage": "/staff/usage/",
-        "customer usage": f"/staff/usage/customers/{customer.pk}/?{_range()}",
-        "alert settings": f"/staff/usage/customers/{customer.pk}/settings/",
+        "customer usage": f"/staff/usage/customers/{customer}/?{date_range()}",
+        "alert settings": f"/staff/usage/customers/{customer}/settings/",
         "unusual usage": "/staff/usage/anomalies/",
-        "latency and errors": f"/staff/usage/latency/?{_range()}",
-        "analytics": f"/staff/dashboard/?{_range()}",
+        "latency and errors": f"/staff/usage/latency/?{date_range()}",
+        "analytics": f"/staff/dashboard/?{date_range()}",
         "invoices": "/staff/billing/invoices/?status=issued",
+        "invoice detail": f"/staff/billing/invoices/{invoice}/",
+        "invoice runs": "/staff/billing/runs/",
+        "billing customers": "/staff/billing/customers/",
+        "customer billing": f"/staff/billing/customers/{customer}/",
+        "plans and prices": "/staff/billing/catalog/",
+        "price book": "/staff/billing/prices/",
         "audit log": "/staff/audit/",
     }
 
 
-CUSTOMER_PAGES = {
-    "home": "/app/",
-    "usage": "/app/usage/?{range}",
-    "tokens": "/app/tokens/",
-    "billing": "/app/billing/",
-    "invoices": "/app/billing/invoices/",
-    "account": "/app/account/",
-}
+def _customer_pages(world):
+    return {
+        "home": "/app/",
+        "usage": f"/app/usage/?{date_range()}",
+        "tokens": "/app/tokens/",
+        "billing": "/app/billing/",
+        "invoices": "/app/billing/invoices/",
+        "invoice detail": f"/app/billing/invoices/{world['invoices']['issued'].pk}/",
+        "account": "/app/account/",
+    }
 
 
 @pytest.fixture
 def world(aws, customer, customer_user, staff_user):
-    """A customer with two weeks of usage, tokens, an issued invoice, audited changes and an
-    API key: every list and chart on the pages has something to show."""
-    _usage(customer)
-    services.customer_update_limits(
-        customer=customer,
-        daily_request_limit=2_000,
-        monthly_token_quota=1_000_000,
-        allowed_models=["amazon.nova-lite-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"],
-        actor=staff_user,
-    )
-    issued = services.token_create(customer=customer, label="backend", actor=staff_user)
-    services.token_rotate(token=issued.token, grace_hours=3, actor=staff_user)
-    services.token_create(customer=customer, label="a-long-label-for-the-batch-jobs-token")
-    invoice = Invoice.objects.create(
-        customer=customer, period_start=dt.date(2026, 1, 1), period_end=dt.date(2026, 1, 31)
-    )
-    invoice_line_add(invoice=invoice, description="Claude 3 Haiku usage", amount=Decimal("1234.5"))
-    invoice_issue(invoice=invoice)
-    api_key_create(name="nightly-export", scope="read", created_by=staff_user)
-    return customer
-
-
-def _axe(page) -> list[dict]:
-    page.evaluate(AXE_SCRIPT)
-    results = page.evaluate("(options) => axe.run(document, options)", AXE_OPTIONS)
-    return [v for v in results["violations"] if v["impact"] in BLOCKING]
-
-
-def _describe(violations) -> str:
-    lines = []
-    for v in violations:
-        targets = [" ".join(map(str, node["target"])) for node in v["nodes"][:5]]
-        lines.append(f"{v['impact']} {v['id']}: {v['help']} -> {targets}")
-    return "\n".join(lines)
-
-
-def _settle(page):
-    """Wait until every chart on the page is drawn (axe then sees plotly's markup too)."""
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-chart]')].every("
-        "(e) => e.dataset.rendered === 'true')",
-        timeout=15000,
-    )
-
-
-def _missing_descriptions(page) -> list[str]:
-    """aria-describedby ids that name no element: the description never reaches anyone."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('[aria-describedby]')].flatMap((el) =>
-            el.getAttribute('aria-describedby').split(/\\s+/)
-              .filter((id) => id && !document.getElementById(id))
-              .map((id) => `${el.id || el.name}: ${id}`))"""
-    )
+    return build_world(customer=customer, customer_user=customer_user, staff_user=staff_user)
 
 
 def _check_pages(page, live_server, pages: dict, screenshot, prefix: str):
     problems = []
-    for viewport_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(viewport)
-        for name, path in pages.items():
-            response = page.goto(f"{live_server.url}{path.format(range=_range())}")
-            assert response.status == 200, f"{name}: {response.status}"
-            _settle(page)
-            violations = _axe(page)
-            if violations:
-                problems.append(f"{viewport_name} {name} ({path}):\n{_describe(violations)}")
-            missing = _missing_descriptions(page)
-            if missing:
-                problems.append(f"{name}: aria-describedby names nothing: {missing}")
-            if viewport is PHONE:
-                width = page.evaluate("document.documentElement.scrollWidth")
-                if width > PHONE["width"]:
-                    problems.append(f"phone {name}: the page is {width} px wide")
-                    screenshot(f"{prefix}-{name.replace(' ', '-')}-too-wide")
+    page.set_viewport_size(PHONE)
+    for name, path in pages.items():
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 200, f"{name}: {response.status}"
+        problems += page_problems(page, f"phone {name} ({path})")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            problems.append(f"phone {name}: the page is {width} px wide")
+            screenshot(f"{prefix}-{name.replace(' ', '-')}-too-wide")
     assert not problems, "\n".join(problems)
 
 
-def test_staff_pages_pass_axe_and_fit_a_phone(page, live_server, staff_user, world, screenshot):
+def test_staff_pages_on_a_phone_pass_axe_fit_and_share_one_menu(
+    page, live_server, staff_user, world, screenshot
+):
     _log_in(page, live_server, staff_user.email)
     _check_pages(page, live_server, _staff_pages(world), screenshot, "staff")
+    _navigation_is_one_menu(page, live_server, screenshot)
 
 
-def test_customer_pages_pass_axe_and_fit_a_phone(
+def test_customer_pages_on_a_phone_pass_axe_fit_and_keep_chart_legends_clear(
     page, live_server, customer_user, world, screenshot
 ):
     _log_in(page, live_server, customer_user.email)
-    _check_pages(page, live_server, CUSTOMER_PAGES, screenshot, "customer")
+    _check_pages(page, live_server, _customer_pages(world), screenshot, "customer")
+    _chart_toolbars_leave_the_legends_visible(page, live_server, screenshot)
 
 
-def test_on_a_phone_the_navigation_is_one_menu(page, live_server, staff_user, world, screenshot):
+def _navigation_is_one_menu(page, live_server, screenshot):
+    """On a phone the top bar is one line and its "Menu" opens the navigation."""
     page.set_viewport_size(PHONE)
-    _log_in(page, live_server, staff_user.email)
     page.goto(f"{live_server.url}/staff/customers/")
     screenshot("menu-closed")
     bar = page.locator("header.topbar").bounding_box()
@@ -174,16 +106,13 @@ def test_on_a_phone_the_navigation_is_one_menu(page, live_server, staff_user, wo
     expect(page.get_by_text("Menu", exact=True)).to_be_hidden()
 
 
-def test_chart_toolbars_leave_the_legends_visible(
-    page, live_server, customer_user, world, screenshot
-):
+def _chart_toolbars_leave_the_legends_visible(page, live_server, screenshot):
     """plotly's toolbar sits above the plot, clear of the legend, and its buttons are not
     inside an element that says it is an image."""
-    _log_in(page, live_server, customer_user.email)
     for viewport in (PHONE, DESKTOP):
         page.set_viewport_size(viewport)
-        page.goto(f"{live_server.url}/app/usage/?{_range()}")
-        _settle(page)
+        page.goto(f"{live_server.url}/app/usage/?{date_range()}")
+        settle(page)
         charts = page.locator("[data-chart][data-rendered=true]")
         assert charts.count() >= 4
         for i in range(charts.count()):
