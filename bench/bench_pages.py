@@ -24,10 +24,14 @@ from bench import dataset
 
 GOAL_P95_MS = 150
 GOAL_COLD_MS = 500
-# Pages whose first request after a deploy is measured: the cache emptied (a new cache, or
-# keys of a new release), then filled by the task a starting worker queues
-# (portal.tasks.warm_after_deploy), then the first request timed.
+# Pages whose first request after a deploy is measured, three ways, with the reads a page
+# queues sent to a broker no worker consumes (the page's own time, as in production, where the
+# worker reads in the background): the cache kept from before the deploy but its live figures
+# older than the freshness bound (the usual deploy: the cache outlives the release); the cache
+# emptied (a new cache) and nothing warmed yet; the cache emptied, then filled by the task a
+# starting worker queues (portal.tasks.warm_after_deploy).
 COLD_AFTER_DEPLOY = {"staff home": "cold staff home", "staff dashboard overview": "cold overview"}
+STALE_AGE_SECONDS = 3600  # how old the live figures kept in the cache are at the first request
 REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "30"))
 WARMUP = 3
 BUDGET_SECONDS = float(os.environ.get("BENCH_PAGE_BUDGET_SECONDS", "20"))  # per page, >= 5 requests
@@ -89,17 +93,7 @@ def measure(page_list, *, requests: int = REQUESTS, warmup: int = WARMUP) -> lis
             _get(client, url)
         cold_ms = (time.perf_counter() - started) * 1000
         cold_queries = len(queries)  # the next request's request_started empties the log
-        deploy = {}
-        if label in COLD_AFTER_DEPLOY:
-            from portal.tasks import warm_after_deploy
-
-            cache.clear()
-            started = time.perf_counter()
-            warm_after_deploy()
-            deploy["warm_task_ms"] = round((time.perf_counter() - started) * 1000, 1)
-            started = time.perf_counter()
-            _get(client, url)
-            deploy["after_deploy_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        deploy = _after_deploy(client, url) if label in COLD_AFTER_DEPLOY else {}
         results.append(
             {
                 **deploy,
@@ -113,6 +107,57 @@ def measure(page_list, *, requests: int = REQUESTS, warmup: int = WARMUP) -> lis
             }
         )
     return results
+
+
+def _after_deploy(client, url) -> dict:
+    """The first request after a deploy: with the cache kept but its live figures stale, with
+    the cache empty, and with the cache filled by warm_after_deploy (ms of each)."""
+    from django.core.cache import cache
+
+    from core import live
+    from portal.tasks import warm_after_deploy
+
+    def first_request() -> float:
+        started = time.perf_counter()
+        with _reads_queued_not_run():
+            _get(client, url)
+        return round((time.perf_counter() - started) * 1000, 1)
+
+    cache.clear()
+    started = time.perf_counter()
+    warm_after_deploy()
+    warm_task_ms = round((time.perf_counter() - started) * 1000, 1)
+    after_warm_ms = first_request()
+    for key in (live.STAFF_TODAY, live.QUOTA_WATCH):  # kept from before the deploy, stale
+        entry = cache.get(key)
+        entry["as_of"] -= STALE_AGE_SECONDS
+        cache.set(key, entry, live.keep_seconds())
+        cache.delete(live.REFRESHING_KEY + key)
+    stale_ms = first_request()
+    cache.clear()
+    empty_ms = first_request()
+    return {
+        "warm_task_ms": warm_task_ms,
+        "after_deploy_ms": after_warm_ms,
+        "stale_cache_ms": stale_ms,
+        "empty_cache_ms": empty_ms,
+    }
+
+
+class _reads_queued_not_run:
+    """Tasks a page queues go to an in-memory broker no worker reads (the settings run them
+    eagerly, in the page's own time, which is not what production does)."""
+
+    def __enter__(self):
+        from portal.celery import app
+
+        self.previous = (app.conf.task_always_eager, app.conf.broker_url)
+        app.conf.task_always_eager, app.conf.broker_url = False, "memory://"
+
+    def __exit__(self, *exc):
+        from portal.celery import app
+
+        app.conf.task_always_eager, app.conf.broker_url = self.previous
 
 
 def _get(client, url):
@@ -181,17 +226,7 @@ def run() -> list[dict]:
                 }
             )
         if "after_deploy_ms" in r:
-            rows.append(
-                {
-                    "name": f"{COLD_AFTER_DEPLOY[r['page']]} `{r['url']}`: first request after a "
-                    "deploy (cache emptied, then filled by portal.tasks.warm_after_deploy, "
-                    f"which a starting worker queues: {r['warm_task_ms'] / 1000:.1f} s)",
-                    "value": f"{r['after_deploy_ms']}",
-                    "unit": "ms",
-                    "goal": f"< {GOAL_COLD_MS}",
-                    "met": r["after_deploy_ms"] < GOAL_COLD_MS,
-                }
-            )
+            rows += _after_deploy_rows(r)
         rows.append(
             {
                 "name": f"{r['page']}: SQL queries at scale {min(SMALL_SCALE, full):g} / {full:g}",
@@ -202,6 +237,27 @@ def run() -> list[dict]:
             }
         )
     return rows
+
+
+def _after_deploy_rows(r: dict) -> list[dict]:
+    name = f"{COLD_AFTER_DEPLOY[r['page']]} `{r['url']}`: first request after a deploy"
+    cases = [
+        ("stale_cache_ms", f"cache kept, live figures {STALE_AGE_SECONDS // 60} min old: shown "
+         "with their time, one read queued"),
+        ("empty_cache_ms", "cache empty, nothing warmed yet: live figures shown as being read"),
+        ("after_deploy_ms", "cache emptied, then filled by portal.tasks.warm_after_deploy, which "
+         f"a starting worker queues: {r['warm_task_ms'] / 1000:.1f} s"),
+    ]  # fmt: skip
+    return [
+        {
+            "name": f"{name} ({what})",
+            "value": f"{r[key]}",
+            "unit": "ms",
+            "goal": f"< {GOAL_COLD_MS}",
+            "met": r[key] < GOAL_COLD_MS,
+        }
+        for key, what in cases
+    ]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ from decimal import Decimal
 
 from django import forms
 
+from core.number_input import GroupedDecimalField
+
 from .models import BillingProfile, CreditGrant, DecimalDigits, PricingPlan
 from .plan_form import PricingPlanForm  # noqa: F401 (the admin and the staff page)
 
@@ -11,7 +13,7 @@ MONEY_FIELD: DecimalDigits = {"max_digits": 14, "decimal_places": 2}
 
 class ManualLineForm(forms.Form):
     description = forms.CharField(max_length=300)
-    amount = forms.DecimalField(
+    amount = GroupedDecimalField(
         **MONEY_FIELD, help_text="A negative amount is a discount.", min_value=Decimal("-1000000")
     )
 
@@ -24,7 +26,7 @@ class VoidForm(forms.Form):
 
 
 class CreditNoteForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = GroupedDecimalField(
         **MONEY_FIELD,
         min_value=Decimal("0.01"),
         help_text="Before tax; its share of the tax charged is credited too.",
@@ -33,7 +35,7 @@ class CreditNoteForm(forms.Form):
 
 
 class CreditGrantForm(forms.Form):
-    amount = forms.DecimalField(**MONEY_FIELD, min_value=Decimal("0.01"))
+    amount = GroupedDecimalField(**MONEY_FIELD, min_value=Decimal("0.01"))
     kind = forms.ChoiceField(
         choices=[c for c in CreditGrant.Kind.choices if c[0] != CreditGrant.Kind.CREDIT_NOTE]
     )
@@ -55,6 +57,7 @@ class BillingProfileForm(forms.ModelForm):
     class Meta:
         model = BillingProfile
         fields = ["low_balance_threshold", "suspend_at_zero"]
+        field_classes = {"low_balance_threshold": GroupedDecimalField}
 
 
 class InvoiceRunForm(forms.Form):

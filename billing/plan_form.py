@@ -16,11 +16,11 @@ from typing import Any
 from django import forms
 from django.db import models
 
+from core.number_input import GroupedDecimalField, GroupedIntegerField, ungroup
 from core.text import unprintable
 
 from .models import PricingPlan
 from .price_forms import (
-    PrintableNumberInput,
     PrintableTextarea,
     PrintableTextInput,
     price_from_text,
@@ -63,7 +63,9 @@ class RowText(forms.CharField):
     def to_python(self, value):
         if value in self.empty_values:
             return ""
-        return str(value).strip()
+        text = str(value).strip()
+        # "1,000,000" as typed is "1000000"; anything else is left for the row's own messages
+        return ungroup(text, decimals=True) or text
 
 
 def tier_field_name(row: int, column: str) -> str:
@@ -93,6 +95,17 @@ def _term_default(name: str) -> Any:
     return field.get_default()
 
 
+WHOLE_TERMS = ("included_units", "package_size")
+AMOUNT_TERMS = (
+    "markup_percent",
+    "per_request_price",
+    "monthly_fee",
+    "overage_unit_price",
+    "package_price",
+    "minimum_commitment",
+)
+
+
 class PricingPlanForm(forms.ModelForm):
     """Plan terms; only the fields of the chosen kind matter (docs/billing.md, "Plans")."""
 
@@ -119,19 +132,13 @@ class PricingPlanForm(forms.ModelForm):
             "name": PrintableTextInput,
             "code": PrintableTextInput,
             "description": PrintableTextarea,
-            **{
-                name: PrintableNumberInput
-                for name in (
-                    "markup_percent",
-                    "per_request_price",
-                    "monthly_fee",
-                    "included_units",
-                    "overage_unit_price",
-                    "package_size",
-                    "package_price",
-                    "minimum_commitment",
-                )
-            },
+            **{name: PrintableTextInput(attrs={"inputmode": "numeric"}) for name in WHOLE_TERMS},
+            **{name: PrintableTextInput(attrs={"inputmode": "decimal"}) for name in AMOUNT_TERMS},
+        }
+        # typed as people write numbers: "1,000,000" units, "1,500.00" a month (core/number_input)
+        field_classes = {
+            **{name: GroupedIntegerField for name in WHOLE_TERMS},
+            **{name: GroupedDecimalField for name in AMOUNT_TERMS},
         }
         help_texts = {
             "metric": "What the plan counts over the month, all models together.",
@@ -322,7 +329,7 @@ class PricingPlanForm(forms.ModelForm):
                 self.add_error(
                     tier_field_name(row, "up_to"),
                     f"Row {row}: “Up to” must be a whole number from 1 to "
-                    f"{TIER_BOUND_LIMIT - 1:,}, written with digits only, or empty on the last "
+                    f"{TIER_BOUND_LIMIT - 1:,}, such as 1000 or 1,000, or empty on the last "
                     "row.",
                 )
                 ok = False

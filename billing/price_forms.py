@@ -11,6 +11,7 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 
+from core.number_input import ungroup
 from core.text import printable, unprintable
 from proxy import contract
 
@@ -67,14 +68,15 @@ def price_from_text(value, *, what: str) -> Decimal | None:
         return None
     if problem := unprintable(text):
         raise forms.ValidationError(f"{what} cannot contain {problem}.")
-    if text.startswith("-") and PRICE_TEXT.fullmatch(text[1:]):
+    plain = ungroup(text, decimals=True) or text  # "1,500.25" as typed is 1500.25
+    if plain.startswith("-") and PRICE_TEXT.fullmatch(plain[1:]):
         raise forms.ValidationError(f"{what} must not be negative.")
-    if not PRICE_TEXT.fullmatch(text):
+    if not PRICE_TEXT.fullmatch(plain):
         raise forms.ValidationError(
-            f"{what}: enter a price such as 0.25 (digits and at most one decimal point; no sign,"
-            " exponent, separator or space)."
+            f"{what}: enter a price such as 0.25 or 1,500.25 (digits, commas between groups of"
+            " three digits, at most one decimal point; no sign or exponent)."
         )
-    return Decimal(text)
+    return Decimal(plain)
 
 
 class PriceField(forms.CharField):

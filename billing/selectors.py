@@ -463,10 +463,11 @@ def home_customer(customer) -> dict:
     return {"cost": cost_so_far(customer.pk), "balance": credit_balance(customer.pk)}
 
 
-def home_staff() -> dict:
-    """All active customers' cost so far (kept in the cache by beat) and the drafts waiting
-    to be issued (billing/_home_staff.html)."""
+def home_staff(*, cost: dict | None = None) -> dict:
+    """All active customers' cost so far (kept in the cache by beat; the home page passes the
+    cached figure, or {"pending": True} while it is computed) and the drafts waiting to be
+    issued (billing/_home_staff.html)."""
     return {
-        "cost": staff_cost_so_far(),
+        "cost": staff_cost_so_far() if cost is None else cost,
         "drafts": invoice_list_for_staff(status="draft").count(),
     }

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from core.access import customer_required, staff_required
+from core.number_input import ungroup
 from core.web import posted_data
 
 from . import payments, selectors
@@ -55,8 +56,10 @@ class CreditPurchaseForm(forms.Form):
             self.initial["reference"] = str(uuid.uuid4())
 
     def clean_amount(self):
+        typed = self.cleaned_data["amount"]
+        plain = ungroup(typed, decimals=True)  # "1,000.50" as "1000.50", like every page
         try:
-            return payments.credit_purchase_amount(self.cleaned_data["amount"])
+            return payments.credit_purchase_amount(typed if plain is None else plain)
         except PaymentError as exc:
             raise forms.ValidationError(str(exc)) from None
 

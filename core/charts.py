@@ -219,7 +219,7 @@ def with_partial_point(chart: dict, *, x_label: str, values: dict) -> dict:
             "marker": {"symbol": "circle-open", "size": 9},
             "opacity": 0.55,
             "showlegend": False,
-            "hovertemplate": f"%{{x}}: %{{y}} {name.lower()}, today so far<extra></extra>",
+            "hovertemplate": f"%{{x}}: %{{y:,}} {name.lower()}, today so far<extra></extra>",
             "meta": {"partial": True},
         }
         if "yaxis" in trace:

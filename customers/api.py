@@ -23,7 +23,7 @@ from core.api.idempotency import IdempotentCreateMixin
 from core.models import User
 from core.web import audit_context
 
-from . import onboarding, selectors, services
+from . import live, onboarding, selectors, services
 from .models import AuditEvent, Customer, Token
 from .serializers import (
     AuditEventSerializer,
@@ -170,6 +170,16 @@ class TokenViewSet(
         if schema_only(self):
             return Token.objects.none()
         return selectors.token_list(customer=self.get_customer())
+
+    def paginate_queryset(self, queryset):
+        """The page's tokens with their live last use: one batched read of the proxy's
+        counters per page (customers.live), as on the web pages."""
+        page = super().paginate_queryset(queryset)
+        return None if page is None else live.with_last_use(page)
+
+    def retrieve(self, request, *args, **kwargs):
+        (token,) = live.with_last_use([self.get_object()])
+        return Response(self.get_serializer(token).data)
 
     @extend_schema(request=TokenCreateSerializer, responses={201: IssuedTokenSerializer})
     def create(self, request, *args, **kwargs):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 
 from core import model_catalog
 from core.models import User
+from core.number_input import MAX_TYPED_CHARS, GroupedFloatField, ungroup
 from proxy.models import ALIASES, is_allowed
 
 from . import validators
@@ -16,41 +17,45 @@ from .models import Customer
 _TEXTAREA = {"rows": 3}
 
 
-# A whole number as people type it: plain digits, or groups of three digits separated by
-# commas or by spaces (a space, a no-break space or a narrow no-break space), one kind at once.
-_PLAIN_RE = re.compile(r"-?[0-9]+")
-_GROUPED_RE = re.compile(r"[0-9]{1,3}(?:(?P<sep>[, \u00a0\u202f])[0-9]{3})(?:(?P=sep)[0-9]{3})*")
-
-
 class WholeNumberField(forms.CharField):
     """A whole-number limit typed as "2000000", "2,000,000" or "2 000 000": the group separators
-    are taken out before the limit's own validator (customers.validators) reads it. Anything
-    else that is not plain digits, "none" or empty (decimal points, other separators, letters,
-    other scripts' digits) is refused with a message saying how to type it."""
+    are taken out (core.number_input.ungroup, the parser of every number input) before the
+    limit's own validator (customers.validators) reads the digits. Anything else that is not
+    "none" or empty (decimal points, other separators, letters, other scripts' digits) is
+    refused with a message saying how to type it."""
+
+    def __init__(self, *, name="", examples=("2000000", "2,000,000"), empty_means="no limit",
+                 **kwargs):  # fmt: skip
+        kwargs.setdefault("max_length", MAX_TYPED_CHARS)
+        kwargs.setdefault(
+            "widget", forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"})
+        )
+        super().__init__(**kwargs)
+        self.name, self.examples, self.empty_means = name, examples, empty_means
 
     def to_python(self, value):
-        text = super().to_python(value)  # stripped text; NUL refused by CharField
-        if text == "" or text.lower() == "none" or _PLAIN_RE.fullmatch(text):
+        text = super().to_python(value)  # stripped text
+        if text.lower() == "none":
             return text
-        if _GROUPED_RE.fullmatch(text):
-            return re.sub(r"[^0-9]", "", text)
-        raise ValidationError(
-            f"{self.label} must be a whole number, such as 2000000 or 2,000,000 (commas or "
-            "spaces between groups of three digits), or empty for no limit."
-        )
+        plain = ungroup(text, decimals=False)
+        if "\x00" in text:
+            return text  # refused by CharField's own check: "Null characters are not allowed."
+        if plain is None:
+            raise ValidationError(
+                f"{self.name or self.label} must be a whole number, such as {self.examples[0]} "
+                f"or {self.examples[1]} (commas or spaces between groups of three digits), or "
+                f"empty for {self.empty_means}."
+            )
+        return plain
 
 
 def _limit_field(label, help_text):
-    return WholeNumberField(
-        label=label,
-        required=False,
-        help_text=help_text,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
-    )
+    return WholeNumberField(label=label, required=False, help_text=help_text)
 
 
 class BudgetField(forms.CharField):
-    """A monthly budget typed as text ("1500.00"), validated by validators.monthly_budget; its
+    """A monthly budget typed as text ("1500.00" or "1,500.00"): the group separators are taken
+    out (core.number_input.ungroup), then validators.monthly_budget reads it (a Decimal); its
     label and help name the portal's currency."""
 
     def __init__(self, *, label, help_text, **kwargs):
@@ -61,6 +66,21 @@ class BudgetField(forms.CharField):
             **kwargs,
         )
         self.label_text, self.help = label, help_text
+
+    def to_python(self, value):
+        text = super().to_python(value)  # stripped text
+        if text.lower() == "none":
+            return text
+        plain = ungroup(text, decimals=True)
+        if "\x00" in text:
+            return text  # refused by CharField's own check: "Null characters are not allowed."
+        if plain is None:
+            raise ValidationError(
+                f"{self.label} must be an amount with at most 2 decimals, such as 1500.00 or "
+                "1,500.00 (commas or spaces between groups of three digits, a point before the "
+                "cents), or empty for no budget."
+            )
+        return plain
 
     def currency_labels(self) -> None:
         from .money import currency
@@ -159,21 +179,22 @@ class LimitsForm(forms.Form):
         required=False,
         help_text=Customer._meta.get_field("prepaid").help_text,
     )
-    rotate_every_days = forms.CharField(
+    rotate_every_days = WholeNumberField(
         label="Rotate tokens every (days)",
         required=False,
-        max_length=40,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        name="Rotation period",
+        examples=("90", "1,000"),
+        empty_means="no rotation policy",
         help_text="Each token is replaced once it is this many days old: the customer is told "
         "ahead by email and reveals the new token, once, on their tokens page; the old one "
         "keeps working for a grace period. Empty: tokens are rotated only by hand.",
     )
 
-    counter_shards = forms.CharField(
+    counter_shards = WholeNumberField(
         label="Admission shards",
         required=False,
-        max_length=40,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        examples=("4", "16"),
+        empty_means="1",
         help_text=Customer._meta.get_field("counter_shards").help_text,
     )
 
@@ -453,7 +474,7 @@ class OnboardForm(TokenExpiryMixin, LimitsForm):
 
 
 class RotateForm(forms.Form):
-    grace_hours = forms.FloatField(
+    grace_hours = GroupedFloatField(
         label="Grace period (hours)",
         min_value=0,
         max_value=24 * 90,

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.model_names import display_name
+
 
 class Customer(models.Model):
     """A business that buys metered Bedrock access. Its id is the proxy's customer_id."""
@@ -170,7 +172,12 @@ class Token(models.Model):
 
     @property
     def limit_summary(self) -> list[str]:
-        """Its own limits in words, for pages and the command; empty: the customer's."""
+        """Its own limits in words, for pages (models by display name); empty: the customer's."""
+        return self.limits_in_words()
+
+    def limits_in_words(self, *, model_label=display_name) -> list[str]:
+        """Its own limits in words; the command passes `model_label=str` to print model ids,
+        which is what its options take."""
         parts = []
         for value, unit in (
             (self.daily_request_limit, "requests/day"),
@@ -185,7 +192,7 @@ class Token(models.Model):
 
             parts.append(f"{money_text(self.monthly_budget)}/month")
         if self.allowed_models:
-            parts.append("models: " + ", ".join(self.allowed_models))
+            parts.append("models: " + ", ".join(model_label(m) for m in self.allowed_models))
         return parts
 
     @property

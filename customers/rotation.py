@@ -23,7 +23,7 @@ portal keeps only hashes, as it does for every other token, and there is nothing
 rotate or purge. What it costs: the replacement reaches the proxy when it is revealed (the
 outbox delivers it within seconds, as a token created by hand), and its own age counts from
 then. The old token's grace period starts on the rotation day whether or not anyone reveals
-(the brief's other option, starting it at the reveal, would let an account that never logs in
+(starting it at the reveal instead would let an account that never logs in
 keep its old token for ever, which is what the policy exists to prevent): no working token of
 the account is older than N days plus the grace period.
 

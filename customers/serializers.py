@@ -258,6 +258,11 @@ class TokenSerializer(serializers.ModelSerializer):
 
     state = serializers.SerializerMethodField()
     masked = serializers.CharField(read_only=True)
+    last_used_at = serializers.SerializerMethodField(
+        help_text="The token's last call: the proxy's live record (customers/live.py, read once "
+        "per page), or the nightly import's when the live record is older or unavailable; null: "
+        "never used."
+    )
     effective_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
     allowed_models = serializers.ListField(
         child=serializers.CharField(),
@@ -311,6 +316,13 @@ class TokenSerializer(serializers.ModelSerializer):
     )
     def get_state(self, token):
         return token.state()
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_last_used_at(self, token):
+        """`last_use` when the view read the live figures for its page (customers.live), else
+        the nightly import's value."""
+        value = getattr(token, "last_use", token.last_used_at)
+        return serializers.DateTimeField().to_representation(value) if value else None
 
 
 class IssuedTokenSerializer(TokenSerializer):

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import staff_required
 from core.models import ApiKey
+from core.number_input import GroupedIntegerField
 from core.once import ALREADY_SENT, form_key_issue, form_key_use
 from core.web import confirm_first, paginate, posted_data
 
@@ -20,7 +21,7 @@ from .api.keys import api_key_create, api_key_revoke
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What will use it, e.g. 'crm-sync'.")
     scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.READ)
-    rate_limit_per_minute = forms.IntegerField(
+    rate_limit_per_minute = GroupedIntegerField(
         label="Rate limit (requests per minute)",
         required=False,
         min_value=1,

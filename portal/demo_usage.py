@@ -8,7 +8,10 @@ pipeline, so that every chart, list and invoice page has something to show on th
    imported.
 3. The previous month's invoices through the real invoice run, issued; the first customer's
    marked paid.
-4. A few threshold alerts, recorded as the alert check records them.
+4. The monthly token quota's alerts the demo's usage crossed (last month, this month so far),
+   recorded as the alert check records them.
+5. (When `make run` starts the stack: portal/demo_counters.py writes the proxy's counters of
+   this month and today from the same usage, so the live "this month" figures match.)
 
 Deterministic (a seeded random generator per customer and day) and idempotent: a day whose file
 exists is not written again, a day already imported is not imported again, the invoice run skips
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from billing.invoice_run import invoice_run
@@ -35,7 +39,7 @@ from customers.models import Customer
 from proxy import usage as proxy_usage
 from usage.alerts import alert_record
 from usage.duckdb_engine import DuckDBEngine
-from usage.models import Alert, IngestedDay, IngestRun
+from usage.models import Alert, IngestedDay, IngestRun, UsageDaily
 from usage.services import ingest_run_create, ingest_run_execute
 
 DEMO_DAYS = 60
@@ -182,22 +186,38 @@ def invoices(customers, today: dt.date, report: DemoUsageReport) -> None:
         report.invoices_paid += 1
 
 
+ALERT_PERCENTS = (50, 80, 100)
+
+
+def _month_tokens(customers, first: dt.date, last: dt.date) -> dict:
+    """Input + output tokens of the demo's imported usage per customer over [first, last]."""
+    rows = (
+        UsageDaily.objects.filter(customer__in=customers, day__gte=first, day__lte=last)
+        .values("customer_id")
+        .annotate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    )
+    return {r["customer_id"]: (r["i"] or 0) + (r["o"] or 0) for r in rows}
+
+
 def alerts(customers, today: dt.date, report: DemoUsageReport) -> None:
-    customer = customers[0]
-    quota = customer.monthly_token_quota or 5_000_000
-    limit = customer.daily_request_limit or 10_000
+    """The monthly token quota's crossings the demo's usage made, recorded as the alert check
+    records them: last month's (whole) and this month's finished days; none made up."""
     yesterday = today - dt.timedelta(days=1)
-    crossings = [
-        (Alert.Rule.MONTHLY_TOKENS, 50, f"{today:%Y-%m}", quota // 2, quota),
-        (Alert.Rule.MONTHLY_TOKENS, 80, f"{today:%Y-%m}", quota * 4 // 5, quota),
-        (Alert.Rule.DAILY_REQUESTS, 50, yesterday.isoformat(), limit // 2, limit),
-    ]
-    for rule, threshold, period, value, cap in crossings:
-        if alert_record(
-            customer=customer, rule=rule, threshold=threshold, period=period, value=value,
-            limit=cap,
-        ):  # fmt: skip
-            report.alerts += 1
+    last_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    months = [(last_month, today.replace(day=1) - dt.timedelta(days=1))]
+    if today.day > 1:
+        months.append((today.replace(day=1), yesterday))
+    for first, last in months:
+        used = _month_tokens(customers, first, last)
+        for customer in customers:
+            quota = customer.monthly_token_quota
+            value = used.get(customer.pk, 0)
+            for percent in ALERT_PERCENTS if quota else ():
+                if value * 100 >= quota * percent and alert_record(
+                    customer=customer, rule=Alert.Rule.MONTHLY_TOKENS, threshold=percent,
+                    period=f"{first:%Y-%m}", value=value, limit=quota,
+                ):  # fmt: skip
+                    report.alerts += 1
 
 
 def demo_usage_prepare(

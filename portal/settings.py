@@ -391,11 +391,14 @@ ALERTS_SNS_TOPIC_ARN = env.str("ALERTS_SNS_TOPIC_ARN", default="")
 ALERTS_SLACK_WEBHOOK_URL = env.str("ALERTS_SLACK_WEBHOOK_URL", default="")
 # The debug error page (DEBUG only) hides webhook addresses and *_URL settings too (core/debug.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "core.debug.SettingsFilter"
-# Staff live figures (core/live.py): never shown older than this; re-read by beat every
+# Staff live figures (core/live.py): shown as fresh up to this age (older: with their time,
+# while read again); re-read by beat every
 # STAFF_LIVE_REFRESH_SECONDS while a staff page showed one in the last STAFF_LIVE_WATCH_SECONDS.
 STAFF_LIVE_MAX_AGE_SECONDS = env.int("STAFF_LIVE_MAX_AGE_SECONDS", default=10)
 STAFF_LIVE_REFRESH_SECONDS = env.int("STAFF_LIVE_REFRESH_SECONDS", default=5)
 STAFF_LIVE_WATCH_SECONDS = env.int("STAFF_LIVE_WATCH_SECONDS", default=300)
+# The last live figure read is kept this long, shown with its time while it is read again.
+STAFF_LIVE_KEEP_SECONDS = env.int("STAFF_LIVE_KEEP_SECONDS", default=24 * 3600)
 # A starting Celery worker queues portal.tasks.warm_after_deploy (the staff caches, filled once).
 WARM_CACHES_ON_WORKER_START = env.bool("WARM_CACHES_ON_WORKER_START", default=True)
 

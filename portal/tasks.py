@@ -5,6 +5,7 @@ next run (or the next page that misses the cache) does as well."""
 import logging
 
 from celery import shared_task
+from django.core.cache import cache
 
 from billing.selectors import staff_cost_so_far
 from core import live, model_names
@@ -36,9 +37,15 @@ def warm_dashboards() -> list[str]:
 
 @shared_task
 def warm_month_cost() -> str:
-    """Recompute this month's cost for the staff pages (every 5 minutes, portal/celery.py)."""
+    """Recompute this month's cost for the staff pages (every 5 minutes, portal/celery.py, and
+    queued by the overview when the cache has none)."""
 
-    return str(staff_cost_so_far(refresh=True)["so_far"])
+    from portal.dashboard.selectors import MONTH_COST_QUEUED
+
+    try:
+        return str(staff_cost_so_far(refresh=True)["so_far"])
+    finally:
+        cache.delete(MONTH_COST_QUEUED)
 
 
 @shared_task
@@ -47,6 +54,21 @@ def refresh_live_figures() -> list[str]:
     STAFF_LIVE_REFRESH_SECONDS; core/live.py)."""
 
     return refresh()
+
+
+@shared_task
+def refresh_live_figure(key: str) -> str:
+    """Read one staff live figure that a page found older than STAFF_LIVE_MAX_AGE_SECONDS, or
+    missing (queued at most once at a time by core.live.figure)."""
+
+    live.refresh_one(key)
+    return key
+
+
+def queue_live_figure_read(key: str) -> None:
+    """core.live's queue: the read of one figure, in the background. No retries: a page never
+    waits for a broker that is down (core.live lets the next page queue it again)."""
+    refresh_live_figure.apply_async(args=[key], retry=False)
 
 
 @shared_task

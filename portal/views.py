@@ -9,6 +9,7 @@ from core.access import customer_required, is_customer_user, is_staff_user, staf
 from customers.models import Customer
 from usage import selectors as usage_selectors
 
+from .dashboard.selectors import month_cost
 from .health import LIVE_CHECKS, run_checks
 
 
@@ -28,7 +29,8 @@ def staff_home(request):
         counts[row["status"]] = row["n"]
     context = {
         "customer_counts": counts,
-        "billing": billing_selectors.home_staff(),
+        # this month's cost from the cache, never rated in the request (queued when missing)
+        "billing": billing_selectors.home_staff(cost=month_cost()),
         "usage": usage_selectors.home_staff(),
     }
     return render(request, "staff/home.html", context)

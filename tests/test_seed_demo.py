@@ -73,7 +73,7 @@ def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
     assert first["days"] == DEMO_DAYS
     assert first["tokens"] == sum(e["input_tokens"] for e in events)  # imported, all of it
     assert first["issued"] == 5 and first["paid"] == 1  # last month's, one paid
-    assert first["alerts"] == 3
+    assert first["alerts"] == _expected_alerts(events, today)  # what the usage crossed
     assert "Demo usage:" in capsys.readouterr().out
     # The same import fills hourly usage and latency per model (usage/operations.py).
     from usage.models import IngestedDay, ModelLatencyDaily, UsageHourly
@@ -101,3 +101,80 @@ def test_seed_demo_can_skip_the_usage(settings, tmp_path, aws):
     call_command("seed_demo", "--no-usage", verbosity=0)
     assert not list(tmp_path.iterdir())
     assert _usage_figures()["days"] == 0
+
+
+def _expected_alerts(events, today) -> int:
+    """The monthly quota crossings (50, 80, 100 % of 5,000,000 tokens) of the demo's events:
+    last month whole, this month's finished days."""
+    import datetime as dt
+    from collections import Counter
+
+    this_month = today.replace(day=1)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    used = Counter()
+    for e in events:
+        day = dt.date.fromisoformat(e["timestamp"][:10])
+        month = day.replace(day=1)
+        if month in (last_month, this_month):
+            used[(e["customer_id"], month)] += e["input_tokens"] + e["output_tokens"]
+    return sum(
+        1 for tokens in used.values() for percent in (50, 80, 100)
+        if tokens * 100 >= 5_000_000 * percent
+    )  # fmt: skip
+
+
+def test_the_demo_month_shows_on_the_customer_list_from_the_proxy_counters(
+    settings, tmp_path, aws, client
+):
+    """After the demo and the stack's counter step (against moto), the staff customer list's
+    "this month" columns, read from the proxy's counters, show the demo's usage; a second
+    start writes nothing and changes nothing."""
+    import datetime as dt
+
+    from django.urls import reverse
+
+    from portal.demo_counters import demo_counters_write, demo_customers
+    from portal.demo_usage import day_events
+    from usage.counters import day_totals
+
+    settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
+    settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
+    settings.USAGE_EVENTS_DIR = str(tmp_path)
+    call_command("seed_demo", verbosity=0)
+    call_command("customers", "reconcile", verbosity=0)  # as the stack does when it starts
+    customers = demo_customers()
+    assert len(customers) == 5
+    # Late in the day, so that even on the 1st of a month "this month" has demo calls.
+    now = dt.datetime.combine(dt_today(), dt.time(23), tzinfo=dt.UTC)
+    assert demo_counters_write(customers=customers, now=now) > 0
+
+    client.force_login(User.objects.get(email="staff@example.com"))
+
+    def months():
+        page = client.get(reverse("staff:customer_list"))
+        assert page.status_code == 200
+        return {c.name: c.month for c in page.context["page"]}
+
+    first = months()
+    for customer in customers:
+        month = first[customer.name]
+        assert month["tokens"] > 0, customer.name
+        assert month["month_spend"] > 0, customer.name
+        assert month["quota_percent"] is not None and month["quota_used"] > 0, customer.name
+    today = day_totals([str(c.pk) for c in customers], day=dt_today())
+    calls = [
+        e
+        for index, c in enumerate(customers)
+        for e in day_events(c, str(c.tokens.first().pk), index, dt_today())
+        if e["timestamp"] <= f"{dt_today()}T23:00"
+    ]
+    assert sum(t.requests for t in today.values()) == len(calls) > 0  # today's demo calls
+
+    assert demo_counters_write(customers=customers, now=now) == 0  # a second start: nothing
+    assert months() == first
+
+
+def dt_today():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).date()

@@ -29,6 +29,7 @@ from django.db.models import F
 from django.urls import reverse
 
 from core.aws import aws_client
+from core.templatetags.display_tags import period as period_label
 from core.text import unprintable
 from customers import money
 
@@ -110,7 +111,7 @@ def channels_for(options) -> list[str]:
 
 def alert_line(alert: Alert) -> str:
     """One alert in one line of plain text (Slack, SNS, the grouped email's subject list)."""
-    rule, period = alert.rule, alert.period
+    rule, period = alert.rule, period_label(alert.period)
     if alert.is_money:
         value, limit = money.micros_text(alert.value), money.micros_text(alert.limit)
     else:
@@ -127,7 +128,13 @@ def alert_line(alert: Alert) -> str:
             f"on {period} (UTC){percent}"
         )
     if rule == Alert.Rule.MONTHLY_BUDGET:
-        return f"{alert.threshold}% of the monthly budget: {value} of {limit} for {period}{percent}"
+        whose = f" of {alert.subject}" if alert.subject else ""  # a token's own budget
+        # The spend counter includes the holds of calls in flight, which may settle below.
+        held = ", reached or held by calls in flight" if alert.threshold >= 100 else ""
+        return (
+            f"{alert.threshold}% of the monthly budget{whose}: {value} of {limit} for {period}"
+            f"{percent}{held}"
+        )
     if rule == Alert.Rule.USAGE_ANOMALY:
         return (
             f"Unusual usage on {period} (UTC), a {alert.subject}: {value} requests in one hour "
@@ -135,7 +142,7 @@ def alert_line(alert: Alert) -> str:
         )
     if rule == Alert.Rule.HOURLY_TOKENS:
         return (
-            f"{value} tokens in the hour from {period}:00 UTC ({alert.subject}), "
+            f"{value} tokens in the hour from {period} ({alert.subject}), "
             f"threshold {limit} per user, application and model"
         )
     subject = f" ({alert.subject})" if alert.subject else ""

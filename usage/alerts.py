@@ -1,6 +1,11 @@
 """Threshold alerts, checked every few minutes from the live counters (and, for the
 hourly rule, from the usage events).
 
+The monthly budget rule is checked for the customer's budget and for each token's own budget
+(the token's MONTH counter, at the customer's budget thresholds; the alert's subject names the
+token). Both compare the proxy's spend counter, which includes the holds of calls in flight: the
+100 % alert says "reached, or held by calls in flight" (docs/usage.md, Alerts).
+
 Exactly once per period: an Alert row is inserted before anything is sent, and its unique key
 (customer, rule, threshold, period, subject) makes a second or concurrent check fail to insert
 instead of sending again. Delivery runs after commit, from a task: one per customer for what
@@ -16,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.text import printable
-from customers.models import Customer
+from customers.models import Customer, Token
 from customers.money import budget_micros
 
 from . import alert_channels, counters
@@ -118,6 +123,50 @@ def quota_alerts_for(*, customer, options, today_totals, month_totals, now) -> l
     return created
 
 
+def token_subject(token) -> str:
+    """The alert's subject for a token's own budget: its masked form, which people recognise,
+    and its id, which keeps two tokens with the same masked form apart in the unique key; both
+    stable for the token's life (a new label would otherwise alert again)."""
+    return printable(f"token {token.masked} (id {token.pk})")[:600]
+
+
+def token_budget_alerts_for(*, token, options, month_totals, now) -> list[Alert]:
+    """A token's own monthly budget, at its customer's budget thresholds: one alert per
+    threshold, token and month (the subject keeps the tokens apart in the unique key)."""
+    limit = budget_micros(token.monthly_budget)
+    if not limit:
+        return []
+    percents = _percents(options.monthly_budget_percents if options else [50, 80, 100])
+    value = month_totals.spend_micros
+    created = []
+    for percent in percents:
+        if value * 100 >= limit * percent:
+            alert = alert_record(
+                customer=token.customer,
+                rule=Alert.Rule.MONTHLY_BUDGET,
+                threshold=percent,
+                period=f"{now:%Y-%m}",
+                subject=token_subject(token),
+                value=value,
+                limit=limit,
+                deliver=False,
+            )
+            if alert:
+                created.append(alert)
+    return created
+
+
+def _budgeted_tokens() -> list[Token]:
+    """Active tokens with a budget of their own, of the active customers (those checked)."""
+    return list(
+        Token.objects.filter(
+            customer__status=Customer.Status.ACTIVE,
+            status=Token.Status.ACTIVE,
+            monthly_budget__isnull=False,
+        ).select_related("customer")
+    )
+
+
 def hourly_alerts(*, customers, options_by_customer, now, engine=None) -> list[Alert]:
     """The hourly rule from the events: tokens per user/application/model in a clock hour."""
     thresholds = {}
@@ -173,20 +222,30 @@ def alerts_check(*, now: dt.datetime | None = None, client=None, engine=None) ->
         for c in customers
         if c.monthly_token_quota or c.daily_request_limit or c.monthly_budget is not None
     ]
+    tokens = _budgeted_tokens()
     created: list[Alert] = []
-    if limited:
+    month = counters.month_sk(now.date())
+    if limited or tokens:
         keys = []
         for c in limited:
             pk = counters.customer_pk(c.pk)
-            keys += [(pk, counters.day_sk(now.date())), (pk, counters.month_sk(now.date()))]
-        totals = counters.read_counters(keys, client=client)
+            keys += [(pk, counters.day_sk(now.date())), (pk, month)]
+        keys += [(counters.token_pk(t.pk), month) for t in tokens]
+        totals = counters.read_counters(keys, client=client)  # one batched read for all
         for c in limited:
             pk = counters.customer_pk(c.pk)
             created += quota_alerts_for(
                 customer=c,
                 options=options_by_customer.get(c.pk),
                 today_totals=totals[(pk, counters.day_sk(now.date()))],
-                month_totals=totals[(pk, counters.month_sk(now.date()))],
+                month_totals=totals[(pk, month)],
+                now=now,
+            )
+        for token in tokens:
+            created += token_budget_alerts_for(
+                token=token,
+                options=options_by_customer.get(token.customer_id),
+                month_totals=totals[(counters.token_pk(token.pk), month)],
                 now=now,
             )
     try:

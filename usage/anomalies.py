@@ -10,15 +10,16 @@ The method, per customer and UTC hour (say Tuesday 14:00):
   1.4826 (the standard deviation for normal noise), floored at the square root of the median
   (the Poisson noise of a count, so a perfectly regular customer does not get a zero spread)
   and at 1 request;
-* score: (requests - median) / spread, in "MADs";
+* score: (requests - median) / spread, shown as "typical spreads" above or below;
 * a spike: a score of SPIKE_SCORE (6) or more, at least twice the median and MIN_SPIKE_EXCESS
   (20) requests above it; a silence: a median of at least SILENCE_MIN_BASELINE (20) requests, at
   most a tenth of it in the hour, and a score of -SILENCE_SCORE (3) or lower.
 
-Medians and MADs ignore the odd unusual week, so a past spike does not hide the next one. The
-figures measured on generated series are in docs/usage.md (tests/usage/test_anomalies.py).
-Findings are stored per day at each ingest of the day (UsageAnomaly, replaced with the day), and
-a recent day's findings raise one alert per customer, day and kind (Alert rule usage_anomaly).
+Medians and median absolute deviations ignore the odd unusual week, so a past spike does not
+hide the next one. The figures measured on generated series are in docs/usage.md
+(tests/usage/test_anomalies.py). Findings are stored per day at each ingest of the day
+(UsageAnomaly, replaced with the day), and a recent day's findings raise one alert per customer,
+day and kind (Alert rule usage_anomaly).
 """
 
 import datetime as dt
@@ -75,14 +76,15 @@ class Finding:
     @property
     def explanation(self) -> str:
         """e.g. "Tue 14:00: 12,400 requests, baseline 800 (median of the last 8 Tuesdays at
-        14:00), 9.1 MADs above"."""
+        14:00), 9.1 typical spreads above"."""
         day_name = _DAY_NAMES[self.hour.weekday()]
         direction = "above" if self.score >= 0 else "below"
         weeks = f"the last {self.weeks} {day_name}s" if self.weeks > 1 else f"last {day_name}"
         return (
             f"{day_name[:3]} {self.hour:%H}:00: {self.requests:,} request"
             f"{'' if self.requests == 1 else 's'}, baseline {_number(self.baseline)} "
-            f"(median of {weeks} at {self.hour:%H}:00), {abs(self.score)} MADs {direction}"
+            f"(median of {weeks} at {self.hour:%H}:00), {abs(self.score)} typical spread"
+            f"{'' if abs(self.score) == 1 else 's'} {direction}"
         )
 
 

@@ -59,6 +59,12 @@ def customer_pk(customer_id) -> str:
     return contract.counter_pk(str(customer_id))
 
 
+def token_pk(token_id) -> str:
+    """The counters of one token's own limits: the proxy keeps them only for the limits the
+    token has (its MONTH item's spend_micros once it has a monthly budget)."""
+    return contract.token_counter_pk(str(token_id))
+
+
 def day_sk(day: dt.date) -> str:
     return contract.day_sk(day)
 

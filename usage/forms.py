@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core.number_input import GroupedIntegerField
 from customers.models import Customer
 
 from .alert_channels import mask_webhook_url, url_problem
@@ -16,16 +17,26 @@ MAX_VIEW_DAYS = 3 * 366
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"})
 
 
+DEFAULT_VIEW_DAYS = 30
+
+
+def default_range(today: dt.date) -> tuple[dt.date, dt.date]:
+    """This month so far, and at least the last DEFAULT_VIEW_DAYS days: on the 1st the month
+    so far is today alone (nothing billed yet), which would show an empty page."""
+    start = min(today.replace(day=1), today - dt.timedelta(days=DEFAULT_VIEW_DAYS - 1))
+    return start, today
+
+
 class DateRangeForm(forms.Form):
-    """GET form; defaults to the current month so far."""
+    """GET form; defaults to default_range(): this month so far, at least the last 30 days."""
 
     start = forms.DateField(label="From", widget=DATE_WIDGET)
     end = forms.DateField(label="To (inclusive)", widget=DATE_WIDGET)
     max_days = MAX_VIEW_DAYS
 
     def __init__(self, data=None, **kwargs):
-        today = utc_today()
-        initial = {"start": today.replace(day=1), "end": today}
+        start, end = default_range(utc_today())
+        initial = {"start": start, "end": end}
         if data is not None and not (data.get("start") or data.get("end")):
             data = None
         super().__init__(data, initial=initial, **kwargs)
@@ -128,8 +139,12 @@ PERCENT_FIELDS = ("monthly_token_percents", "daily_request_percents", "monthly_b
 
 
 def _https_urls(field, **kwargs):
+    """URLs assume https; whole numbers take group separators ("1,000"), like every number
+    input of the pages (core/number_input.py)."""
     if isinstance(field, models.URLField):
         kwargs["assume_scheme"] = "https"
+    if isinstance(field, models.IntegerField):
+        kwargs["form_class"] = GroupedIntegerField
     return field.formfield(**kwargs)
 
 
@@ -286,7 +301,7 @@ def _plain_text(value: str, *, what: str) -> str:
 class AnomalyFilterForm(forms.Form):
     """GET filters of the unusual-usage page; defaults: the last 7 days, both kinds."""
 
-    days = forms.IntegerField(
+    days = GroupedIntegerField(
         label="Last days", min_value=1, max_value=366, required=False, initial=7
     )
     kind = forms.ChoiceField(

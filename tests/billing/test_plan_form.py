@@ -177,7 +177,7 @@ def test_tiers_are_rows_and_empty_rows_are_ignored(staff_client):
         ((("1e999", "7"), ("", "6")), "tier_1_up_to", "whole number"),
         ((("1" + "0" * 18, "7"), ("", "6")), "tier_1_up_to", "whole number from 1 to"),
         ((("١٢", "7"), ("", "6")), "tier_1_up_to", "whole number"),
-        ((("1 000", "7"), ("", "6")), "tier_1_up_to", "whole number"),
+        ((("1 0 0 0", "7"), ("", "6")), "tier_1_up_to", "whole number"),
         ((("5\x00", "7"), ("", "6")), "tier_1_up_to", "Row 1: “Up to” cannot contain a control"),
         ((("5", "7\x1b"), ("", "6")), "tier_1_unit_price", "control character (U+001B)"),
         ((("5", "7"), ("", "x" * 61)), "tier_2_unit_price", "Row 2: “Price per unit” is at most"),
@@ -312,11 +312,11 @@ def test_the_terms_of_the_kind_are_required(kind, field, message):
         ({"code": "not a slug!"}, "code", "slug"),
         ({"kind": "bogus"}, "kind", "Select a valid choice"),
         ({"kind": ""}, "kind", "required"),
-        ({"markup_percent": "NaN"}, "markup_percent", "Enter a number"),
+        ({"markup_percent": "NaN"}, "markup_percent", "Enter an amount"),
         ({"markup_percent": "1e999"}, "markup_percent", "digits"),
         ({"markup_percent": "-1"}, "markup_percent", "negative"),
-        ({"minimum_commitment": "Infinity"}, "minimum_commitment", "Enter a number"),
-        ({"markup_percent": ["5", "x"]}, "markup_percent", "Enter a number"),
+        ({"minimum_commitment": "Infinity"}, "minimum_commitment", "Enter an amount"),
+        ({"markup_percent": ["5", "x"]}, "markup_percent", "Enter an amount"),
     ],
 )
 def test_hostile_plan_fields(staff_client, changes, field, message):

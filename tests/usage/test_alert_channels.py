@@ -160,7 +160,7 @@ def test_three_thresholds_make_one_email_one_sns_message_and_one_slack_post(
     for post in (customer_post, posts["/services/T9/B9/staff-secret"]):
         assert post["text"].startswith("3 usage alerts for Acme Analytics\n")
         for percent in (50, 80, 100):
-            line = f"• {percent}% of the monthly token quota: 1,200 of 1,000 tokens for 2026-11"
+            line = f"• {percent}% of the monthly token quota: 1,200 of 1,000 tokens for Nov 2026"
             assert line in post["text"]
         section, context = post["blocks"]
         assert section["text"]["text"].startswith("*3 usage alerts for Acme Analytics*\n")

@@ -61,14 +61,14 @@ def test_crossings_are_recorded_and_mailed_together(
     assert message.to == ["billing@acme.example", "cto@acme.example"]
     assert message.bcc == ["ops@example.com"]
     for line in (
-        "- 50% of the daily request limit: 5 of 10 requests on 2026-11-23 (UTC) (50%)",
-        "- 50% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)",
-        "- 80% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)",
+        "- 50% of the daily request limit: 5 of 10 requests on 23 Nov 2026 (UTC) (50%)",
+        "- 50% of the monthly token quota: 850 of 1,000 tokens for Nov 2026 (85%)",
+        "- 80% of the monthly token quota: 850 of 1,000 tokens for Nov 2026 (85%)",
     ):
         assert line in message.body
     assert "provisional" in message.body and "may be refused" not in message.body
     html = message.alternatives[0][0]
-    assert "<li>80% of the monthly token quota: 850 of 1,000 tokens for 2026-11 (85%)</li>" in html
+    assert "<li>80% of the monthly token quota: 850 of 1,000 tokens for Nov 2026 (85%)</li>" in html
     assert "http://127.0.0.1:8000/app/usage/" in message.body
     assert all(a.emailed_at for a in Alert.objects.all())
 
@@ -85,7 +85,7 @@ def test_a_single_crossing_gets_its_own_email(
         assert alerts_check(now=NOW, client=dynamodb, engine=DuckDBEngine()) == 1
     (message,) = mail.outbox
     assert message.subject == "[Usage alert] Acme Analytics reached 80% of its monthly token quota"
-    assert "used 850 of its 1,000 tokens for 2026-11 (85%)" in message.body
+    assert "used 850 of its 1,000 tokens for Nov 2026 (85%)" in message.body
     assert "<strong>850</strong> of its 1,000 tokens" in message.alternatives[0][0]
     assert message.bcc == ["ops@example.com"]
 

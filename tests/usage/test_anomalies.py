@@ -129,9 +129,9 @@ def test_the_explanation_says_why():
     assert finding.explanation.startswith(
         "Tue 14:00: 12,400 requests, baseline 802.5 (median of the last 8 Tuesdays at 14:00), "
     )
-    assert finding.explanation.endswith("MADs above")
+    assert finding.explanation.endswith("typical spreads above")
     silent = assess(hour=hour, requests=0, history=[800, 790, 820, 805, 770])
-    assert silent.kind == "silence" and silent.explanation.endswith("MADs below")
+    assert silent.kind == "silence" and silent.explanation.endswith("typical spreads below")
     assert "median of the last 5 Tuesdays" in silent.explanation
 
 
@@ -163,7 +163,8 @@ def test_a_finding_is_exact():
         weeks=1,
     )
     assert finding.explanation == (
-        "Mon 09:00: 1 request, baseline 0 (median of last Monday at 09:00), 1.0 MADs above"
+        "Mon 09:00: 1 request, baseline 0 (median of last Monday at 09:00), "
+        "1.0 typical spread above"
     )
 
 
@@ -237,3 +238,21 @@ def test_days_without_hourly_usage_are_not_read_as_silent(weeks_of_usage, custom
     assert anomalies_detect_day(day=DAY, today=DAY) == []
     IngestedDay.objects.filter(day=DAY).update(hourly_rows=None)
     assert anomalies_detect_day(day=DAY, today=DAY) == []
+
+
+def test_pages_say_typical_spread_not_statistics_jargon(
+    weeks_of_usage, customer, staff_client, monkeypatch
+):
+    """The pages speak plainly: "typical spread" (the figure kept), never "MAD"."""
+    from django.urls import reverse
+
+    anomalies_detect_day(day=DAY, today=DAY + dt.timedelta(days=1))
+    spike = Alert.objects.get(rule=Alert.Rule.USAGE_ANOMALY, subject="spike")
+    alerts = staff_client.get(reverse("staff:usage_alerts")).content.decode()
+    assert f"{spike.threshold} typical spreads</td>" in alerts
+    monkeypatch.setattr("usage.views_staff.utc_today", lambda: DAY + dt.timedelta(days=1))
+    page = staff_client.get(reverse("staff:usage_anomalies")).content.decode()
+    assert "6 or more typical spreads above their median" in page
+    assert "Typical spreads away" in page and "typical spreads above" in page  # the explanation
+    for body in (alerts, page):
+        assert "MAD" not in body

@@ -113,22 +113,24 @@ def test_budget_crossings_alert_once_each_with_money_in_the_email(
     (message,) = mail.outbox  # 50 and 80 % crossed in one check: one email lists both
     assert message.subject == "[Usage alert] Acme Analytics: 2 alert thresholds crossed"
     for percent in (50, 80):
-        line = f"- {percent}% of the monthly budget: 40.00 USD of 50.00 USD for 2026-11 (80%)"
+        line = f"- {percent}% of the monthly budget: 40.00 USD of 50.00 USD for Nov 2026 (80%)"
         assert line in message.body
     assert "refused" not in message.body
     assert message.bcc == ["ops@example.com"]
     html = message.alternatives[0][0]
-    assert "<li>80% of the monthly budget: 40.00 USD of 50.00 USD for 2026-11 (80%)</li>" in html
+    assert "<li>80% of the monthly budget: 40.00 USD of 50.00 USD for Nov 2026 (80%)</li>" in html
 
     _spend(dynamodb, budgeted, 50_000_001)
     with django_capture_on_commit_callbacks(execute=True):
         assert _check(dynamodb) == 1
     full = next(m for m in mail.outbox if "(100%)" in m.subject)  # alone: its own email
     assert full.subject == (
-        "[Usage alert] Acme Analytics spent 50.00 USD of its 50.00 USD monthly budget (100%)"
+        "[Usage alert] Acme Analytics reached or holds in flight 50.00 USD of its 50.00 USD "
+        "monthly budget (100%)"
     )
-    assert "spent 50.00 USD of the 50.00 USD monthly budget for 2026-11 (100 %)" in full.body
-    assert "Further calls are refused until the budget resets on the 1st" in full.body
+    assert "spent 50.00 USD of the 50.00 USD monthly budget for Nov 2026 (100 %)" in full.body
+    assert "The budget is reached, or held by calls in flight" in full.body
+    assert "further calls are refused, until the budget resets on the 1st" in full.body
     assert "<strong>50.00 USD</strong> of the 50.00 USD monthly budget" in full.alternatives[0][0]
     assert len(mail.outbox) == 2
 
@@ -253,3 +255,157 @@ def test_alert_settings_api_reads_and_writes_budget_percents(rw_api, customer):
     assert response.json()["monthly_token_percents"] == [50, 80, 100]  # not sent: kept
     refused = rw_api.patch(url, {"monthly_budget_percents": [0]}, format="json")
     assert refused.status_code == 400
+
+
+# --- a token's own monthly budget ---------------------------------------------------------------
+
+
+def _token_spend(client, token, micros, month="2026-11"):
+    """The token's MONTH item as the proxy keeps it (contract.token_counter_pk)."""
+    item = {"pk": {"S": contract.token_counter_pk(str(token.pk))}, "sk": {"S": f"MONTH#{month}"}}
+    item.update({"requests": {"N": "3"}, contract.SPEND_MICROS: {"N": str(micros)}})
+    client.put_item(TableName=counters.counters_table_name(), Item=item)
+
+
+def _named(token) -> str:
+    return f"token {token.display_prefix}…wxyz (id {token.pk})"
+
+
+def _token(customer, budget, **fields):
+    from customers.models import Token
+
+    return Token.objects.create(
+        customer=customer,
+        label=fields.pop("label", "reports"),
+        token_hash=fields.pop("token_hash", f"{id(fields):064x}"[-64:]),
+        display_prefix=fields.pop("display_prefix", "bup_ab12"),
+        last4=fields.pop("last4", "wxyz"),
+        monthly_budget=Decimal(budget) if budget is not None else None,
+        **fields,
+    )
+
+
+def test_a_tokens_own_budget_alerts_once_per_threshold_token_and_month(
+    dynamodb, customer, django_capture_on_commit_callbacks
+):
+    assert customer.monthly_budget is None  # the token's budget alone is enough
+    token = _token(customer, "10.00")
+    other = _token(customer, "10.00", token_hash="b" * 64, display_prefix="bup_cd34")
+    _token_spend(dynamodb, token, 7_500_000)  # 75 %
+    _token_spend(dynamodb, other, 1_000_000)  # 10 %: nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb) == 1
+        assert _check(dynamodb, NOW + dt.timedelta(minutes=5)) == 0  # nothing twice
+    alert = Alert.objects.get()
+    assert (alert.rule, alert.threshold, alert.period, alert.subject) == (
+        "monthly_budget",
+        50,
+        "2026-11",
+        _named(token),
+    )
+    assert (alert.value, alert.limit) == (7_500_000, 10_000_000)
+    (message,) = mail.outbox
+    assert message.subject == (
+        f"[Usage alert] Acme Analytics, {_named(token)}, spent 7.50 USD of its 10.00 USD "
+        "monthly budget (50%)"
+    )
+    assert f"The {_named(token)} of Acme Analytics has spent" in message.body
+    assert (
+        "has spent 7.50 USD of its own 10.00 USD monthly budget for Nov 2026 (75 %)" in message.body
+    )
+    assert "refused" not in message.body
+
+    _token_spend(dynamodb, token, 10_000_000)  # exactly the budget: 80 and 100 % at once
+    _token_spend(dynamodb, other, 8_000_000)  # the other token's 50 and 80 %: its own alerts
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb, NOW + dt.timedelta(minutes=10)) == 4
+    subjects = set(Alert.objects.values_list("subject", "threshold"))
+    assert subjects == {
+        (_named(token), 50),
+        (_named(token), 80),
+        (_named(token), 100),
+        (_named(other), 50),
+        (_named(other), 80),
+    }
+    grouped = mail.outbox[1]  # one email for what one check recorded
+    assert (
+        f"- 100% of the monthly budget of {_named(token)}: 10.00 USD of 10.00 USD for Nov 2026 "
+        "(100%), reached or held by calls in flight" in grouped.body
+    )
+    assert f"- 80% of the monthly budget of {_named(other)}: 8.00 USD" in grouped.body
+    assert len(mail.outbox) == 2
+
+    # a new month: the same thresholds again, once per token
+    _token_spend(dynamodb, token, 5_000_000, month="2026-12")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb, dt.datetime(2026, 12, 1, 0, 5, tzinfo=dt.UTC)) == 1
+    assert Alert.objects.get(period="2026-12").subject == _named(token)
+
+
+def test_token_and_customer_budgets_alert_apart_and_follow_the_thresholds(dynamodb, budgeted):
+    CustomerUsageSettings.objects.create(customer=budgeted, monthly_budget_percents=[90])
+    token = _token(budgeted, "1.00")
+    _spend(dynamodb, budgeted, 45_000_000)  # the customer's 90 %
+    _token_spend(dynamodb, token, 950_000)  # the token's 95 %
+    assert _check(dynamodb) == 2
+    assert sorted(Alert.objects.values_list("subject", "threshold")) == [
+        ("", 90),
+        (_named(token), 90),
+    ]
+    CustomerUsageSettings.objects.filter(customer=budgeted).update(monthly_budget_percents=[])
+    _token_spend(dynamodb, token, 5_000_000)
+    assert _check(dynamodb) == 0  # an empty list turns the rule off for its tokens too
+
+
+def test_revoked_tokens_and_tokens_without_a_budget_get_no_budget_alerts(dynamodb, customer):
+    from customers.models import Token
+
+    revoked = _token(customer, "1.00", status=Token.Status.REVOKED)
+    unbudgeted = _token(customer, None, token_hash="c" * 64)
+    _token_spend(dynamodb, revoked, 10**12)
+    _token_spend(dynamodb, unbudgeted, 10**12)
+    assert _check(dynamodb) == 0
+
+
+def test_token_budgets_are_read_in_the_same_batch(dynamodb, budgeted):
+    calls = []
+    dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.BatchGetItem", lambda **kw: calls.append(kw)
+    )
+    tokens = [_token(budgeted, "1.00", token_hash=f"{n:064x}") for n in range(5)]
+    for token in tokens:
+        _token_spend(dynamodb, token, 600_000)
+    # five tokens' 50 %, one read; the same masked form, five alerts: the id keeps them apart
+    assert _check(dynamodb) == 5 and len(calls) == 1
+
+
+def test_the_100_percent_email_is_true_when_holds_of_calls_in_flight_reach_the_budget(
+    dynamodb, customer, django_capture_on_commit_callbacks
+):
+    """The spend counter includes the holds of calls in flight (the most each can cost): a
+    counter at the budget may settle below it once the calls report. The 100 % email says
+    so rather than claiming the money was spent; it is sent once, and not again when the
+    holds settle below and later reach the budget in the same month."""
+    CustomerUsageSettings.objects.create(customer=customer, monthly_budget_percents=[100])
+    token = _token(customer, "1.00")
+    _token_spend(dynamodb, token, 1_020_000)  # five calls in flight, 0.204 held each
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb) == 1
+    (message,) = mail.outbox
+    assert message.subject == (
+        f"[Usage alert] Acme Analytics, {_named(token)}, reached or holds in flight "
+        "1.02 USD of its 1.00 USD monthly budget (100%)"
+    )
+    assert "has spent" in message.body and "calls in progress included" in message.body
+    assert "The budget is reached, or held by calls in flight" in message.body
+    assert "may then settle below" in message.body
+    assert "further calls with this token are refused" in message.body
+    assert "held by calls in flight" in message.alternatives[0][0]
+
+    _token_spend(dynamodb, token, 700_000)  # the five settled at 0.14 each: under the budget
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb, NOW + dt.timedelta(minutes=5)) == 0
+    _token_spend(dynamodb, token, 1_000_000)  # reached again, for real, in the same month
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _check(dynamodb, NOW + dt.timedelta(minutes=10)) == 0
+    assert len(mail.outbox) == 1  # one email per crossing, token and month

@@ -313,7 +313,7 @@ class Command(BaseCommand):
         return token
 
     def _show_limits(self, token: Token) -> None:
-        own = "; ".join(token.limit_summary) or "none (the customer's apply)"
+        own = "; ".join(token.limits_in_words(model_label=str)) or "none (the customer's apply)"
         self.stdout.write(f"Limits of token {token.masked}: {own}.")
 
     def do_create_token(self, *, customer_id, label, token, expires, no_expiry, **options):

@@ -184,6 +184,7 @@ class Command(BaseCommand):
         # let the portal re-sync DynamoDB from PostgreSQL/SQLite (the source of truth).
         call_command("create_aws_resources", stdout=self.stdout)
         call_command("customers", "reconcile", stdout=self.stdout)
+        self._demo_counters()
 
         python = sys.executable
         commands = {
@@ -253,6 +254,16 @@ class Command(BaseCommand):
                     child.kill()
             moto.stop()
             self.stdout.write("Stopped everything `make run` started.")
+
+    def _demo_counters(self):
+        """The demo customers' live counters (this month, today) from their demo usage, so the
+        pages' "this month" figures match the demo's imported usage (portal/demo_counters.py)."""
+        from portal.demo_counters import demo_counters_write, demo_customers
+
+        customers = demo_customers()
+        if customers:
+            written = demo_counters_write(customers=customers)
+            self.stdout.write(f"Demo counters: {written} items written.")
 
     def _banner(self, portal_port, endpoint, proxy_port, proxy_tls=None):
         line = "-" * 64
