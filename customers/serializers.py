@@ -317,7 +317,7 @@ class TokenSerializer(serializers.ModelSerializer):
     def get_state(self, token):
         return token.state()
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_last_used_at(self, token):
         """`last_use` when the view read the live figures for its page (customers.live), else
         the nightly import's value."""

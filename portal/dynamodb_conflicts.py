@@ -381,43 +381,25 @@ class ConflictingDynamoDB:
 
     @contextmanager
     def _queued(self, items):
-        """Wait for the items' single-write queues. Several items (a transaction) are taken all
-        at once or not at all: a caller never holds one item's queue while it waits for
-        another's. (Holding them in turn let a transaction that stamps a shard keep the
-        customer's and token's queues while it waited behind the callers' writes on a busy
-        shard, and the portal's write of the customer item waited behind it, past
-        `queue_timeout` when the machine was short of CPU.) One item's queue is first come,
-        first served, and times out only when it stops moving (_ItemQueue)."""
+        """Wait for the items' single-write queues. A transaction takes its place in every one
+        of its items' lines at the same moment (tickets handed out under one mutex, so in one
+        global order), then waits to be served in each: it waits only for writers that came
+        before it, so waits never go round in a circle, and it is never overtaken by later
+        single writes. (Holding one queue while only then joining the next let a transaction
+        that stamps a shard keep the customer's queue while it waited behind the callers' writes
+        on a busy shard; waiting for every queue to be idle at once starved the portal's
+        writes for a minute under 200 callers.) A queue times out only when it stops moving."""
         with self._mutex:
-            locks = [self._queues.setdefault(item, _ItemQueue()) for item in sorted(set(items))]
-        deadline = time.monotonic() + self.queue_timeout
+            queues = [self._queues.setdefault(item, _ItemQueue()) for item in sorted(set(items))]
+            tickets = [queue.ticket() for queue in queues]
         with ExitStack() as stack:
-            if len(locks) == 1:
-                if not locks[0].acquire(timeout=self.queue_timeout):
+            for index, (queue, ticket) in enumerate(zip(queues, tickets, strict=True)):
+                if not queue.wait(ticket, timeout=self.queue_timeout):
+                    for later in range(index + 1, len(queues)):
+                        queues[later].give_up(tickets[later])
                     raise TimeoutError("an item's write queue did not move within queue_timeout")
-                stack.callback(locks[0].release)
-            else:
-                while not self._take_all(locks):
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError(
-                            "an item's write queue did not move within queue_timeout"
-                        )
-                    time.sleep(0.0005)
-                for lock in locks:
-                    stack.callback(lock.release)
+                stack.callback(queue.release)
             yield
-
-    @staticmethod
-    def _take_all(locks) -> bool:
-        """Every lock of `locks`, or none of them (those taken are given back)."""
-        taken = []
-        for lock in locks:
-            if not lock.try_acquire():
-                for held in reversed(taken):
-                    held.release()
-                return False
-            taken.append(lock)
-        return True
 
     # --- ceilings ----------------------------------------------------------------------------
 
@@ -535,9 +517,17 @@ class _ItemQueue:
         self._serving = 0  # the ticket that holds the item (== _next: free)
         self._abandoned: set[int] = set()
 
-    def acquire(self, timeout: float) -> bool:
+    def ticket(self) -> int:
+        """A place in the line (taken under the double's mutex, so that every queue hands out
+        tickets in one global order and waiting on them can never go round in a circle)."""
         with self._moved:
             ticket, self._next = self._next, self._next + 1
+            return ticket
+
+    def wait(self, ticket: int, timeout: float) -> bool:
+        """Wait until `ticket` holds the item; False (the ticket given up) when the queue did
+        not move for `timeout` seconds."""
+        with self._moved:
             seen, deadline = self._serving, time.monotonic() + timeout
             while self._serving != ticket:
                 remaining = deadline - time.monotonic()
@@ -549,21 +539,24 @@ class _ItemQueue:
                     seen, deadline = self._serving, time.monotonic() + timeout
             return True
 
-    def try_acquire(self) -> bool:
-        """The item at once if nobody holds it or waits for it."""
+    def give_up(self, ticket: int) -> None:
+        """A ticket no longer wanted, whether or not it holds the item yet."""
         with self._moved:
-            if self._serving != self._next:
-                return False
-            self._next += 1
-            return True
+            if self._serving == ticket:
+                self._advance()
+            else:
+                self._abandoned.add(ticket)
 
     def release(self) -> None:
         with self._moved:
+            self._advance()
+
+    def _advance(self) -> None:
+        self._serving += 1
+        while self._serving in self._abandoned:  # those who gave up are skipped
+            self._abandoned.discard(self._serving)
             self._serving += 1
-            while self._serving in self._abandoned:  # those who gave up are skipped
-                self._abandoned.discard(self._serving)
-                self._serving += 1
-            self._moved.notify_all()
+        self._moved.notify_all()
 
 
 def _label(item) -> str:

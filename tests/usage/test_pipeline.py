@@ -214,7 +214,7 @@ def test_summaries_are_opt_in_and_sent_once(customer, other_customer):
     assert SummaryDelivery.objects.count() == 1
     message = mail.outbox[0]
     assert message.to == ["billing@acme.example"]
-    assert message.subject == "Your weekly Bedrock usage summary, 2026-W47 (Acme Analytics)"
+    assert message.subject == "Your weekly Bedrock usage summary, week 47 of 2026 (Acme Analytics)"
     assert "- model-a: 12 requests, 3,400 input tokens, 560 output tokens" in message.body
     assert "6 day(s) of this period were not imported yet" in message.body
     assert '<td style="padding: 4px 8px;">model-a</td>' in message.alternatives[0][0]
