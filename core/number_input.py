@@ -12,7 +12,6 @@ plain digits only), so a script never depends on a separator (docs/api.md).
 """
 
 import re
-from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -53,28 +52,36 @@ def control_character_error(value) -> ValidationError | None:
     return None
 
 
-class GroupedIntegerField(forms.IntegerField):
-    """A whole number: Django's IntegerField (its bounds and messages), typed with or without
-    group separators; a text input, since a browser's number input refuses "1,000"."""
+class _Grouped:
+    """Ungroups the typed text ("1,000.50" -> "1000.50") before the Django field's own
+    parsing, bounds and messages; `decimals` says whether a point is allowed."""
 
-    widget = forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"})
-    default_error_messages = {
-        "invalid": "Enter a whole number, such as 2000 or 2,000 (commas or spaces between "
-        "groups of three digits)."
-    }
+    decimals = True
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
         if error := control_character_error(value):
             raise error
-        plain = ungroup(value, decimals=False)
+        plain = ungroup(value, decimals=self.decimals)
         if plain is None:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(plain)
 
 
-class GroupedDecimalField(forms.DecimalField):
+class GroupedIntegerField(_Grouped, forms.IntegerField):
+    """A whole number: Django's IntegerField (its bounds and messages), typed with or without
+    group separators; a text input, since a browser's number input refuses "1,000"."""
+
+    decimals = False
+    widget = forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"})
+    default_error_messages = {
+        "invalid": "Enter a whole number, such as 2000 or 2,000 (commas or spaces between "
+        "groups of three digits)."
+    }
+
+
+class GroupedDecimalField(_Grouped, forms.DecimalField):
     """An amount: Django's DecimalField (digits, decimal places, bounds), typed with or without
     group separators: "1,000.50" is Decimal("1000.50")."""
 
@@ -84,18 +91,8 @@ class GroupedDecimalField(forms.DecimalField):
         "groups of three digits, a point before the decimals)."
     }
 
-    def to_python(self, value) -> Decimal | None:
-        if value in self.empty_values:
-            return None
-        if error := control_character_error(value):
-            raise error
-        plain = ungroup(value, decimals=True)
-        if plain is None:
-            raise ValidationError(self.error_messages["invalid"], code="invalid")
-        return super().to_python(plain)
 
-
-class GroupedFloatField(forms.FloatField):
+class GroupedFloatField(_Grouped, forms.FloatField):
     """A quantity that is not money (such as hours), typed with or without group separators."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
@@ -103,13 +100,3 @@ class GroupedFloatField(forms.FloatField):
         "invalid": "Enter a number such as 24, 1.5 or 1,000 (commas or spaces between groups "
         "of three digits, a point before the decimals)."
     }
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        if error := control_character_error(value):
-            raise error
-        plain = ungroup(value, decimals=True)
-        if plain is None:
-            raise ValidationError(self.error_messages["invalid"], code="invalid")
-        return super().to_python(plain)
