@@ -29,10 +29,14 @@ def heartbeat() -> str:
 
 @shared_task
 def warm_dashboards() -> list[str]:
-    """Fill the cache of the staff dashboards' billed views (queued after each ingest)."""
-    from portal.dashboard.selectors import warm_billed_views
+    """Fill the cache of the staff dashboards' billed views (queued after each ingest, and by
+    the overview when the cache has none)."""
+    from portal.dashboard.selectors import OVERVIEW_QUEUED, warm_billed_views
 
-    return warm_billed_views()
+    try:
+        return warm_billed_views()
+    finally:
+        cache.delete(OVERVIEW_QUEUED)
 
 
 @shared_task

@@ -42,7 +42,7 @@ def dashboard_overview(request):
         "quota": selectors.quota_watch(today=today),
         "syncs": selectors.failing_syncs(),
         "alerts": selectors.recent_alerts(),
-        **selectors.overview(today=today),
+        **selectors.overview_for_page(today=today),
     }
     context["trend"] = selectors.trend_with_today(context["trend"], live=live, today=today)
     return _render(request, "dashboard/overview.html", context)

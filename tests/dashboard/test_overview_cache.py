@@ -130,3 +130,48 @@ def test_beat_keeps_this_months_cost_warm_for_the_staff_pages(
     entries = {e["task"]: e for e in app.conf.beat_schedule.values()}
     assert "portal.tasks.warm_month_cost" in entries
     assert staff_client.get("/staff/").status_code == 200
+
+
+def test_an_empty_cache_does_not_aggregate_the_overview_in_the_request(
+    aws, many_customers, make_usage, prices, staff_client, monkeypatch
+):
+    from portal.tasks import warm_dashboards
+
+    make_usage(many_customers(2), days=3)
+    aggregates = []
+    real = selectors._overview
+    monkeypatch.setattr(selectors, "_overview", lambda **kw: aggregates.append(1) or real(**kw))
+    sent = []  # queued, not run: the worker would run it
+    monkeypatch.setattr(warm_dashboards, "apply_async", lambda *a, **kw: sent.append(1))
+    cache.clear()
+    for _ in range(2):
+        page = staff_client.get("/staff/dashboard/")
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert "billed usage charts are being computed" in body
+        assert 'id="usage-trend"' not in body
+    assert aggregates == [] and sent == [1]  # not aggregated in the request; queued once
+    warm_dashboards.apply()  # the real task, as the worker runs it
+    assert aggregates == [1]
+    page = staff_client.get("/staff/dashboard/")
+    body = page.content.decode()
+    assert "being computed" not in body and 'id="usage-trend"' in body
+    assert page.context["month"]["requests"] > 0 or utc_today().day == 1
+
+
+def test_the_overview_queues_the_warming_again_when_no_broker_takes_it(
+    aws, many_customers, staff_client, monkeypatch
+):
+    from portal.tasks import warm_dashboards
+
+    attempts = []
+
+    def no_broker(*a, **kw):
+        attempts.append(1)
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(warm_dashboards, "apply_async", no_broker)
+    cache.clear()
+    for _ in range(2):
+        assert staff_client.get("/staff/dashboard/").status_code == 200
+    assert attempts == [1, 1]  # the lock is released when the queueing failed
