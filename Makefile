@@ -51,7 +51,7 @@ run: $(RUN_STAMP)
 
 ## make test: install the dev dependencies and run the whole suite.
 test: $(DEV_STAMP)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n auto --dist load $(PYTEST_ARGS)
 
 ## make lint: the fast checks (also .pre-commit-config.yaml): ruff, formatting, the layers of
 ## docs/architecture.md (import-linter), types (mypy: strict on proxy/, checked on billing/),

@@ -5,8 +5,23 @@ otherwise SQLite and an in-memory broker, so `pytest` runs anywhere.
 """
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ["PORTAL_READ_DOT_ENV"] = "false"
+
+
+def _redis_database_of_this_worker(url: str, worker: str) -> str:
+    """`make test` runs the suite in parallel (pytest-xdist: workers gw0, gw1, ...), each with
+    its own test database (pytest-django adds the suffix) and here its own Redis database, so
+    one worker's Celery tests never take another's tasks."""
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + 1 + int(worker[2:])) % 16}"))
+
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = _redis_database_of_this_worker(os.environ["REDIS_URL"], _worker)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")

@@ -29,6 +29,7 @@ import string
 import time
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -355,6 +356,7 @@ MAX_COUNTER_SHARDS = 64
 SHARD_MARK = "#SHARD#"
 USAGE_SHARDS = "usage_shards"
 _STAMP_ATTEMPTS = 12
+_STAMP_THREADS = 16
 
 
 def token_stamp(token_id: str) -> str:
@@ -384,8 +386,9 @@ def stamp_admission_shards(
 ) -> int:
     """SET `attribute` (the customer's or a token's stamp) to `version` on each admission shard
     of the customer that already carries it at a lower version; shards without it are left to
-    the proxy, which stamps them after checking the items themselves. A shard held by a
-    transaction (TransactionConflictException) is tried again. Returns the shards stamped."""
+    the proxy, which stamps them after checking the items themselves. The shards are stamped
+    in parallel; a shard held by a transaction (TransactionConflictException) is tried again.
+    Returns the shards stamped."""
     table = (names or table_names()).usage_counters
     try:
         shards = client.query(  # strongly consistent: a shard created just now is stamped too
@@ -402,30 +405,43 @@ def stamp_admission_shards(
         if exc.response["Error"]["Code"] == "ResourceNotFoundException":
             return 0  # no counters table (a portal test without the proxy's tables)
         raise
-    stamped = 0
-    for raw in shards:
-        if attribute not in raw:
-            continue
-        for attempt in range(_STAMP_ATTEMPTS):
-            try:
-                client.update_item(
-                    TableName=table,
-                    Key={COUNTER_PK: raw[COUNTER_PK], COUNTER_SK: raw[COUNTER_SK]},
-                    UpdateExpression="SET #s = :v",
-                    ConditionExpression="attribute_exists(#s) AND #s < :v",
-                    ExpressionAttributeNames={"#s": attribute},
-                    ExpressionAttributeValues={":v": {"N": str(int(version))}},
-                )
-                stamped += 1
-                break
-            except ClientError as exc:
-                code = exc.response["Error"]["Code"]
-                if code == "ConditionalCheckFailedException":
-                    break  # already at this version or newer
-                if code != "TransactionConflictException" or attempt == _STAMP_ATTEMPTS - 1:
-                    raise
-                time.sleep(min(0.2, 0.005 * 2**attempt) * (0.5 + secrets.randbelow(1000) / 1000))
-    return stamped
+    carrying = [raw for raw in shards if attribute in raw]
+    if len(carrying) <= 1:
+        return sum(_stamp_shard(client, table, raw, attribute, version) for raw in carrying)
+    # All shards at once: the change is on every shard after one round trip, not one per shard
+    # (a request on a shard not yet stamped would still be admitted in between).
+    with ThreadPoolExecutor(max_workers=min(len(carrying), _STAMP_THREADS)) as pool:
+        return sum(pool.map(lambda raw: _stamp_shard(client, table, raw, attribute, version),
+                            carrying))  # fmt: skip
+
+
+def _stamp_shard(
+    client: DynamoDBClient,
+    table: str,
+    raw: Mapping[str, AttributeValueTypeDef],
+    attribute: str,
+    version: int,
+) -> int:
+    """1 when this shard's stamp was raised to `version`, 0 when it was there already."""
+    for attempt in range(_STAMP_ATTEMPTS):
+        try:
+            client.update_item(
+                TableName=table,
+                Key={COUNTER_PK: raw[COUNTER_PK], COUNTER_SK: raw[COUNTER_SK]},
+                UpdateExpression="SET #s = :v",
+                ConditionExpression="attribute_exists(#s) AND #s < :v",
+                ExpressionAttributeNames={"#s": attribute},
+                ExpressionAttributeValues={":v": {"N": str(int(version))}},
+            )
+            return 1
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                return 0  # already at this version or newer
+            if code != "TransactionConflictException" or attempt == _STAMP_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.2, 0.005 * 2**attempt) * (0.5 + secrets.randbelow(1000) / 1000))
+    return 0  # pragma: no cover (the last attempt returns or raises)
 
 
 def get_customer(

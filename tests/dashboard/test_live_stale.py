@@ -128,8 +128,10 @@ def test_a_worker_reads_the_figure_a_page_found_old(
         as_of = _age(live.STAFF_TODAY, 60)
         _count_today(aws, customer, 3)
         page = staff_client.get(reverse("staff:home"))
-        assert page.context["usage"]["live"]["requests"] == 1
-        assert "updating…" in page.content.decode()
+        shown = page.context["usage"]["live"]["requests"]
+        # The old figure, being read again; or, when the worker's read landed between the
+        # page queueing it and looking again (a loaded machine), already the new one.
+        assert shown == 3 or (shown == 1 and "updating…" in page.content.decode())
         deadline = time.monotonic() + 20
         while cache.get(live.STAFF_TODAY)["as_of"] == as_of:
             assert time.monotonic() < deadline, "the worker did not read the figure"

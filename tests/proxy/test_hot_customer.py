@@ -209,6 +209,45 @@ def test_the_portal_reads_the_sum_of_the_shards(dynamodb):
     )
 
 
+def test_the_portal_stamps_every_shard_at_once(dynamodb):
+    customer = put_customer(dynamodb, daily_request_limit=10**6, counter_shards=8)
+    token, _ = put_token(dynamodb, customer)
+    app = make_app(dynamodb)
+    for _ in range(120):  # random shards: all 8 exist after this (miss chance 8 x (7/8)^120)
+        assert app.handle(event(chat(), token=token))["statusCode"] == 200
+    assert len(admission_items(dynamodb, customer.customer_id)) == 8
+
+    class SlowWrites:  # each stamp takes 50 ms: one at a time would take 400 ms
+        def __init__(self):
+            self.lock, self.in_flight, self.peak = threading.Lock(), 0, 0
+
+        def __getattr__(self, name):
+            return getattr(dynamodb, name)
+
+        def update_item(self, **kwargs):
+            with self.lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            try:
+                time.sleep(0.05)
+                return dynamodb.update_item(**kwargs)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+    slow = SlowWrites()
+    suspended = dataclasses.replace(customer, status="suspended", version=2)
+    assert contract.put_customer(slow, suspended)
+    assert slow.peak == 8  # every shard written at the same time
+    items = admission_items(dynamodb, customer.customer_id)
+    assert {i[contract.CUSTOMER_STAMP]["N"] for i in items} == {"2"}
+    assert code_of(app.handle(event(chat(), token=token))) == "customer_suspended"
+    stamped_again = contract.stamp_admission_shards(
+        dynamodb, customer.customer_id, contract.CUSTOMER_STAMP, 2
+    )
+    assert stamped_again == 0  # already at this version: nothing written twice
+
+
 def test_a_tokens_own_limits_hold_on_shards(dynamodb):
     customer = put_customer(dynamodb, daily_request_limit=1000, counter_shards=4)
     token, _ = put_token(dynamodb, customer, daily_request_limit=5)
