@@ -34,7 +34,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from .settings import *  # noqa: F403
+from .settings import *  # noqa: E402, F403 (after the environment above)
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
