@@ -121,7 +121,9 @@ def day_events(customer, token_id: str, customer_index: int, day: dt.date) -> li
 
 
 def write_events(customers, today: dt.date, events_dir: Path, report: DemoUsageReport) -> None:
-    """One file per finished day, written once (an existing file is left as it is)."""
+    """One file per finished day, written once: an existing file is left as it is, unless it
+    holds calls of customers this database does not have (the database was deleted and the
+    events kept), which would leave the new demo customers without usage."""
     tokens = {
         c.pk: c.tokens.order_by("created_at").values_list("id", flat=True).first()
         for c in customers
@@ -131,7 +133,7 @@ def write_events(customers, today: dt.date, events_dir: Path, report: DemoUsageR
             dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         )
         path = folder / DEMO_FILE
-        if path.exists():
+        if path.exists() and _only_customers(path, {str(c.pk) for c in customers}):
             continue
         lines = []
         for index, customer in enumerate(customers):
@@ -146,6 +148,17 @@ def write_events(customers, today: dt.date, events_dir: Path, report: DemoUsageR
         partial.replace(path)  # a run cut off half-way leaves no half-written day
         report.days_written += 1
         report.events_written += len(lines)
+
+
+def _only_customers(path: Path, customer_ids: set[str]) -> bool:
+    """Whether every call in the events file `path` is one of these customers'."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            return all(
+                json.loads(line)["customer_id"] in customer_ids for line in lines if line.strip()
+            )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable or not ours: written again
 
 
 def import_days(today: dt.date, events_dir: Path, report: DemoUsageReport) -> None:

@@ -5,6 +5,7 @@ otherwise SQLite and an in-memory broker, so `pytest` runs anywhere.
 """
 
 import os
+import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ["PORTAL_READ_DOT_ENV"] = "false"
@@ -29,6 +30,9 @@ os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")
 # every other test runs tasks eagerly and never touches it.
 os.environ.setdefault("CELERY_BROKER_URL", os.environ.get("REDIS_URL") or "memory://")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
+# Usage events a test writes (the demo's, the proxy's) never land in the checkout's var/, where
+# `make run` would take them for its own demo data.
+os.environ.setdefault("USAGE_EVENTS_DIR", tempfile.mkdtemp(prefix="portal-test-usage-events-"))
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -94,6 +94,36 @@ def test_first_run_has_sixty_days_of_usage_through_the_real_pipeline(
     assert "already there" in capsys.readouterr().out
 
 
+def test_events_kept_from_a_deleted_database_are_written_again(settings, tmp_path, aws):
+    """`make run` after deleting var/db.sqlite3 but not var/usage-events: the old files name
+    customers this database does not have, so they are written again for the new ones."""
+    import json
+
+    settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
+    settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
+    settings.USAGE_EVENTS_DIR = str(tmp_path)
+    call_command("seed_demo", "--no-usage", verbosity=0)
+    import datetime as dt
+
+    from portal.demo_usage import demo_days
+    from proxy import usage as proxy_usage
+
+    stale = {"customer_id": "00000000-0000-4000-8000-00000000dead", "input_tokens": 1}
+    for day in demo_days(dt.datetime.now(dt.UTC).date()):
+        at = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        folder = tmp_path / proxy_usage.partition(at)
+        folder.mkdir(parents=True)
+        (folder / "demo.jsonl").write_text(json.dumps(stale) + "\n")
+    (folder / "demo.jsonl").write_text("not json\x00\n")  # an unreadable one too
+    call_command("seed_demo", verbosity=0)
+    figures = _usage_figures()
+    assert figures["days"] == 60 and figures["tokens"] > 60
+    assert figures["paid"] == 1 and figures["alerts"] > 0
+    demo_ids = {str(pk) for pk in Customer.objects.values_list("pk", flat=True)}
+    events = [json.loads(line) for f in tmp_path.rglob("demo.jsonl") for line in f.open()]
+    assert {e["customer_id"] for e in events} == demo_ids
+
+
 def test_seed_demo_can_skip_the_usage(settings, tmp_path, aws):
     settings.DEMO_STAFF_PASSWORD = "staff-demo-pass-1"
     settings.DEMO_CUSTOMER_PASSWORD = "customer-demo-pass-1"
