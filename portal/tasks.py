@@ -31,12 +31,12 @@ def heartbeat() -> str:
 def warm_dashboards() -> list[str]:
     """Fill the cache of the staff dashboards' billed views (queued after each ingest, and by
     the overview when the cache has none)."""
-    from portal.dashboard.selectors import OVERVIEW_QUEUED, warm_billed_views
+    from portal.dashboard.selectors import DASHBOARDS_QUEUED, warm_billed_views
 
     try:
         return warm_billed_views()
     finally:
-        cache.delete(OVERVIEW_QUEUED)
+        cache.delete(DASHBOARDS_QUEUED)
 
 
 @shared_task

@@ -51,7 +51,7 @@ def live_today() -> dict:
 
 
 MONTH_COST_QUEUED = "dashboard:month-cost-queued"
-OVERVIEW_QUEUED = "dashboard:overview-queued"
+DASHBOARDS_QUEUED = "dashboard:billed-views-queued"
 QUEUED_LOCK_SECONDS = 120
 
 
@@ -89,18 +89,24 @@ def overview(*, today: dt.date) -> dict:
     return until_next_ingest("overview", (today,), lambda: _overview(today=today))
 
 
+def queue_dashboards_warming() -> None:
+    """Queue the dashboards' warming task once (a page that found its default view missing
+    from an emptied cache: it shows "being computed" instead of aggregating in the request)."""
+    from portal.tasks import warm_dashboards
+
+    queue_once(DASHBOARDS_QUEUED, warm_dashboards)
+
+
 def overview_for_page(*, today: dt.date) -> dict:
     """`overview` for the page, which never aggregates in the request: on a cache miss (an
     emptied cache, before the worker's warming task) the billed figures are marked
     `billed_pending` and the dashboards' warming task is queued once (about 1.5 s of
     aggregates at 10,000 customers, which the first visitor would otherwise wait for)."""
-    from portal.tasks import warm_dashboards
-
     found = until_next_ingest(
         "overview",
         (today,),
         lambda: _overview(today=today),
-        in_background=lambda: queue_once(OVERVIEW_QUEUED, warm_dashboards),
+        in_background=queue_dashboards_warming,
     )
     if found is not None:
         return found
@@ -206,12 +212,16 @@ def model_labels(model_ids) -> dict:
     }
 
 
-def models_and_applications(*, start: dt.date, end: dt.date, customer_id=None) -> dict:
-    """Stacked bars (tokens by application and model) and share by model."""
+def models_and_applications(
+    *, start: dt.date, end: dt.date, customer_id=None, in_background=None
+) -> dict | None:
+    """Stacked bars (tokens by application and model) and share by model (None while the
+    warming task computes it, when `in_background` is given: see until_next_ingest)."""
     return until_next_ingest(
         "models",
         (start, end, customer_id),
         lambda: _models_and_applications(start=start, end=end, customer_id=customer_id),
+        in_background=in_background,
     )
 
 
@@ -264,9 +274,12 @@ def application_user_heatmap(*, start: dt.date, end: dt.date, customer) -> dict:
     }
 
 
-def application_heatmap(*, start: dt.date, end: dt.date) -> dict:
+def application_heatmap(*, start: dt.date, end: dt.date, in_background=None) -> dict | None:
     return until_next_ingest(
-        "heatmap", (start, end), lambda: _application_heatmap(start=start, end=end)
+        "heatmap",
+        (start, end),
+        lambda: _application_heatmap(start=start, end=end),
+        in_background=in_background,
     )
 
 
@@ -305,15 +318,19 @@ COST_TAG_LABELS = {
 }
 
 
-def cost_by_tag(*, start: dt.date, end: dt.date, by: str, customer_id=None) -> dict:
+def cost_by_tag(
+    *, start: dt.date, end: dt.date, by: str, customer_id=None, in_background=None
+) -> dict | None:
     """Cost allocation by tag, priced by billing (list price). Cached until the
-    next ingest or the next change to the price book (its rows are part of the key)."""
+    next ingest or the next change to the price book (its rows are part of the key).
+    `in_background`: see until_next_ingest (None while the warming task computes it)."""
     prices = billing_selectors.price_book()[0]
     return until_next_ingest(
         "cost",
         (start, end, by, customer_id),
         lambda: _cost_by_tag(start=start, end=end, by=by, customer_id=customer_id),
         extra=repr(sorted(prices.items())),
+        in_background=in_background,
     )
 
 

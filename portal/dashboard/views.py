@@ -48,16 +48,36 @@ def dashboard_overview(request):
     return _render(request, "dashboard/overview.html", context)
 
 
+def _in_background(form, customer):
+    """The default view (no filter) is what the warming task computes: on an emptied cache it
+    is queued there, not aggregated in the request; a filtered view is computed here."""
+    if form.is_bound or customer is not None:
+        return None
+    return selectors.queue_dashboards_warming
+
+
+BEING_COMPUTED = {"billed_pending": True}
+
+
 @staff_required
 def dashboard_models(request):
     form, start, end, customer = _filters(request)
     context = selectors.models_and_applications(
-        start=start, end=end, customer_id=customer.pk if customer else None
+        start=start,
+        end=end,
+        customer_id=customer.pk if customer else None,
+        in_background=_in_background(form, customer),
     )
     return _render(
         request,
         "dashboard/models.html",
-        {**context, "form": form, "start": start, "end": end, "customer": customer},
+        {
+            **(context or BEING_COMPUTED),
+            "form": form,
+            "start": start,
+            "end": end,
+            "customer": customer,
+        },
     )
 
 
@@ -67,11 +87,19 @@ def dashboard_heatmap(request):
     if customer is not None:
         context = selectors.application_user_heatmap(start=start, end=end, customer=customer)
     else:
-        context = selectors.application_heatmap(start=start, end=end)
+        context = selectors.application_heatmap(
+            start=start, end=end, in_background=_in_background(form, customer)
+        )
     return _render(
         request,
         "dashboard/heatmap.html",
-        {**context, "form": form, "start": start, "end": end, "customer": customer},
+        {
+            **(context or BEING_COMPUTED),
+            "form": form,
+            "start": start,
+            "end": end,
+            "customer": customer,
+        },
     )
 
 
@@ -81,13 +109,18 @@ def dashboard_cost(request):
     by = request.GET.get("by")
     by = by if by in selectors.COST_TAG_LABELS else "cost_center"
     cost = selectors.cost_by_tag(
-        start=start, end=end, by=by, customer_id=customer.pk if customer else None
+        start=start,
+        end=end,
+        by=by,
+        customer_id=customer.pk if customer else None,
+        in_background=_in_background(form, customer),
     )
     return _render(
         request,
         "dashboard/cost.html",
         {
             "cost": cost,
+            "billed_pending": cost is None,
             "by": by,
             "tags": selectors.COST_TAG_LABELS.items(),
             "form": form,

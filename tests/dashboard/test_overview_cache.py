@@ -132,31 +132,61 @@ def test_beat_keeps_this_months_cost_warm_for_the_staff_pages(
     assert staff_client.get("/staff/").status_code == 200
 
 
-def test_an_empty_cache_does_not_aggregate_the_overview_in_the_request(
-    aws, many_customers, make_usage, prices, staff_client, monkeypatch
+DEFAULT_VIEWS = {  # page: (the computation it must not run in the request, a chart id)
+    "/staff/dashboard/": ("_overview", "usage-trend"),
+    "/staff/dashboard/models/": ("_models_and_applications", "tokens-by-app-model"),
+    "/staff/dashboard/heatmap/": ("_application_heatmap", "app-customer-heatmap"),
+    "/staff/dashboard/cost/": ("_cost_by_tag", "cost-by-tag"),
+}
+
+
+@pytest.mark.parametrize("url", DEFAULT_VIEWS)
+def test_an_empty_cache_does_not_aggregate_a_default_view_in_the_request(
+    url, aws, many_customers, make_usage, prices, staff_client, monkeypatch
 ):
     from portal.tasks import warm_dashboards
 
+    compute, chart_id = DEFAULT_VIEWS[url]
     make_usage(many_customers(2), days=3)
     aggregates = []
-    real = selectors._overview
-    monkeypatch.setattr(selectors, "_overview", lambda **kw: aggregates.append(1) or real(**kw))
+    real = getattr(selectors, compute)
+    monkeypatch.setattr(selectors, compute, lambda **kw: aggregates.append(1) or real(**kw))
     sent = []  # queued, not run: the worker would run it
     monkeypatch.setattr(warm_dashboards, "apply_async", lambda *a, **kw: sent.append(1))
     cache.clear()
     for _ in range(2):
-        page = staff_client.get("/staff/dashboard/")
+        page = staff_client.get(url)
         assert page.status_code == 200
         body = page.content.decode()
-        assert "billed usage charts are being computed" in body
-        assert 'id="usage-trend"' not in body
+        assert "being computed after a restart" in body
+        assert f'id="{chart_id}"' not in body
     assert aggregates == [] and sent == [1]  # not aggregated in the request; queued once
     warm_dashboards.apply()  # the real task, as the worker runs it
-    assert aggregates == [1]
-    page = staff_client.get("/staff/dashboard/")
+    assert aggregates
+    page = staff_client.get(url)
     body = page.content.decode()
-    assert "being computed" not in body and 'id="usage-trend"' in body
-    assert page.context["month"]["requests"] > 0 or utc_today().day == 1
+    assert "being computed" not in body and f'id="{chart_id}"' in body
+    if url == "/staff/dashboard/":
+        assert page.context["month"]["requests"] > 0 or utc_today().day == 1
+
+
+def test_a_filtered_view_is_computed_in_the_request(
+    aws, many_customers, make_usage, prices, staff_client, monkeypatch
+):
+    from portal.tasks import warm_dashboards
+
+    customers = many_customers(2)
+    make_usage(customers, days=3)
+    monkeypatch.setattr(warm_dashboards, "apply_async", lambda *a, **kw: pytest.fail("queued"))
+    cache.clear()
+    start, end = StaffExportForm().range()
+    query = f"?start={start - dt.timedelta(days=3)}&end={end}"
+    for url, (_, chart_id) in DEFAULT_VIEWS.items():
+        if url == "/staff/dashboard/":
+            continue  # the overview has no filters
+        body = staff_client.get(url + query).content.decode()
+        assert "being computed" not in body
+        assert "chart-canvas" in body
 
 
 def test_the_overview_queues_the_warming_again_when_no_broker_takes_it(
