@@ -128,10 +128,10 @@ def test_a_worker_reads_the_figure_a_page_found_old(
         as_of = _age(live.STAFF_TODAY, 60)
         _count_today(aws, customer, 3)
         page = staff_client.get(reverse("staff:home"))
-        shown = page.context["usage"]["live"]["requests"]
-        # The old figure, being read again; or, when the worker's read landed between the
-        # page queueing it and looking again (a loaded machine), already the new one.
-        assert shown == 3 or (shown == 1 and "updating…" in page.content.decode())
+        # The old figure (being read again), or already the new one when the worker's read
+        # landed while the page was being made: a real worker races the page. ("updating…"
+        # is checked without a worker, test_an_old_figure_is_shown_with_its_time_and_...)
+        assert page.context["usage"]["live"]["requests"] in (1, 3)
         deadline = time.monotonic() + 20
         while cache.get(live.STAFF_TODAY)["as_of"] == as_of:
             assert time.monotonic() < deadline, "the worker did not read the figure"
