@@ -83,10 +83,12 @@ def month_cost() -> dict:
     return summary if summary is not None else {"pending": True}
 
 
-def overview(*, today: dt.date) -> dict:
+def overview(*, today: dt.date, in_background=None) -> dict | None:
     """The overview's billed figures (this month's totals, the 30-day trend, the top
-    customers), cached until the next ingest."""
-    return until_next_ingest("overview", (today,), lambda: _overview(today=today))
+    customers), cached until the next ingest (`in_background`: see until_next_ingest)."""
+    return until_next_ingest(
+        "overview", (today,), lambda: _overview(today=today), in_background=in_background
+    )
 
 
 def queue_dashboards_warming() -> None:
@@ -102,12 +104,7 @@ def overview_for_page(*, today: dt.date) -> dict:
     emptied cache, before the worker's warming task) the billed figures are marked
     `billed_pending` and the dashboards' warming task is queued once (about 1.5 s of
     aggregates at 10,000 customers, which the first visitor would otherwise wait for)."""
-    found = until_next_ingest(
-        "overview",
-        (today,),
-        lambda: _overview(today=today),
-        in_background=queue_dashboards_warming,
-    )
+    found = overview(today=today, in_background=queue_dashboards_warming)
     if found is not None:
         return found
     return {"billed_pending": True, "month": None, "trend": None, "top_chart": None, "top_rows": []}
