@@ -356,7 +356,7 @@ MAX_COUNTER_SHARDS = 64
 SHARD_MARK = "#SHARD#"
 USAGE_SHARDS = "usage_shards"
 _STAMP_ATTEMPTS = 12
-_STAMP_THREADS = 16
+_STAMP_THREADS = 10  # botocore keeps 10 connections a client by default
 
 
 def token_stamp(token_id: str) -> str:
