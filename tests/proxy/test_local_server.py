@@ -320,7 +320,8 @@ def client_context(cert) -> ssl.SSLContext:
     return context
 
 
-def test_https_gives_the_same_answer_as_http(proxy):
+def test_https_gives_the_same_answer_as_http(proxy, caplog):
+    caplog.set_level(logging.INFO, logger="proxy.local")
     customer = put_customer(proxy["dynamodb"])
     token, _ = put_token(proxy["dynamodb"], customer)
     context = client_context(proxy["cert"])
@@ -339,6 +340,9 @@ def test_https_gives_the_same_answer_as_http(proxy):
     conn.close()
     with pytest.raises(ssl.SSLCertVerificationError):  # without the certificate: refused
         post(proxy["https"], "/bedrock", NATIVE, token, context=ssl.create_default_context())
+    # The server logs the refused handshake (and is done with it before the test ends: its
+    # thread would otherwise log after pytest closed the output it captured).
+    wait_for(lambda: any("TLS handshake with" in r.getMessage() for r in caplog.records))
 
 
 def test_the_aws_sdk_sends_a_bedrock_api_key_over_https(serve, tmp_path, monkeypatch):
