@@ -1,4 +1,5 @@
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import TEST_PASSWORD
 
@@ -15,8 +16,8 @@ def _log_in(page, live_server, email):
 def test_staff_logs_in_and_sees_staff_dashboard(page, live_server, staff_user, screenshot):
     _log_in(page, live_server, staff_user.email)
     page.wait_for_url(f"{live_server.url}/staff/")
-    assert page.get_by_role("heading", name="Staff dashboard").is_visible()
-    assert page.get_by_role("navigation", name="Main").is_visible()
+    expect(page.get_by_role("heading", name="Staff dashboard")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     screenshot("staff-home")
 
 
@@ -25,11 +26,11 @@ def test_customer_logs_in_sees_own_home_and_not_staff_pages(
 ):
     _log_in(page, live_server, customer_user.email)
     page.wait_for_url(f"{live_server.url}/app/")
-    assert page.get_by_role("heading", name=customer_user.customer.name).is_visible()
+    expect(page.get_by_role("heading", name=customer_user.customer.name)).to_be_visible()
     screenshot("customer-home")
     response = page.goto(f"{live_server.url}/staff/")
     assert response.status == 403
-    assert page.get_by_role("heading", name="You don't have access to this page").is_visible()
+    expect(page.get_by_role("heading", name="You don't have access to this page")).to_be_visible()
 
 
 def test_wrong_password_is_refused_with_a_message(page, live_server, customer_user):
@@ -37,5 +38,5 @@ def test_wrong_password_is_refused_with_a_message(page, live_server, customer_us
     page.get_by_label("Email").fill(customer_user.email)
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
-    assert page.get_by_role("alert").is_visible()
+    expect(page.get_by_role("alert")).to_be_visible()
     assert page.url.endswith("/accounts/login/")

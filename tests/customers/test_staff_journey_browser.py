@@ -1,6 +1,7 @@
 """In a real browser: staff onboard a customer, copy the token, rotate it, bulk-suspend."""
 
 import pytest
+from playwright.sync_api import expect
 
 from proxy import contract
 from tests.browser.conftest import browser_type_launch_args, screenshot  # noqa: F401
@@ -46,12 +47,12 @@ def test_onboard_copy_rotate_and_bulk_suspend(page, live_server, staff_user, ddb
     new_token = page.locator("#new-token").inner_text().strip()
     assert new_token != token
     page.get_by_role("link", name="Done").click()
-    assert page.get_by_text("rotating").is_visible()
+    expect(page.get_by_text("rotating")).to_be_visible()
     screenshot("customer-page")
 
     page.get_by_role("link", name="← Customers").click()
     page.get_by_label("Select Initech").check()
     page.get_by_role("button", name="Continue…").click()
     page.get_by_role("button", name="Suspend").click()
-    assert page.get_by_text("Suspend: 1 customer changed.").is_visible()
+    expect(page.get_by_text("Suspend: 1 customer changed.")).to_be_visible()
     screenshot("customer-list")

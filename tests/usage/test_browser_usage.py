@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import TEST_PASSWORD
 from usage.models import IngestRun
@@ -67,7 +68,7 @@ def test_staff_reingests_a_day_and_sees_usage(
     _log_in(page, live_server, staff_user.email)
     page.wait_for_url(f"{live_server.url}/staff/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
-    assert page.get_by_role("heading", name="Usage", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
     _shot(page, "staff-dashboard")
 
     page.get_by_role("link", name="Ingest runs").click()
@@ -75,15 +76,15 @@ def test_staff_reingests_a_day_and_sees_usage(
     page.get_by_label("Last day (UTC, inclusive)").fill(day.isoformat())
     page.get_by_label("Engine").select_option("duckdb")
     page.get_by_role("button", name="Queue ingest").click()
-    assert page.get_by_role("heading", name=f"Ingest 1 day(s), {day} to {day}?").is_visible()
+    expect(page.get_by_role("heading", name=f"Ingest 1 day(s), {day} to {day}?")).to_be_visible()
     page.get_by_role("button", name="Queue ingest").click()
     page.wait_for_url(f"{live_server.url}/staff/usage/ingest/*/")
-    assert page.get_by_text("Succeeded").first.is_visible()
+    expect(page.get_by_text("Succeeded").first).to_be_visible()
     _shot(page, "staff-ingest-run")
     assert IngestRun.objects.get().rows_written == 1
 
     page.goto(f"{live_server.url}/staff/usage/customers/{customer.pk}/?start={day}&end={day}")
-    assert page.get_by_text("anthropic.claude-3-haiku-20240307-v1:0").is_visible()
+    expect(page.get_by_text("anthropic.claude-3-haiku-20240307-v1:0")).to_be_visible()
     _shot(page, "staff-customer")
 
 
@@ -128,10 +129,10 @@ def test_customer_sees_usage_and_downloads_csv(
     page.wait_for_url(f"{live_server.url}/app/")
     _shot(page, "customer-home")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
-    assert page.get_by_text("46% of 10,000 per month").is_visible()
-    assert page.get_by_text("55% of 100 per day").is_visible()
+    expect(page.get_by_text("46% of 10,000 per month")).to_be_visible()
+    expect(page.get_by_text("55% of 100 per day")).to_be_visible()
     page.get_by_role("link", name="By application").click()
-    assert page.get_by_role("cell", name="search").is_visible()
+    expect(page.get_by_role("cell", name="search")).to_be_visible()
     _shot(page, "customer-usage")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
