@@ -96,6 +96,9 @@ def celery_worker_on_broker(settings):
     app.conf.broker_url = broker
     with app.connection_for_write() as connection:
         assert connection.as_uri().split(":", 1)[0] == broker.split(":", 1)[0], connection.as_uri()
+    # Start from an empty queue: a task an earlier test left there (published when its worker
+    # had stopped) would run in this test's worker and change what it measures.
+    app.control.purge()
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
